@@ -1,0 +1,30 @@
+"""tfstyle: neural style transfer (Gatys, Ecker & Bethge, CVPR 2016) with TensorFlow and Keras.
+
+    import tfstyle
+    image = tfstyle.stylize("photo.jpg", "painting.jpg", size=512, steps=500)  # uint8 (H, W, 3)
+
+    stylizer = tfstyle.Stylizer(weights="imagenet")   # build the VGG19 once...
+    for path in paths:                                # ...and reuse it
+        result = stylizer.stylize(path, "painting.jpg", steps=300)
+"""
+
+import importlib
+
+from tfstyle.errors import ConfigError, ImageError, NumericalError, TfstyleError, WeightsError
+from tfstyle.options import RunOptions
+
+__version__ = "0.1.0"
+
+# TensorFlow takes seconds to import; the names that need it load on first use, so
+# that `tfstyle.image_io` and the CLI's input checks answer at once.
+_LAZY = {"stylize": "tfstyle.transfer", "Stylizer": "tfstyle.transfer",
+         "Progress": "tfstyle.transfer", "Result": "tfstyle.transfer"}
+
+__all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TfstyleError",
+           "ImageError", "ConfigError", "WeightsError", "NumericalError"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tfstyle' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from tfstyle.cli import run
+
+run()
