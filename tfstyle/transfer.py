@@ -238,7 +238,11 @@ class Stylizer:
         started = time.perf_counter()
         while done < options.steps:
             n = min(int(callback_every), options.steps - done)
-            terms, ok = fns["chunk"](image, state, targets, tf.constant(n))
+            new_image, new_state, terms, ok = fns["chunk"](
+                image.read_value(), tf.nest.map_structure(lambda v: v.read_value(), state),
+                targets, tf.constant(n))
+            image.assign(new_image)
+            tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
             terms = {k: float(v) for k, v in terms._asdict().items()}
             if not bool(ok):
                 error = NumericalError(
@@ -266,14 +270,12 @@ class Stylizer:
             return self._compiled[key]
         step = self.make_step(loss, optimizer)
 
+        # Tensors in and out, not variables: a trace reused for a variable of another
+        # shape would read the variable it was traced with.
         @tf.function(reduce_retracing=True)
         def chunk(image, state, targets, n):
-            new_image, new_state, terms = self.optimize(
-                step, image.read_value(), tf.nest.map_structure(lambda v: v.read_value(), state),
-                targets, n)
-            image.assign(new_image)
-            tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
-            return terms, tf.math.is_finite(terms.total)
+            new_image, new_state, terms = self.optimize(step, image, state, targets, n)
+            return new_image, new_state, terms, tf.math.is_finite(terms.total)
 
         @tf.function(reduce_retracing=True)
         def targets_fn(content, style):
