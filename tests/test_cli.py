@@ -1,0 +1,139 @@
+"""The `tfstyle` command, run as a real subprocess."""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, synthetic_image
+
+TINY = ["--weights=none", "--size=32", "--steps=4", "--log_every=2"]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tfstyle", *args], capture_output=True,
+                          text=True, cwd=cwd or REPO, timeout=300)
+
+
+@pytest.fixture()
+def images(tmp_path):
+    content, style = tmp_path / "content.png", tmp_path / "style.jpg"
+    Image.fromarray(synthetic_image(1, 48, 64)).save(content)
+    Image.fromarray(synthetic_image(2)).save(style, quality=95)
+    return content, style
+
+
+def assert_clean_failure(result, output: pathlib.Path, needle: str):
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("tfstyle: error:")]
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+    assert not list(output.parent.glob(f".{output.name}*"))  # no temporary file left
+
+
+def test_run_writes_png_with_progress(images, tmp_path):
+    content, style = images
+    output = tmp_path / "out.png"
+    result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
+                     "--seed=5")
+    assert result.returncode == 0, result.stderr
+    image = np.asarray(Image.open(output))
+    assert image.shape == (24, 32, 3)
+    assert "step 2/4" in result.stderr and "step 4/4" in result.stderr
+    assert "steps/s" in result.stderr and "left" in result.stderr
+    assert "seed 5" in result.stderr
+
+
+def test_jpeg_output_by_extension(images, tmp_path):
+    content, style = images
+    output = tmp_path / "out.JPG"
+    result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert output.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_save_every_and_tensorboard_logdir(images, tmp_path):
+    content, style = images
+    output, logdir = tmp_path / "out.png", tmp_path / "logs"
+    result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
+                     "--save_every=2", f"--logdir={logdir}")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out_00002.png").exists()
+    assert output.exists()
+    events = list(logdir.glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    import tensorflow as tf
+    tags = set()
+    for record in tf.compat.v1.train.summary_iterator(str(events[0])):
+        tags.update(value.tag for value in record.summary.value)
+    assert {"loss/total", "loss/content", "loss/style", "loss/tv", "image"} <= tags
+
+
+def test_flagfile_presets_parse_and_run(images, tmp_path):
+    content, style = images
+    for preset in ("fast", "paper"):
+        output = tmp_path / f"{preset}.png"
+        result = run_cli(f"--flagfile=configs/{preset}.cfg", f"--content={content}",
+                         f"--style={style}", f"--output={output}", "--weights=none", "--size=32",
+                         "--steps=2")
+        assert result.returncode == 0, (preset, result.stderr)
+        assert output.exists()
+    assert "avg" in (REPO / "configs" / "paper.cfg").read_text()
+
+
+@pytest.mark.parametrize("case", ["missing", "not_image", "truncated", "layer", "steps",
+                                  "same_as_input", "missing_folder", "extension", "weights"])
+def test_bad_input_exits_1_with_one_line_and_writes_nothing(case, images, tmp_path):
+    content, style = images
+    output = tmp_path / "out.png"
+    args = [f"--content={content}", f"--style={style}", f"--output={output}", *TINY]
+    needle = {
+        "missing": "nowhere.jpg", "not_image": "notes.jpg", "truncated": "cut.jpg",
+        "layer": "conv9_9", "steps": "steps", "same_as_input": "also an input",
+        "missing_folder": "does not exist", "extension": ".gif", "weights": "none.h5",
+    }[case]
+    if case == "missing":
+        args[0] = f"--content={tmp_path / 'nowhere.jpg'}"
+    elif case == "not_image":
+        (tmp_path / "notes.jpg").write_text("this is text, not a JPEG")
+        args[1] = f"--style={tmp_path / 'notes.jpg'}"
+    elif case == "truncated":
+        full = tmp_path / "full.jpg"
+        Image.fromarray(synthetic_image(3, 128, 128)).save(full, quality=95)
+        (tmp_path / "cut.jpg").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        args[0] = f"--content={tmp_path / 'cut.jpg'}"
+    elif case == "layer":
+        args.append("--style_layers=conv1_1,conv9_9")
+    elif case == "steps":
+        args.append("--steps=-3")
+    elif case == "same_as_input":
+        output = content
+        args[2] = f"--output={content}"
+    elif case == "missing_folder":
+        output = tmp_path / "no" / "such" / "out.png"
+        args[2] = f"--output={output}"
+    elif case == "extension":
+        output = tmp_path / "out.gif"
+        args[2] = f"--output={output}"
+    elif case == "weights":
+        args.append(f"--weights={tmp_path / 'none.h5'}")
+    before = content.read_bytes()
+    result = run_cli(*args)
+    if case == "same_as_input":
+        assert result.returncode == 1 and needle in result.stderr
+        assert content.read_bytes() == before
+        return
+    assert_clean_failure(result, output, needle)
+
+
+def test_stray_positional_argument_is_refused(images, tmp_path):
+    content, style = images
+    output = tmp_path / "out.png"
+    result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
+                     "extra")
+    assert_clean_failure(result, output, "unexpected arguments")

@@ -1,0 +1,260 @@
+"""The optimisation loop: convergence, reproducibility, reuse, progress, numerical faults."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import synthetic_image
+from tfstyle import image_io
+from tfstyle import ConfigError, ImageError, NumericalError, RunOptions, Stylizer, stylize
+from tfstyle.optimizers import LBFGS, Adam, get_optimizer
+from tfstyle.transfer import noise_image
+
+CONTENT = synthetic_image(1)
+STYLE = synthetic_image(2)
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    tf.keras.utils.set_random_seed(0)
+    return Stylizer(weights=None)
+
+
+def initial_loss(stylizer, options):
+    return stylizer.stylize(CONTENT, STYLE, options, steps=0).losses["total"]
+
+
+# The full loss has a floor (content and style pull apart), so a tenfold drop is asked
+# of the two problems it is made of, whose minimum is 0: reconstructing the content
+# from its features, and synthesising the style's texture, both from noise.
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_each_optimizer_lowers_the_reconstruction_loss_tenfold_in_50_steps(stylizer, optimizer):
+    options = RunOptions(size=64, steps=50, optimizer=optimizer, init="noise", seed=3,
+                         style_weight=0.0, tv_weight=0.0)
+    before = initial_loss(stylizer, options)
+    after = stylizer.stylize(CONTENT, STYLE, options).losses["total"]
+    assert after < before / 10, (optimizer, before, after)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_each_optimizer_lowers_the_texture_loss_tenfold_in_50_steps(stylizer, optimizer):
+    options = RunOptions(size=64, steps=50, optimizer=optimizer, init="noise", seed=3,
+                         content_weight=0.0, tv_weight=0.0)
+    before = initial_loss(stylizer, options)
+    after = stylizer.stylize(CONTENT, STYLE, options).losses["total"]
+    assert after < before / 10, (optimizer, before, after)
+
+
+def test_full_loss_falls_with_both_optimizers(stylizer):
+    options = RunOptions(size=64, steps=50, init="noise", seed=3)
+    before = initial_loss(stylizer, options)
+    for optimizer in ("adam", "lbfgs"):
+        after = stylizer.stylize(CONTENT, STYLE, options, optimizer=optimizer).losses["total"]
+        assert after < before / 3, (optimizer, before, after)
+
+
+def test_lbfgs_beats_adam_at_equal_steps(stylizer):
+    options = RunOptions(size=64, steps=50, init="noise", seed=3)
+    adam = stylizer.stylize(CONTENT, STYLE, options, optimizer="adam").losses["total"]
+    lbfgs = stylizer.stylize(CONTENT, STYLE, options, optimizer="lbfgs").losses["total"]
+    assert lbfgs < adam
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_same_seed_same_image_bit_for_bit(stylizer, optimizer):
+    options = RunOptions(size=48, steps=8, optimizer=optimizer, init="noise", seed=11)
+    first = stylizer.stylize(CONTENT, STYLE, options, callback=lambda p: None,
+                             callback_every=3).image
+    second = stylizer.stylize(CONTENT, STYLE, options).image
+    np.testing.assert_array_equal(first, second)
+
+
+def test_different_seeds_give_different_noise_images(stylizer):
+    options = RunOptions(size=48, steps=3, init="noise")
+    a = stylizer.stylize(CONTENT, STYLE, options, seed=1).image
+    b = stylizer.stylize(CONTENT, STYLE, options, seed=2).image
+    assert np.mean(np.abs(a.astype(int) - b.astype(int))) > 5
+
+
+def test_unseeded_run_reports_a_seed_that_reproduces_it(stylizer):
+    options = RunOptions(size=32, steps=2, init="noise", optimizer="adam")
+    first = stylizer.stylize(CONTENT, STYLE, options)
+    again = stylizer.stylize(CONTENT, STYLE, options, seed=first.seed)
+    np.testing.assert_array_equal(first.image, again.image)
+
+
+def test_output_size_and_zero_steps_returns_the_content(stylizer):
+    wide = synthetic_image(5, height=40, width=80)
+    result = stylizer.stylize(wide, STYLE, size=80, steps=0)
+    assert result.image.shape == (40, 80, 3) and result.image.dtype == np.uint8
+    np.testing.assert_array_equal(result.image, wide)
+    assert result.steps == 0 and result.losses["content"] == 0.0
+    assert stylizer.stylize(wide, STYLE, size=32, steps=0).image.shape == (16, 32, 3)
+
+
+def test_init_style_starts_from_the_style_image(stylizer):
+    result = stylizer.stylize(CONTENT, STYLE, size=64, steps=0, init="style")
+    np.testing.assert_array_equal(result.image, STYLE)
+    assert result.losses["style"] < 1e-6 * max(1.0, result.losses["content"])
+
+
+def test_init_from_file(stylizer, tmp_path):
+    from PIL import Image
+    path = tmp_path / "start.png"
+    Image.fromarray(synthetic_image(9)).save(path)
+    result = stylizer.stylize(CONTENT, STYLE, size=64, steps=0, init=str(path))
+    np.testing.assert_array_equal(result.image, synthetic_image(9))
+
+
+def test_progress_callback_reports_every_n_steps_and_the_end(stylizer):
+    seen = []
+    stylizer.stylize(CONTENT, STYLE, size=32, steps=7, optimizer="adam",
+                     callback=seen.append, callback_every=3)
+    assert [p.step for p in seen] == [3, 6, 7]
+    assert all(p.steps == 7 for p in seen)
+    assert all(np.isfinite(p.losses["total"]) and p.steps_per_second > 0 for p in seen)
+    assert seen[-1].eta_seconds == 0
+    image = seen[-1].image()
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+
+
+def test_stylizer_reuses_model_and_compiled_functions(stylizer):
+    options = RunOptions(size=32, steps=2, optimizer="adam", seed=0)
+    model = stylizer.model
+    stylizer.stylize(CONTENT, STYLE, options)
+    compiled = dict(stylizer._compiled)
+    chunk = compiled[(options.content_weight, options.style_weight, options.tv_weight, "adam",
+                      Adam().learning_rate)]["chunk"]
+    traces = chunk.experimental_get_tracing_count()
+    for seed in range(3):
+        stylizer.stylize(synthetic_image(seed + 20, 32, 32), STYLE, options, seed=seed)
+    assert stylizer.model is model
+    assert stylizer._compiled.keys() == compiled.keys()
+    assert chunk.experimental_get_tracing_count() == traces
+
+
+def test_one_shot_stylize_returns_uint8():
+    image = stylize(CONTENT, STYLE, weights=None, size=32, steps=2)
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (dict(steps=-1), "steps"),
+    (dict(size=0), "size"),
+    (dict(style_weight=float("nan")), "style_weight"),
+    (dict(content_weight=-1.0), "content_weight"),
+    (dict(optimizer="sgd"), "optimizer"),
+    (dict(init="nowhere.png"), "init"),
+    (dict(style_scale=0.0), "style_scale"),
+    (dict(content_weight=0.0, style_weight=0.0, tv_weight=0.0), "weights"),
+])
+def test_bad_options_fail_before_any_work(stylizer, overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        stylizer.stylize(CONTENT, STYLE, RunOptions(size=32, steps=1), **overrides)
+
+
+def test_images_too_small_for_the_deepest_layer_are_refused(stylizer):
+    with pytest.raises(ConfigError, match="at least 16 px"):
+        stylizer.stylize(CONTENT, STYLE, size=12, steps=1)
+    with pytest.raises(ConfigError, match="style image"):
+        stylizer.stylize(CONTENT, STYLE, size=32, style_scale=0.25, steps=1)
+
+
+def test_unreadable_input_is_an_image_error(stylizer, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(ImageError, match="notes.jpg"):
+        stylizer.stylize(str(bad), STYLE, size=32, steps=1)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_finite_image(stylizer):
+    # A content weight near float32's maximum overflows the loss (from noise) to infinity.
+    with pytest.raises(NumericalError, match="lower --learning_rate") as info:
+        stylizer.stylize(CONTENT, STYLE, size=32, steps=5, optimizer="adam", init="noise",
+                         seed=0, content_weight=3e38)
+    assert info.value.step == 0
+    start = stylizer.stylize(CONTENT, STYLE, size=32, steps=0, init="noise", seed=0).image
+    np.testing.assert_array_equal(info.value.image, start)
+
+
+# ----- the pure optimisers on a problem with a known answer -----
+
+def quadratic(scale):
+    """f(x) = ½ Σ d (x − c)², ill-conditioned (d spans ``scale``), minimum c inside [0, 255]."""
+    rng = np.random.default_rng(0)
+    c = tf.constant(rng.uniform(50, 200, (1, 8, 8, 3)), tf.float32)
+    d = tf.constant(np.geomspace(1.0, scale, c.shape.num_elements()).reshape(c.shape), tf.float32)
+
+    def value_and_grad(x):
+        return 0.5 * tf.reduce_sum(d * tf.square(x - c)), d * (x - c)
+    return c, value_and_grad
+
+
+def run(optimizer, value_and_grad, x, steps):
+    state = optimizer.init(x)
+    update = tf.function(optimizer.update)
+    for _ in range(steps):
+        loss, grad = value_and_grad(x)
+        x, state = update(x, grad, loss, state)
+    return optimizer.result(x, state), state
+
+
+def test_lbfgs_solves_an_ill_conditioned_quadratic_where_adam_cannot():
+    c, value_and_grad = quadratic(1e2)
+    x0 = tf.fill(c.shape, 128.0)
+    x_lbfgs, _ = run(LBFGS(), value_and_grad, x0, 60)
+    x_adam, _ = run(Adam(learning_rate=1.0), value_and_grad, x0, 60)
+    assert float(tf.reduce_max(tf.abs(x_lbfgs - c))) < 0.5
+    assert float(value_and_grad(x_lbfgs)[0]) < 1e-3 * float(value_and_grad(x_adam)[0])
+
+
+def test_lbfgs_line_search_rejects_a_step_that_raises_the_loss():
+    c, value_and_grad = quadratic(10.0)
+    optimizer = LBFGS(learning_rate=50.0)  # overshoots: the line search must halve
+    x = tf.fill(c.shape, 128.0)
+    state = optimizer.init(x)
+    losses = []
+    for _ in range(30):
+        loss, grad = value_and_grad(x)
+        x, state = optimizer.update(x, grad, loss, state)
+        losses.append(float(state[7]))  # the accepted loss
+    assert all(b <= a for a, b in zip(losses, losses[1:]))
+    assert losses[-1] < 1e-2 * losses[0]
+
+
+@pytest.mark.parametrize("optimizer", [Adam(learning_rate=1e6), LBFGS(first_step=1e6)])
+def test_updates_keep_pixels_in_range_and_are_pure(optimizer):
+    x = tf.fill((1, 4, 4, 3), 100.0)
+    grad = tf.constant(np.random.default_rng(0).normal(0, 1, (1, 4, 4, 3)), tf.float32)
+    state = optimizer.init(x)
+    a, state_a = optimizer.update(x, grad, tf.constant(1.0), state)
+    b, state_b = optimizer.update(x, grad, tf.constant(1.0), state)
+    assert float(tf.reduce_min(a)) >= 0.0 and float(tf.reduce_max(a)) <= 255.0
+    assert float(tf.reduce_max(tf.abs(a - x))) > 50  # it did move
+    np.testing.assert_array_equal(a, b)
+    for s, t in zip(tf.nest.flatten(state_a), tf.nest.flatten(state_b)):
+        np.testing.assert_array_equal(s, t)
+
+
+def test_get_optimizer_names():
+    assert isinstance(get_optimizer("L-BFGS"), LBFGS)
+    assert isinstance(get_optimizer("adam", learning_rate=2.0), Adam)
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        get_optimizer("rmsprop")
+
+
+def test_noise_image_is_stateless_in_the_seed():
+    a = noise_image((1, 8, 8, 3), 5)
+    np.testing.assert_array_equal(a, noise_image((1, 8, 8, 3), 5))
+    assert not np.array_equal(a, noise_image((1, 8, 8, 3), 6))
+    assert float(tf.reduce_min(a)) >= 0 and float(tf.reduce_max(a)) <= 255
+    assert abs(float(tf.reduce_mean(a)) - 127.5) < 10
+
+
+def test_options_are_frozen_and_replaceable():
+    options = RunOptions()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.steps = 3
+    assert dataclasses.replace(options, steps=3).steps == 3

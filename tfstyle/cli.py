@@ -1,0 +1,179 @@
+"""The ``tfstyle`` command: absl flags in, a stylized image file out.
+
+    tfstyle --content=photo.jpg --style=painting.jpg --output=out.png
+    tfstyle --flagfile=configs/paper.cfg --content=... --style=... --output=...
+
+Every input is checked before the (slow) model build and optimisation; a bad input
+exits with status 1 and one line on stderr, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+from absl import app, flags, logging
+
+from tfstyle.errors import NumericalError, TfstyleError
+from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
+
+_DEFAULTS = RunOptions()
+
+flags.DEFINE_string("content", None, "Content image (the photo).")
+flags.DEFINE_string("style", None, "Style image (the painting).")
+flags.DEFINE_string("output", None, "Output image; .png or .jpg/.jpeg. Written atomically.")
+flags.DEFINE_integer("size", _DEFAULTS.size, "Longest side of the output, in pixels.")
+flags.DEFINE_integer("steps", _DEFAULTS.steps, "Optimisation steps.")
+flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, ["lbfgs", "adam"], "Optimiser.")
+flags.DEFINE_float("learning_rate", None,
+                   "Adam: step in pixels (0..255), default 4. L-BFGS: multiplier of the "
+                   "quasi-Newton step, default 1.")
+flags.DEFINE_float("content_weight", _DEFAULTS.content_weight, "alpha: content loss weight.")
+flags.DEFINE_float("style_weight", _DEFAULTS.style_weight, "beta: style loss weight.")
+flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "gamma: total variation weight.")
+flags.DEFINE_list("content_layers", list(DEFAULT_CONTENT_LAYERS),
+                  "Content layers: conv4_2 / relu4_2 / block4_conv2 style names.")
+flags.DEFINE_list("style_layers", list(DEFAULT_STYLE_LAYERS), "Style layers.")
+flags.DEFINE_list("style_layer_weights", None,
+                  "One weight per style layer; default equal weights summing to 1.")
+flags.DEFINE_string("init", _DEFAULTS.init,
+                    "Start image: content, noise, style, or the path of an image.")
+flags.DEFINE_integer("seed", None, "Random seed; the run is reproducible with the same seed. "
+                     "Default: drawn at random and logged.")
+flags.DEFINE_string("weights", "imagenet",
+                    "VGG weights: imagenet (Keras download and cache), the path of a local "
+                    ".h5/.weights.h5 file, or none (random; for tests only).")
+flags.DEFINE_enum("backbone", "vgg19", ["vgg19", "vgg16"], "VGG variant.")
+flags.DEFINE_enum("pooling", "max", ["max", "avg"], "Pooling; the paper prefers avg.")
+flags.DEFINE_float("style_scale", _DEFAULTS.style_scale,
+                   "Style image's longest side relative to the output's.")
+flags.DEFINE_integer("log_every", 50, "Log progress every N steps.")
+flags.DEFINE_integer("save_every", 0,
+                     "Write the intermediate image every N steps as <output>_<step>.<ext>; "
+                     "0 disables.")
+flags.DEFINE_string("logdir", None, "Write TensorBoard scalars and images here.")
+
+FLAGS = flags.FLAGS
+
+
+def options_from_flags() -> RunOptions:
+    """The ``RunOptions`` the flags ask for, validated."""
+    return RunOptions(
+        size=FLAGS.size, steps=FLAGS.steps, optimizer=FLAGS.optimizer,
+        learning_rate=FLAGS.learning_rate, content_weight=FLAGS.content_weight,
+        style_weight=FLAGS.style_weight, tv_weight=FLAGS.tv_weight, init=FLAGS.init,
+        seed=FLAGS.seed, style_scale=FLAGS.style_scale).validate()
+
+
+def _check_paths():
+    from tfstyle import image_io
+    from tfstyle.errors import ConfigError
+
+    for name in ("content", "style", "output"):
+        if not getattr(FLAGS, name):
+            raise ConfigError(f"--{name} is required")
+    output = image_io.check_output_path(FLAGS.output)
+    inputs = [FLAGS.content, FLAGS.style] + ([FLAGS.init] if os.path.isfile(FLAGS.init) else [])
+    for path in inputs:
+        if os.path.realpath(path) == str(output):
+            raise ConfigError(f"--output {FLAGS.output} is also an input: choose another path, "
+                              f"the input would be overwritten")
+    for name in ("log_every", "save_every"):
+        if getattr(FLAGS, name) < 0:
+            raise ConfigError(f"--{name} must be ≥ 0, got {getattr(FLAGS, name)}")
+    # Decode both images now, so a bad file fails before the model is built.
+    image_io.open_image(FLAGS.content)
+    image_io.open_image(FLAGS.style)
+    return output
+
+
+def _weights():
+    return None if FLAGS.weights.strip().lower() == "none" else FLAGS.weights
+
+
+def _intermediate_path(output, step):
+    root, ext = os.path.splitext(str(output))
+    return f"{root}_{step:05d}{ext}"
+
+
+def run_local(output, options):
+    """Builds the model, runs the optimisation with progress, writes the image."""
+    import tensorflow as tf
+
+    from tfstyle import image_io
+    from tfstyle.transfer import Stylizer
+
+    layer_weights = ([float(w) for w in FLAGS.style_layer_weights]
+                     if FLAGS.style_layer_weights else None)
+    stylizer = Stylizer(FLAGS.backbone, FLAGS.pooling, _weights(), FLAGS.content_layers,
+                        FLAGS.style_layers, layer_weights)
+    writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
+    every = [n for n in (FLAGS.log_every, FLAGS.save_every) if n > 0]
+    callback_every = math.gcd(*every) if every else max(options.steps, 1)
+
+    def progress(p):
+        last = p.step == p.steps
+        if FLAGS.log_every and (p.step % FLAGS.log_every == 0 or last):
+            logging.info("step %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
+                         "%.2f steps/s  %s left", p.step, p.steps, p.losses["total"],
+                         p.losses["content"], p.losses["style"], p.losses["tv"],
+                         p.steps_per_second, _duration(p.eta_seconds))
+        saving = FLAGS.save_every and p.step % FLAGS.save_every == 0 and not last
+        if saving:
+            image_io.save_image(p.image(), _intermediate_path(output, p.step))
+        if writer is not None:
+            with writer.as_default(step=p.step):
+                for name, value in p.losses.items():
+                    tf.summary.scalar(f"loss/{name}", value)
+                tf.summary.scalar("steps_per_second", p.steps_per_second)
+                if saving or last:
+                    tf.summary.image("image", p.image()[None], max_outputs=1)
+
+    logging.info("stylizing %s with %s: %d px, %d %s steps", FLAGS.content, FLAGS.style,
+                 options.size, options.steps, options.optimizer)
+    try:
+        result = stylizer.stylize(FLAGS.content, FLAGS.style, options, callback=progress,
+                                  callback_every=callback_every)
+    except NumericalError as e:
+        image_io.save_image(e.image, output)
+        raise NumericalError(f"{e} (wrote the last finite image, step {e.step}, to "
+                             f"{output})") from e
+    finally:
+        if writer is not None:
+            writer.flush()
+    image_io.save_image(result.image, output)
+    logging.info("wrote %s (seed %d; pass --seed=%d to repeat this run)", output, result.seed,
+                 result.seed)
+
+
+def _duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
+    try:
+        options = options_from_flags()
+        output = _check_paths()
+        run_local(output, options)
+    except TfstyleError as e:
+        _fail(str(e))
+
+
+def _fail(message):
+    print(f"tfstyle: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run():
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
