@@ -1,0 +1,102 @@
+"""``python -m export``: write a tfstyle model for TensorFlow Serving.
+
+    python -m export --model_dir=models/tfstyle --version=1 --weights=imagenet \
+        --max_side=1024 --max_steps=2000 --optimizer=lbfgs
+
+writes ``models/tfstyle/1/{saved_model.pb, variables/, assets.extra/}``. Without
+--version the next free version number is used, so that a running server picks the new
+model up and unloads the old one. Bad flags exit with status 1 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from absl import app, flags, logging
+
+from tfstyle.errors import ConfigError, TfstyleError
+from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+
+flags.DEFINE_string("model_dir", "models/tfstyle",
+                    "The model's base path: versions are written to <model_dir>/<version>.")
+flags.DEFINE_integer("version", None, "Version directory to write (an integer ≥ 1); default: "
+                     "one more than the highest existing version.")
+flags.DEFINE_string("weights", "imagenet",
+                    "VGG weights: imagenet (Keras download and cache), the path of a local "
+                    ".h5/.weights.h5 file, or none (random; for tests only).")
+flags.DEFINE_enum("backbone", "vgg19", ["vgg19", "vgg16"], "VGG variant.")
+flags.DEFINE_enum("pooling", "max", ["max", "avg"], "Pooling; the paper prefers avg.")
+flags.DEFINE_list("content_layers", list(DEFAULT_CONTENT_LAYERS), "Content layers.")
+flags.DEFINE_list("style_layers", list(DEFAULT_STYLE_LAYERS), "Style layers.")
+flags.DEFINE_list("style_layer_weights", None,
+                  "One weight per style layer; default equal weights summing to 1.")
+flags.DEFINE_integer("max_side", 1024, "Largest output side a request may ask for, pixels.")
+flags.DEFINE_integer("max_steps", 2000, "Most optimisation steps a request may ask for.")
+flags.DEFINE_integer("max_input_side", None,
+                     "Largest side of an input image, pixels; default 4 × max_side.")
+flags.DEFINE_enum("optimizer", "lbfgs", ["lbfgs", "adam"],
+                  "Optimiser, fixed in the exported model.")
+flags.DEFINE_float("learning_rate", None, "Optimiser learning rate; default the optimiser's.")
+flags.DEFINE_string("model_name", "tfstyle", "Model name used in the warm-up request.")
+flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests "
+                  "(needs the tensorflow-serving-api package).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing version directory.")
+
+FLAGS = flags.FLAGS
+
+
+def next_version(model_dir: str) -> int:
+    """One more than the highest integer-named directory in ``model_dir`` (1 if none)."""
+    try:
+        names = os.listdir(model_dir)
+    except FileNotFoundError:
+        return 1
+    versions = [int(n) for n in names
+                if re.fullmatch(r"\d+", n) and os.path.isdir(os.path.join(model_dir, n))]
+    return max(versions, default=0) + 1
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
+    try:
+        version = FLAGS.version if FLAGS.version is not None else next_version(FLAGS.model_dir)
+        if version < 1:
+            # TF Serving only loads positive integer versions.
+            raise ConfigError(f"--version must be ≥ 1, got {version}")
+        weights = None if FLAGS.weights.strip().lower() == "none" else FLAGS.weights
+        layer_weights = ([float(w) for w in FLAGS.style_layer_weights]
+                         if FLAGS.style_layer_weights else None)
+
+        from tfstyle.export import export_model  # TensorFlow loads here, after the flag checks
+
+        if not FLAGS["verbosity"].present:
+            # TensorFlow's SavedModel writer logs INFO lines that say nothing to a user.
+            logging.set_verbosity(logging.WARNING)
+
+        path = export_model(
+            os.path.join(FLAGS.model_dir, str(version)), backbone=FLAGS.backbone,
+            pooling=FLAGS.pooling, weights=weights, content_layers=FLAGS.content_layers,
+            style_layers=FLAGS.style_layers, style_layer_weights=layer_weights,
+            max_side=FLAGS.max_side, max_steps=FLAGS.max_steps,
+            max_input_side=FLAGS.max_input_side, optimizer=FLAGS.optimizer,
+            learning_rate=FLAGS.learning_rate, warmup=FLAGS.warmup,
+            model_name=FLAGS.model_name, overwrite=FLAGS.overwrite)
+    except ValueError as e:  # float() of a bad --style_layer_weights entry
+        if isinstance(e, TfstyleError):
+            _fail(str(e))
+        _fail(f"--style_layer_weights must be numbers: {e}")
+    except TfstyleError as e:
+        _fail(str(e))
+    print(path)
+
+
+def _fail(message):
+    print(f"export: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)
