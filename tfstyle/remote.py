@@ -1,0 +1,263 @@
+"""``tfstyle --server=host:port``: the run happens on a TensorFlow Serving, not here.
+
+    tfstyle --server=localhost:8500 --content=photo.jpg --style=painting.jpg --output=out.png
+    tfstyle --server=localhost:8501 --protocol=rest --content='photos/*.jpg' \\
+        --style=painting.jpg --output=stylized/ --concurrency=4
+
+The run options come from the same flags as a local run (``--size --steps
+--content_weight --style_weight --tv_weight --seed --init --style_scale``); the feature
+model, layers, weights and optimiser were fixed when the model was exported, so their
+flags are ignored (with a warning) here.
+
+``--content`` may name one file, a folder, or a glob (quote it, so the shell does not
+expand it): then ``--output`` is a folder (created if missing), every image is sent
+with up to ``--concurrency`` requests in flight, and each result is written to
+``<output>/<stem>.<output_ext>`` as soon as it arrives. A file that fails is reported
+and the others go on; the exit status is 1 if any failed. If the server cannot be
+reached or has no such model, nothing more is sent. With one image, ``--output`` may
+also be a folder (an existing one, or a path ending in ``/``).
+
+TensorFlow is not imported on this path: the client needs numpy, Pillow and, for gRPC,
+grpcio and protobuf.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from absl import flags, logging
+
+from tfstyle.errors import ConfigError, TfstyleError
+
+flags.DEFINE_string("server", None,
+                    "host:port of a TensorFlow Serving running the exported tfstyle model: the "
+                    "run happens there instead of here (gRPC port 8500, REST 8501).")
+flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"],
+                  "With --server: gRPC (needs pip install 'tfstyle[serving]') or REST.")
+flags.DEFINE_string("model_name", "tfstyle", "With --server: the server's --model_name.")
+flags.DEFINE_integer("model_version", None,
+                     "With --server: the model version to use; default the server's latest.")
+flags.DEFINE_integer("concurrency", 4,
+                     "With --server and several --content images: requests in flight at once.")
+flags.DEFINE_float("timeout", 600.0, "With --server: seconds to wait for each image.")
+flags.DEFINE_enum("output_ext", "png", ["png", "jpg", "jpeg"],
+                  "With --server and several --content images: the format of the files "
+                  "written into the --output folder.")
+
+FLAGS = flags.FLAGS
+
+# What --content may match in a folder or glob; other files (notes, sidecars) are skipped.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+# Flags of a local run that an exported model has fixed.
+LOCAL_ONLY_FLAGS = ("optimizer", "learning_rate", "backbone", "pooling", "weights",
+                    "content_layers", "style_layers", "style_layer_weights", "save_every",
+                    "logdir", "precision", "jit_compile")
+# Errors that every further request would meet too: stop sending.
+FATAL_CODES = ("UNAVAILABLE", "NOT_FOUND", "UNIMPLEMENTED", "UNAUTHENTICATED",
+               "PERMISSION_DENIED", "FAILED_PRECONDITION")
+
+
+def run_remote(options) -> None:
+    """Runs the ``--server`` path of the CLI with the validated ``RunOptions``.
+
+    Returns normally when every image was written; raises ``TfstyleError`` (the CLI
+    prints it and exits 1) for a bad flag, a failed single image, or, in folder mode,
+    with the summary ``"4 written, 1 failed: bad.jpg (INVALID_ARGUMENT: ...)"``.
+    """
+    from tfstyle import client as serving
+
+    for name in ("content", "style", "output"):
+        if not getattr(FLAGS, name):
+            raise ConfigError(f"--{name} is required")
+    if FLAGS.concurrency < 1:
+        raise ConfigError(f"--concurrency must be ≥ 1, got {FLAGS.concurrency}")
+    if options.init not in serving.INITS:
+        raise ConfigError(f"--init={options.init}: a start image cannot be sent to the "
+                          f"server; use --init=content, noise or style with --server")
+    ignored = [f"--{name}" for name in LOCAL_ONLY_FLAGS
+               if name in FLAGS and FLAGS[name].present]
+    if ignored:
+        logging.warning("ignored with --server (the exported model fixes them): %s",
+                        ", ".join(ignored))
+
+    contents, folder_mode = _content_files(FLAGS.content)
+    jobs = _plan_outputs(contents, folder_mode, FLAGS.output, FLAGS.output_ext, FLAGS.style)
+    client = serving.TFServingClient(FLAGS.server, model_name=FLAGS.model_name,
+                                     protocol=FLAGS.protocol, timeout=FLAGS.timeout,
+                                     version=FLAGS.model_version)
+    # Read and checked once, before any request: every job sends the same bytes.
+    style = serving.encode_image(FLAGS.style)
+    seed = options.seed if options.seed is not None else serving.draw_seed()
+    run_options = dict(steps=options.steps, size=options.size,
+                       content_weight=options.content_weight,
+                       style_weight=options.style_weight, tv_weight=options.tv_weight,
+                       seed=seed, init=options.init, style_scale=options.style_scale)
+    logging.info("sending %d image%s to %s (%s, model %s): %d px, %d steps, seed %d (pass "
+                 "--seed=%d to repeat)", len(jobs), "" if len(jobs) == 1 else "s",
+                 client.target, client.protocol, client.model_name, options.size,
+                 options.steps, seed, seed)
+    with client:
+        if not folder_mode:
+            (content, output), = jobs
+            started = time.perf_counter()
+            result = client.stylize_result(content, style, **run_options)
+            _save(result.image, output)
+            logging.info("wrote %s (loss %.4g, %.1f s)", output, result.loss,
+                         time.perf_counter() - started)
+            return
+        _check_server(client)
+        _run_batch(client, jobs, style, run_options, FLAGS.concurrency)
+
+
+def _check_server(client):
+    """One cheap status call before a batch, so that a server that is down or lacks the
+    model gives one clear error instead of one per image."""
+    from tfstyle.client import ServingError
+
+    try:
+        versions = client.model_status()
+    except ServingError as e:
+        if e.code == "UNIMPLEMENTED":  # a proxy that only forwards Predict: just go on
+            return
+        raise
+    if versions and not any(v["state"] == "AVAILABLE" for v in versions):
+        states = ", ".join(f"version {v['version']} {v['state']}" for v in versions)
+        raise ServingError(f"model {client.model_name!r} at {client.target} has no version "
+                           f"ready to serve ({states}): wait for it to load, or check the "
+                           f"server's log", "UNAVAILABLE")
+
+
+def _content_files(content):
+    """(paths, folder_mode) for --content: one file, a folder's images, or a glob's."""
+    content = os.path.expanduser(content)
+    if os.path.isdir(content):
+        paths = sorted(os.path.join(content, name) for name in os.listdir(content)
+                       if name.lower().endswith(IMAGE_EXTENSIONS)
+                       and os.path.isfile(os.path.join(content, name)))
+        if not paths:
+            raise ConfigError(f"folder {content} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+        return paths, True
+    if not os.path.exists(content) and any(c in content for c in "*?["):
+        paths = sorted(p for p in glob.glob(content, recursive=True) if os.path.isfile(p))
+        if not paths:
+            raise ConfigError(f"--content={content} matches no files; check the pattern, and "
+                              f"quote it so that the shell does not expand it")
+        return paths, True
+    return [content], False
+
+
+def _plan_outputs(contents, folder_mode, output, ext, style):
+    """[(content path, output path)], checked before any request is sent: the outputs
+    are writable, distinct, and none of them overwrites an input."""
+    from tfstyle import image_io
+
+    out_is_dir = os.path.isdir(output) or output.endswith((os.sep, "/"))
+    if folder_mode:
+        if os.path.exists(output) and not os.path.isdir(output):
+            raise ConfigError(f"--output={output} is a file, but --content names "
+                              f"{len(contents)} images: give a folder for the results")
+        if not out_is_dir and output.lower().endswith(tuple(image_io.SUPPORTED_OUTPUT)):
+            raise ConfigError(f"--output={output} looks like one image file, but --content "
+                              f"names {len(contents)} images: give a folder (e.g. "
+                              f"{os.path.splitext(output)[0]}/) and --output_ext")
+        out_is_dir = True
+    planned = []
+    for content in contents:
+        if out_is_dir:
+            stem = os.path.splitext(os.path.basename(content))[0]
+            planned.append((content, os.path.join(output, f"{stem}.{ext}")))
+        else:
+            planned.append((content, output))
+    inputs = {os.path.realpath(p): p for p in list(contents) + [style]}
+    seen = {}
+    for content, target in planned:
+        target = os.path.realpath(target)
+        if target in inputs:
+            raise ConfigError(f"{content} would be written to {target}, which is the input "
+                              f"{inputs[target]}: choose another --output")
+        if target in seen:
+            raise ConfigError(f"{seen[target]} and {content} would both be written to "
+                              f"{target}: rename one of them, or use separate runs")
+        seen[target] = content
+    if folder_mode:
+        try:
+            os.makedirs(output, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create the --output folder {output}: "
+                              f"{e.strerror or e}") from None
+    return [(content, str(image_io.check_output_path(target))) for content, target in planned]
+
+
+def _save(image, path):
+    from tfstyle import image_io
+
+    image_io.save_image(image, path)
+
+
+def _describe(error):
+    code = getattr(error, "code", None)
+    return f"{code}: {error}" if code else f"{type(error).__name__}: {error}"
+
+
+class _NotSent(Exception):
+    pass
+
+
+def _run_batch(client, jobs, style, run_options, concurrency):
+    stop = threading.Event()
+
+    def work(content, output):
+        if stop.is_set():
+            raise _NotSent()
+        started = time.perf_counter()
+        result = client.stylize_result(content, style, **run_options)
+        # Written here, in the worker, so a slow disk does not hold up the others.
+        _save(result.image, output)
+        return result, time.perf_counter() - started
+
+    written, failed, not_sent = [], [], []
+    fatal = None
+    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)),
+                              thread_name_prefix="tfstyle-remote")
+    try:
+        pending = {pool.submit(work, content, output): (content, output)
+                   for content, output in jobs}
+        for future in as_completed(pending):
+            content, output = pending[future]
+            try:
+                result, seconds = future.result()
+            except _NotSent:
+                not_sent.append(content)
+                continue
+            except Exception as e:  # one bad file must not stop the others
+                if getattr(e, "code", None) in FATAL_CODES:
+                    # Requests already in flight meet the same error: report it once.
+                    if fatal is None:
+                        fatal = _describe(e)
+                        stop.set()
+                        logging.error("%s: %s; not sending the remaining images", content,
+                                      fatal)
+                    not_sent.append(content)
+                    continue
+                failed.append((content, _describe(e)))
+                logging.error("%s: %s", content, _describe(e))
+                continue
+            written.append(output)
+            logging.info("[%d/%d] wrote %s (loss %.4g, %.1f s)",
+                         len(written) + len(failed), len(jobs), output, result.loss, seconds)
+    finally:
+        # On Ctrl-C: drop what has not started; closing the client cancels gRPC calls.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    summary = f"{len(written)} written, {len(failed)} failed"
+    reasons = [f"{os.path.basename(c)} ({why})" for c, why in failed]
+    if not_sent:
+        summary += f", {len(not_sent)} not done"
+        reasons.append(f"stopped after {fatal}")
+    if failed or not_sent:
+        raise TfstyleError(summary + ": " + "; ".join(reasons))
+    logging.info("%s", summary)
