@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import os
+import pathlib
+import signal
 import sys
 
 from absl import app, flags, logging
 
 from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
-from tfstyle.errors import NumericalError, TfstyleError
+from tfstyle import checkpoint
+from tfstyle.errors import Interrupted, NumericalError, TfstyleError
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
 
 _DEFAULTS = RunOptions()
@@ -58,6 +61,12 @@ flags.DEFINE_integer("save_every", 0,
                      "Write the intermediate image every N steps as <output>_<step>.<ext>; "
                      "0 disables.")
 flags.DEFINE_string("logdir", None, "Write TensorBoard scalars and images here.")
+flags.DEFINE_bool("resume", False,
+                  "Continue an interrupted run from its checkpoint (run the same command "
+                  "again with --resume).")
+flags.DEFINE_string("checkpoint", None,
+                    "Checkpoint file written on Ctrl-C / SIGTERM and read by --resume; "
+                    "default <output>.ckpt.npz.")
 
 FLAGS = flags.FLAGS
 
@@ -136,21 +145,70 @@ def run_local(output, options):
                 if saving or last:
                     tf.summary.image("image", p.image()[None], max_outputs=1)
 
-    logging.info("stylizing %s with %s: %d px, %d %s steps", FLAGS.content, FLAGS.style,
-                 options.size, options.steps, options.optimizer)
+    checkpoint_path = pathlib.Path(FLAGS.checkpoint) if FLAGS.checkpoint else \
+        checkpoint.default_path(output)
+    resume = checkpoint.load_checkpoint(checkpoint_path) if FLAGS.resume else None
+    logging.info("stylizing %s with %s: %d px, %d %s steps%s", FLAGS.content, FLAGS.style,
+                 options.size, options.steps, options.optimizer,
+                 f", resuming at step {resume['step']}" if resume else "")
+    stop = _StopOnSignal()
     try:
-        result = stylizer.stylize(FLAGS.content, FLAGS.style, options, callback=progress,
-                                  callback_every=callback_every)
+        with stop:
+            result = stylizer.stylize(FLAGS.content, FLAGS.style, options, callback=progress,
+                                      callback_every=callback_every, should_stop=stop,
+                                      resume=resume)
     except NumericalError as e:
         image_io.save_image(e.image, output)
         raise NumericalError(f"{e} (wrote the last finite image, step {e.step}, to "
                              f"{output})") from e
+    except Interrupted as e:
+        image_io.save_image(e.image, output)
+        checkpoint.save_checkpoint(checkpoint_path, **e.checkpoint)
+        print(f"tfstyle: interrupted by {stop.signal_name} at step {e.step}/{options.steps}: "
+              f"wrote the image so far to {output} and a checkpoint to {checkpoint_path}; "
+              f"to continue, run the same command with --resume", file=sys.stderr)
+        sys.exit(128 + stop.signal_number)
     finally:
         if writer is not None:
             writer.flush()
     image_io.save_image(result.image, output)
+    if resume is not None or checkpoint_path.exists():
+        checkpoint_path.unlink(missing_ok=True)  # consumed: the job is done
     logging.info("wrote %s (seed %d; pass --seed=%d to repeat this run)", output, result.seed,
                  result.seed)
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the run to stop after the current chunk of steps (it then
+    writes the image so far and a checkpoint); a second signal aborts at once."""
+
+    def __init__(self):
+        self.signal_number = 0
+        self.signal_name = ""
+        self._previous = {}
+
+    def __call__(self):
+        return bool(self.signal_number)
+
+    def _handle(self, number, frame):
+        del frame
+        self.signal_number = number
+        self.signal_name = signal.Signals(number).name
+        for sig, handler in self._previous.items():  # a second signal: the default
+            signal.signal(sig, handler)
+        print(f"tfstyle: {self.signal_name}: stopping after the current steps to save the "
+              f"image and a checkpoint (send it again to abort without saving)",
+              file=sys.stderr)
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _duration(seconds):

@@ -25,3 +25,17 @@ class WeightsError(TfstyleError):
 
 class NumericalError(TfstyleError):
     """The optimisation produced a non-finite loss; the last finite image is kept."""
+
+
+class Interrupted(TfstyleError):
+    """The run was asked to stop (Ctrl-C, SIGTERM) between steps.
+
+    Attributes: ``image``, the image so far (uint8 H x W x 3); ``step``, the steps done;
+    ``checkpoint``, what ``Stylizer.stylize(resume=...)`` continues from.
+    """
+
+    def __init__(self, message, image=None, step=0, checkpoint=None):
+        super().__init__(message)
+        self.image = image
+        self.step = step
+        self.checkpoint = checkpoint

@@ -119,7 +119,8 @@ def build_vgg(backbone: str = "vgg19", pooling: str = "max", last_layer: str | N
               dtype: str = "float32") -> keras.Model:
     """Builds the VGG convolutional stack up to and including ``last_layer``.
 
-    Weights are random (Glorot); see ``load_weights``. The input is RGB float in
+    Weights are random (Glorot, seeded: the same in every process); see
+    ``load_weights``. The input is RGB float in
     [0, 255] with any height and width, shape (batch, H, W, 3).
     """
     _check_backbone(backbone)
@@ -133,12 +134,15 @@ def build_vgg(backbone: str = "vgg19", pooling: str = "max", last_layer: str | N
     inputs = keras.Input(shape=(None, None, 3), dtype=input_dtype, name="rgb")
     x = CaffePreprocess(name="preprocess", dtype=dtype)(inputs)
     pool_cls = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
-    for name in layer_names(backbone):
+    for index, name in enumerate(layer_names(backbone)):
         if name.endswith("_pool"):
             x = pool_cls(2, strides=2, name=name, dtype=dtype)(x)
         else:
             channels = min(64 * 2 ** (int(name[5]) - 1), 512)
+            # Seeded, so that random weights (weights=None) are the same in every
+            # process: runs on them are reproducible and resumable.
             x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=name,
+                                    kernel_initializer=keras.initializers.GlorotUniform(index),
                                     dtype=dtype)(x)
         if name == last_layer:
             break

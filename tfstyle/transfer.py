@@ -23,7 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfstyle import image_io
-from tfstyle.errors import ConfigError, NumericalError
+from tfstyle.checkpoint import fingerprint
+from tfstyle.errors import ConfigError, Interrupted, NumericalError
 from tfstyle.features import build_feature_model, layer_stride, resolve_layers
 from tfstyle.losses import LossTerms, StyleLoss, Targets
 from tfstyle.optimizers import get_optimizer
@@ -195,6 +196,7 @@ class Stylizer:
 
     def stylize(self, content, style, options: RunOptions | None = None,
                 callback: Callable[[Progress], None] | None = None, callback_every: int = 50,
+                should_stop: Callable[[], bool] | None = None, resume: dict | None = None,
                 **overrides) -> Result:
         """Stylizes ``content`` with ``style``.
 
@@ -205,21 +207,40 @@ class Stylizer:
             (``steps=200, size=256, ...``).
           callback: called with a ``Progress`` every ``callback_every`` steps and at the
             end.
+          should_stop: polled about twice a second; when it returns True the run stops
+            with ``Interrupted`` (e.g. set by a signal handler).
+          resume: a checkpoint from ``Interrupted.checkpoint`` (or
+            ``tfstyle.checkpoint.load_checkpoint``) of this same job: the run continues
+            from it and reaches the image an uninterrupted run would.
 
         Returns:
           ``Result`` with the image as uint8 (H, W, 3), H and W from ``options.size``.
 
         Raises:
-          ImageError, ConfigError: bad input, before any optimisation.
+          ImageError, ConfigError: bad input (or a checkpoint of another job), before any
+            optimisation.
           NumericalError: the loss became non-finite; ``error.image`` holds the last
             finite image (uint8) and ``error.step`` the step.
+          Interrupted: ``should_stop`` asked to stop; ``error.image`` is the image so
+            far, ``error.checkpoint`` what ``resume`` takes.
         """
         options = dataclasses.replace(options or RunOptions(), **overrides).validate()
         if int(callback_every) < 1:
             raise ConfigError(f"callback_every must be ≥ 1, got {callback_every}")
-        seed = options.seed if options.seed is not None else int(
-            np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
         content_arr, style_arr, init_arr = self.prepare(content, style, options)
+        seed = options.seed
+        if seed is None:
+            seed = resume["seed"] if resume is not None else int(
+                np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+        job = self._fingerprint(content_arr, style_arr, init_arr, options, seed)
+        if resume is not None:
+            if resume["fingerprint"] != job:
+                raise ConfigError("the checkpoint belongs to another job (other images, size, "
+                                  "weights or options): rerun the interrupted command "
+                                  "unchanged with --resume, or drop --resume")
+            if resume["step"] > options.steps:
+                raise ConfigError(f"the checkpoint is at step {resume['step']}, past --steps="
+                                  f"{options.steps}")
         content_t = tf.constant(content_arr[None])
         style_t = tf.constant(style_arr[None])
 
@@ -236,37 +257,70 @@ class Stylizer:
             start = content_t
         image = tf.Variable(start, name="image")
         state = tf.nest.map_structure(lambda t: tf.Variable(t), optimizer.init(image))
+        done = 0
+        if resume is not None:
+            image.assign(resume["image"])
+            for variable, value in zip(tf.nest.flatten(state), resume["state"]):
+                variable.assign(value)
+            done = int(resume["step"])
 
         def current():
             state_now = tf.nest.map_structure(lambda v: v.read_value(), state)
             return image_io.to_uint8(optimizer.result(image.read_value(), state_now).numpy())
 
-        done, terms = 0, None
+        def checkpoint():
+            return {"image": image.numpy(), "state": [v.numpy() for v in tf.nest.flatten(state)],
+                    "step": done, "seed": seed, "fingerprint": job}
+
+        terms, first = None, done
+        # Chunks of about half a second: short enough to stop promptly, long enough
+        # that reading the losses back costs nothing (no host round trip per step).
+        chunk_steps = 1
         started = time.perf_counter()
         while done < options.steps:
-            n = min(int(callback_every), options.steps - done)
+            boundary = min((done // callback_every + 1) * callback_every, options.steps)
+            n = min(chunk_steps, boundary - done)
+            chunk_started = time.perf_counter()
             new_image, new_state, terms, ok = fns["chunk"](
                 image.read_value(), tf.nest.map_structure(lambda v: v.read_value(), state),
                 targets, tf.constant(n))
-            image.assign(new_image)
-            tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
             terms = {k: float(v) for k, v in terms._asdict().items()}
             if not bool(ok):
+                # The loop kept the last finite image and state: store them, then stop.
+                image.assign(new_image)
+                tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
                 error = NumericalError(
                     f"the loss became {terms['total']} within steps {done + 1}..{done + n}: "
                     f"lower --learning_rate (now {optimizer.learning_rate:g}) or the loss "
                     f"weights, or use --optimizer=lbfgs; the last finite image is kept")
                 error.image, error.step = current(), done
                 raise error
+            image.assign(new_image)
+            tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
             done += n
-            if callback is not None:
+            per_step = (time.perf_counter() - chunk_started) / n
+            chunk_steps = max(1, min(int(0.5 / max(per_step, 1e-6)), callback_every))
+            if callback is not None and (done == boundary):
                 elapsed = time.perf_counter() - started
-                rate = done / elapsed if elapsed > 0 else float("inf")
+                rate = (done - first) / elapsed if elapsed > 0 else float("inf")
                 callback(Progress(done, options.steps, terms, elapsed, rate,
                                   (options.steps - done) / rate if rate > 0 else 0.0, current))
-        if terms is None:  # steps == 0: report the losses of the initial image
+            if should_stop is not None and done < options.steps and should_stop():
+                raise Interrupted(f"stopped at step {done}/{options.steps}", current(), done,
+                                  checkpoint())
+        if terms is None:  # no step run: report the losses of the current image
             terms = {k: float(v) for k, v in fns["evaluate"](image, targets)._asdict().items()}
         return Result(current(), terms, seed, done)
+
+    def _fingerprint(self, content_arr, style_arr, init_arr, options, seed):
+        settings = dataclasses.asdict(options)
+        settings.update(steps=None, seed=seed)
+        model = {"layers": self.layers, "content": self.content_layers,
+                 "style": self.style_layers, "layer_weights": self.style_layer_weights,
+                 "model": [w.shape for w in self.model.weights],
+                 "weights": float(sum(float(tf.reduce_sum(w)) for w in self.model.weights[:2]))}
+        return fingerprint(content_arr, style_arr,
+                           init_arr if init_arr is not None else np.zeros(0), settings, model)
 
     def _functions(self, loss, optimizer, options):
         """tf.functions for one loss/optimiser setting, cached so that a folder of
