@@ -258,3 +258,27 @@ def test_options_are_frozen_and_replaceable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.steps = 3
     assert dataclasses.replace(options, steps=3).steps == 3
+
+
+def test_jit_compile_runs_adam_and_refuses_lbfgs():
+    jit = Stylizer(weights=None, content_layers=["conv2_1"], style_layers=["conv1_1", "conv2_1"],
+                   jit_compile=True)
+    plain = Stylizer(weights=None, content_layers=["conv2_1"], style_layers=["conv1_1", "conv2_1"])
+    options = RunOptions(size=32, steps=3, optimizer="adam", seed=0)
+    a = jit.stylize(CONTENT, STYLE, options)
+    b = plain.stylize(CONTENT, STYLE, options)
+    assert np.abs(a.image.astype(int) - b.image).max() <= 2  # XLA fuses; rounding differs
+    with pytest.raises(ConfigError, match="jit_compile"):
+        jit.stylize(CONTENT, STYLE, options, optimizer="lbfgs")
+
+
+def test_mixed_bfloat16_is_close_to_float32():
+    layers = dict(content_layers=["conv2_1"], style_layers=["conv1_1", "conv2_1"])
+    mixed = Stylizer(weights=None, precision="mixed_bfloat16", **layers)
+    plain = Stylizer(weights=None, **layers)
+    assert mixed.model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    options = RunOptions(size=32, steps=0)
+    a = mixed.stylize(CONTENT, STYLE, options, init="noise", seed=1).losses
+    b = plain.stylize(CONTENT, STYLE, options, init="noise", seed=1).losses
+    assert a["total"] != b["total"]  # it did compute in bfloat16 ...
+    assert a["total"] == pytest.approx(b["total"], rel=0.05)  # ... to within its precision

@@ -73,7 +73,8 @@ class Stylizer:
       precision: ``float32`` (default) or ``mixed_bfloat16``: the network in bfloat16
         (about half the memory traffic; fast on GPUs and on CPUs with AVX512-BF16),
         the losses, Gram matrices and the image in float32.
-      jit_compile: compile the optimisation loop with XLA.
+      jit_compile: compile the optimisation loop with XLA (Adam only: TF 2.21's XLA
+        fails on the L-BFGS loop). Meant for GPUs; on a CPU it is slower.
     """
 
     def __init__(self, backbone: str = "vgg19", pooling: str = "max", weights="imagenet",
@@ -225,6 +226,11 @@ class Stylizer:
             far, ``error.checkpoint`` what ``resume`` takes.
         """
         options = dataclasses.replace(options or RunOptions(), **overrides).validate()
+        if self.jit_compile and options.optimizer.strip().lower() != "adam":
+            # TF 2.21's XLA aborts compiling the L-BFGS loop (RET_CHECK failure in
+            # value_inference on MaxPoolGrad); Adam's loop compiles.
+            raise ConfigError("--jit_compile works with --optimizer=adam only for now: XLA "
+                              "fails on the L-BFGS loop in this TensorFlow")
         if int(callback_every) < 1:
             raise ConfigError(f"callback_every must be ≥ 1, got {callback_every}")
         content_arr, style_arr, init_arr = self.prepare(content, style, options)
