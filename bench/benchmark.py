@@ -46,6 +46,16 @@ flags.DEFINE_string("backbone", None, "vgg16 or vgg19; default vgg16 with hed-te
 flags.DEFINE_string("weights", None, "imagenet, a .h5 path, or none; see --backbone.")
 flags.DEFINE_string("content", str(REPO / "examples" / "tubingen.jpg"), "Content image.")
 flags.DEFINE_string("style", str(REPO / "examples" / "starry_night.jpg"), "Style image.")
+flags.DEFINE_list("reference_timing_sizes", ["256", "512"],
+                  "Sizes at which the tutorial reference's time per step is measured.")
+flags.DEFINE_integer("reference_size", 256, "Size of the time-to-quality comparison.")
+flags.DEFINE_integer("reference_steps", 1000, "Steps of the reference run (the tutorial's).")
+flags.DEFINE_integer("max_steps", 1000, "Most tfstyle steps spent trying to match it.")
+flags.DEFINE_list("matched_style_weights", ["100"],
+                  "Also run L-BFGS with these style weights against the reference: the "
+                  "tutorial keeps more of the content than the paper's balance does.")
+flags.DEFINE_list("sections", ["time", "steps", "reference", "flops"],
+                  "Which tables to build.")
 flags.DEFINE_bool("write", False, "Replace the table in BENCHMARKS.md.")
 flags.DEFINE_string("worker", None, "Internal: run one configuration (JSON) and print JSON.")
 
@@ -98,9 +108,75 @@ def trajectory(config):
     return {"losses": losses}
 
 
+def _reference_inputs(config):
+    from tfstyle import RunOptions, Stylizer
+    stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
+    content, style, _ = stylizer.prepare(config["content"], config["style"],
+                                         RunOptions(size=config["size"]))
+    return stylizer, content[None] / 255.0, style[None] / 255.0
+
+
+def reference_time(config):
+    """The tutorial loop's time per step (median of 5-step chunks after a warm-up)."""
+    from reference import TutorialLoop
+    _, content, style = _reference_inputs(config)
+    loop = TutorialLoop(config["backbone"], config["weights"])
+    _, per_step = loop.run(content, style, config["steps"], callback_every=5)
+    return {"median_step_s": per_step}
+
+
+def reference_quality(config):
+    """The tutorial loop's full run: wall time and the evaluator's distances at the end."""
+    from reference import Evaluator, TutorialLoop
+    _, content, style = _reference_inputs(config)
+    evaluate = Evaluator(config["backbone"], config["weights"], content, style)
+    loop = TutorialLoop(config["backbone"], config["weights"])
+    start = time.perf_counter()
+    image, per_step = loop.run(content, style, config["steps"], callback_every=50)
+    wall = time.perf_counter() - start
+    style_d, content_d = evaluate(image * 255.0)
+    return {"wall_s": wall, "median_step_s": per_step, "style": style_d, "content": content_d}
+
+
+def ours_to_quality(config):
+    """tfstyle's defaults until the image is at least as good as the reference's on both
+    distances. The evaluator's own time is not counted."""
+    from reference import Evaluator
+    from tfstyle import RunOptions
+    stylizer, content, style = _reference_inputs(config)
+    evaluate = Evaluator(config["backbone"], config["weights"], content, style)
+    options = RunOptions(size=config["size"], steps=config["max_steps"], seed=0,
+                         optimizer=config["optimizer"],
+                         style_weight=config.get("style_weight", RunOptions.style_weight))
+    spent = {"eval": 0.0, "hit": None}
+    history = []
+    start = time.perf_counter()
+
+    def check(p):
+        t0 = time.perf_counter()
+        style_d, content_d = evaluate(p.image()[None].astype("float32"))
+        spent["eval"] += time.perf_counter() - t0
+        history.append((p.step, round(style_d, 4), round(content_d, 4)))
+        if spent["hit"] is None and style_d <= config["target_style"] \
+                and content_d <= config["target_content"]:
+            spent["hit"] = (p.step, time.perf_counter() - start - spent["eval"], style_d,
+                            content_d)
+
+    from tfstyle.errors import Interrupted
+    try:
+        stylizer.stylize(config["content"], config["style"], options, callback=check,
+                         callback_every=10, should_stop=lambda: spent["hit"] is not None)
+    except Interrupted:  # stopped on purpose once it matched
+        pass
+    return {"hit": spent["hit"], "history": history[-3:]}
+
+
 def worker(spec):
     config = json.loads(spec)
-    result = {"time": time_steps, "trajectory": trajectory}[config["kind"]](config)
+    sys.path.insert(0, str(REPO / "bench"))
+    kinds = {"time": time_steps, "trajectory": trajectory, "reference_time": reference_time,
+             "reference_quality": reference_quality, "ours_to_quality": ours_to_quality}
+    result = kinds[config["kind"]](config)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
@@ -123,30 +199,53 @@ def steps_to(losses, target):
     return None
 
 
-def build_table():
-    backbone, weights = default_model()
-    common = {"backbone": backbone, "weights": weights, "content": FLAGS.content,
-              "style": FLAGS.style}
+def step_flops(backbone, layers, height, width):
+    """Floating-point operations of one step: the forward pass to the deepest layer,
+    the backward pass to the image (input gradients only: about the forward's cost per
+    conv), and the Gram matrices with their gradients."""
+    from tfstyle.features import layer_names, layer_stride, resolve_layers
+    wanted = resolve_layers(layers, backbone)
+    order = layer_names(backbone)
+    deepest = max(order.index(n) for n in wanted)
+    conv, channels = 0.0, 3
+    for name in order[:deepest + 1]:
+        if "_conv" in name:
+            out = min(64 * 2 ** (int(name[5]) - 1), 512)
+            stride = layer_stride(name)
+            conv += 2.0 * (height // stride) * (width // stride) * 9 * channels * out
+            channels = out
+    gram = sum(2.0 * (height // layer_stride(n)) * (width // layer_stride(n))
+               * min(64 * 2 ** (int(n[5]) - 1), 512) ** 2 for n in wanted if "_conv" in n)
+    return 2 * conv + 3 * gram
+
+
+def time_table(common):
     lines = ["### Time per step", "",
              "| size | optimizer | s/step (median) | steps/s | first chunk (tracing) s "
              "| peak RSS MiB |", "|---|---|---|---|---|---|"]
+    medians = {}
     for size in map(int, FLAGS.sizes):
         for optimizer in FLAGS.optimizers:
             r = run_worker(dict(common, kind="time", size=size, optimizer=optimizer,
                                 chunk=FLAGS.chunk, chunks=FLAGS.timed_chunks))
+            medians[(size, optimizer)] = r["median_step_s"]
             lines.append(f"| {size} | {optimizer} | {r['median_step_s']:.3f} | "
                          f"{1 / r['median_step_s']:.2f} | {r['first_chunk_s']:.1f} | "
                          f"{r['peak_rss_mib']:.0f} |")
             print(lines[-1], flush=True)
+    return lines, medians
+
+
+def steps_table(common):
     runs = {opt: run_worker(dict(common, kind="trajectory", size=FLAGS.quality_size,
                                  optimizer=opt, steps=FLAGS.quality_steps))["losses"]
             for opt in FLAGS.optimizers}
     best = min(loss for losses in runs.values() for _, loss in losses)
-    lines += ["", f"### Steps to a loss ({FLAGS.quality_size} px, default weights, from the "
-                  f"content image; best loss reached by either in {FLAGS.quality_steps} "
-                  f"steps: {best:.4g})", "",
-              "| optimizer | loss after 50 | after 100 | final | steps to best × 1.5 "
-              "| × 1.2 | × 1.05 |", "|---|---|---|---|---|---|---|"]
+    lines = ["", f"### Steps to a loss ({FLAGS.quality_size} px, default weights, from the "
+                 f"content image; best loss reached by either in {FLAGS.quality_steps} "
+                 f"steps: {best:.4g})", "",
+             "| optimizer | loss after 50 | after 100 | final | steps to best × 1.5 "
+             "| × 1.2 | × 1.05 |", "|---|---|---|---|---|---|---|"]
     for opt, losses in runs.items():
         at = dict(losses)
         cells = [f"{at.get(50, float('nan')):.4g}", f"{at.get(100, float('nan')):.4g}",
@@ -154,6 +253,95 @@ def build_table():
         cells += [str(steps_to(losses, best * f) or f"> {FLAGS.quality_steps}")
                   for f in (1.5, 1.2, 1.05)]
         lines.append(f"| {opt} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def reference_table(common, medians):
+    lines = ["", "### Against the TensorFlow tutorial's loop", "",
+             "Time per step (the reference's model runs to block5_conv2, its content layer; "
+             "ours stops at conv5_1 and computes the targets once):", "",
+             "| size | reference s/step | tfstyle adam s/step | ratio | tfstyle lbfgs s/step "
+             "| ratio |", "|---|---|---|---|---|---|"]
+    for size in map(int, FLAGS.reference_timing_sizes):
+        ref = run_worker(dict(common, kind="reference_time", size=size, steps=30))
+        ours = {opt: medians.get((size, opt)) or run_worker(dict(
+            common, kind="time", size=size, optimizer=opt, chunk=FLAGS.chunk,
+            chunks=FLAGS.timed_chunks))["median_step_s"] for opt in ("adam", "lbfgs")}
+        lines.append(f"| {size} | {ref['median_step_s']:.3f} | {ours['adam']:.3f} | "
+                     f"{ours['adam'] / ref['median_step_s']:.2f}× | {ours['lbfgs']:.3f} | "
+                     f"{ours['lbfgs'] / ref['median_step_s']:.2f}× |")
+        print(lines[-1], flush=True)
+    size = FLAGS.reference_size
+    ref = run_worker(dict(common, kind="reference_quality", size=size,
+                          steps=FLAGS.reference_steps))
+    lines += ["", f"Time to the reference's quality at {size} px: the reference runs its "
+                  f"{FLAGS.reference_steps} steps; its image's style distance (relative Gram "
+                  f"error, conv1_1..conv5_1) and content distance (relative conv4_2 error) "
+                  f"are the targets; tfstyle runs until its image is at least as good on "
+                  f"both (checked every 10 steps, the check's own time not counted).", "",
+              "| run | steps | wall s | style distance | content distance | time vs "
+              "reference |", "|---|---|---|---|---|---|",
+              f"| reference (Adam 0.02) | {FLAGS.reference_steps} | {ref['wall_s']:.0f} | "
+              f"{ref['style']:.4f} | {ref['content']:.4f} | 1 |"]
+    print(lines[-1], flush=True)
+    runs = [(optimizer, None) for optimizer in FLAGS.optimizers]
+    runs += [("lbfgs", float(w)) for w in FLAGS.matched_style_weights]
+    for optimizer, style_weight in runs:
+        config = dict(common, kind="ours_to_quality", size=size, optimizer=optimizer,
+                      max_steps=FLAGS.max_steps, target_style=ref["style"],
+                      target_content=ref["content"])
+        if style_weight is not None:
+            config["style_weight"] = style_weight
+        ours = run_worker(config)
+        label = (f"tfstyle {optimizer}, defaults" if style_weight is None else
+                 f"tfstyle {optimizer}, style_weight={style_weight:g}")
+        if ours["hit"]:
+            step, wall, style_d, content_d = ours["hit"]
+            lines.append(f"| {label} | {step} | {wall:.0f} | {style_d:.4f} | "
+                         f"{content_d:.4f} | {wall / ref['wall_s']:.2f}× |")
+        else:
+            last = ours["history"][-1]
+            lines.append(f"| {label} | not reached in {FLAGS.max_steps} (last: {last[0]}) | – "
+                         f"| {last[1]:.4f} | {last[2]:.4f} | – |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def flops_table(medians):
+    from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+    layers = list(DEFAULT_CONTENT_LAYERS) + list(DEFAULT_STYLE_LAYERS)
+    lines = ["", "### Floating-point work of one step, and what it implies", "",
+             "Analytic count (forward to the deepest layer, backward to the image only, Gram "
+             "matrices): `step_flops` in this script. GPU bounds are the count over the "
+             "H100 SXM's peak (67 TFLOP/s FP32, 989 TFLOP/s dense BF16): no GPU run here.", "",
+             "| backbone | size | GFLOP/step | CPU s/step (measured) | CPU GFLOP/s | H100 FP32 "
+             "bound ms | H100 BF16 bound ms |", "|---|---|---|---|---|---|---|"]
+    backbone, _ = default_model()
+    for name in sorted({backbone, "vgg19"}):
+        for size in map(int, FLAGS.sizes):
+            flops = step_flops(name, layers, size, size)
+            measured = medians.get((size, "lbfgs")) if name == backbone else None
+            cpu = (f"{measured:.3f} (at {size}x{round(size * 0.75)})" if measured else "–")
+            rate = (f"{flops * 0.75 / measured / 1e9:.0f}" if measured else "–")
+            lines.append(f"| {name} | {size}x{size} | {flops / 1e9:.0f} | {cpu} | {rate} | "
+                         f"{flops / 67e12 * 1e3:.1f} | {flops / 989e12 * 1e3:.2f} |")
+    return lines
+
+
+def build_table():
+    backbone, weights = default_model()
+    common = {"backbone": backbone, "weights": weights, "content": FLAGS.content,
+              "style": FLAGS.style}
+    lines, medians = [], {}
+    if "time" in FLAGS.sections:
+        part, medians = time_table(common)
+        lines += part
+    if "steps" in FLAGS.sections:
+        lines += steps_table(common)
+    if "reference" in FLAGS.sections:
+        lines += reference_table(common, medians)
+    if "flops" in FLAGS.sections:
+        lines += flops_table(medians)
     import tensorflow as tf
     header = [f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
               f"{platform.python_implementation()} {platform.python_version()}, "
