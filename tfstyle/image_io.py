@@ -109,6 +109,15 @@ def open_image(source):
     )
 
 
+def _unreadable(name, exc):
+    if isinstance(exc, PermissionError):
+        return ImageError(
+            "cannot read image file '%s': permission denied; fix its permissions or "
+            "copy it somewhere readable" % name
+        )
+    return ImageError("cannot read image file '%s': %s" % (name, _one_line(exc.strerror or exc)))
+
+
 def _open_path(source):
     name = os.fspath(source)
     if isinstance(name, bytes):
@@ -120,15 +129,8 @@ def _open_path(source):
         raise ImageError(
             "image file '%s' does not exist; check the path" % name
         ) from exc
-    except PermissionError as exc:
-        raise ImageError(
-            "cannot read image file '%s': permission denied; fix its permissions or "
-            "copy it somewhere readable" % name
-        ) from exc
     except OSError as exc:
-        raise ImageError(
-            "cannot read image file '%s': %s" % (name, _one_line(exc.strerror or exc))
-        ) from exc
+        raise _unreadable(name, exc) from exc
     if stat.S_ISDIR(st.st_mode):
         raise ImageError(
             "'%s' is a folder, not an image file; give the path of an image file" % name
@@ -139,15 +141,8 @@ def _open_path(source):
         )
     try:
         fp = open(name, "rb")
-    except PermissionError as exc:
-        raise ImageError(
-            "cannot read image file '%s': permission denied; fix its permissions or "
-            "copy it somewhere readable" % name
-        ) from exc
     except OSError as exc:
-        raise ImageError(
-            "cannot read image file '%s': %s" % (name, _one_line(exc.strerror or exc))
-        ) from exc
+        raise _unreadable(name, exc) from exc
     # The file stays open only until the pixels are decoded; the returned image is
     # independent of it.
     with fp:
