@@ -643,7 +643,11 @@ class TFServingClient:
             elif dtype == _DT_STRING and alias in ("content", "style"):
                 columns[alias] = {"b64": base64.b64encode(value).decode("ascii")}
             elif dtype == _DT_STRING:  # text (init): a plain JSON string reads better
-                columns[alias] = value.decode()
+                try:
+                    columns[alias] = value.decode()
+                except UnicodeDecodeError:
+                    raise ConfigError(f"input {alias!r} is not UTF-8 text: REST sends text "
+                                      f"inputs as JSON strings; fix the value") from None
             else:
                 columns[alias] = value
         body = json.dumps({"signature_name": self.signature, "inputs": columns},

@@ -322,7 +322,7 @@ class _Servable:
                    f"or {lim.min_side} <= size <= max_side={lim.max_side}", size),
             _check(seed >= 0, "seed={} is negative: send a seed >= 0", seed),
             _check_str(tf.reduce_any(tf.equal(init, list(INITS))),
-                       "init=", tf.strings.substr(init, 0, 40),
+                       "init=", _printable(init),
                        " is not one of " + ", ".join(INITS)),
             _check(tf.math.is_finite(style_scale) & (style_scale > 0),
                    "style_scale={} must be a finite number > 0", style_scale),
@@ -400,11 +400,16 @@ class _Servable:
             # JPEG with the accurate integer DCT: Pillow's choice, so the pixels are the
             # library's exactly (decode_image's default DCT differs by up to ~8 levels).
             # GIFs: the first frame, as the library does.
-            pixels = tf.cond(
-                is_jpeg, lambda: tf.io.decode_jpeg(data, channels=0,
-                                                   dct_method="INTEGER_ACCURATE"),
-                lambda: tf.io.decode_image(data, channels=0, dtype=tf.uint8,
-                                           expand_animations=False))
+            # PNGs via 16 bits and round(v / 257), as the library reduces 16-bit PNGs
+            # (8-bit ones come back exactly: decode_png widens them by 257).
+            pixels = tf.case([
+                (is_jpeg, lambda: tf.io.decode_jpeg(data, channels=0,
+                                                    dct_method="INTEGER_ACCURATE")),
+                (is_png, lambda: tf.cast(tf.round(tf.cast(
+                    tf.io.decode_png(data, channels=0, dtype=tf.uint16), tf.float32) / 257.0),
+                    tf.uint8))],
+                default=lambda: tf.io.decode_image(data, channels=0, dtype=tf.uint8,
+                                                   expand_animations=False))
         with tf.control_dependencies(self._check_pixels(what, pixels)):
             return _to_rgb(pixels)
 
@@ -485,6 +490,13 @@ def _check(condition, template, *values):
     """
     message = tf.strings.format(template, values) if values else tf.constant(template)
     return tf.debugging.Assert(condition, [message], summarize=1)
+
+
+def _printable(text):
+    """At most 40 characters of a request's string, as valid UTF-8 (invalid bytes
+    replaced), so that echoing it in an error message cannot break the message."""
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
+    return tf.strings.substr(text, 0, 40, unit="UTF8_CHAR")
 
 
 def _check_str(condition, *parts):
