@@ -41,7 +41,6 @@ import platform
 import queue
 import random
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,16 +102,16 @@ class ServerProcess:
         threading.Thread(target=lambda: lines.put(self.process.stdout.readline()),
                          daemon=True).start()
         try:
-            line = lines.get(timeout=300)
-            info = json.loads(line)
+            info = json.loads(lines.get(timeout=300))
         except (queue.Empty, ValueError):
-            self.__exit__()
             self.log.seek(0)
-            raise RuntimeError("the loopback server did not start: "
-                               + self.log.read()[-3000:]) from None
+            output = self.log.read()[-3000:]
+            self.__exit__()
+            raise RuntimeError(f"the loopback server did not start: {output}") from None
         self.grpc, self.rest, self.pid = info["grpc"], info["rest"], info["pid"]
         for target in (self.grpc, self.rest):
             if not target.startswith("127.0.0.1:"):
+                self.__exit__()
                 raise RuntimeError(f"the server listens on {target}, not on loopback")
         return self
 
@@ -363,9 +362,10 @@ def run_load(clients=32, seconds=20.0, rounds=3, rest_every=4, bad_fraction=0.25
     with ServerProcess(base_path, workers, lifetime) as server:
         log(f"server pid {server.pid}: gRPC {server.grpc}, REST {server.rest}")
         protocols = ["rest" if (i + 1) % rest_every == 0 else "grpc" for i in range(clients)]
+        from tfstyle.client import TFServingClient
+
         # One request of each kind on each protocol first, so that first-use
         # allocations are in the baseline, not counted as growth.
-        from tfstyle.client import TFServingClient
         warm = []
         for protocol in ("grpc", "rest"):
             target = server.grpc if protocol == "grpc" else server.rest
