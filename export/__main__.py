@@ -17,21 +17,12 @@ import sys
 from absl import app, flags, logging
 
 from tfstyle.errors import ConfigError, TfstyleError
-from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from tfstyle.model_flags import model_options  # --weights --backbone --pooling, layers
 
 flags.DEFINE_string("model_dir", "models/tfstyle",
                     "The model's base path: versions are written to <model_dir>/<version>.")
 flags.DEFINE_integer("version", None, "Version directory to write (an integer ≥ 1); default: "
                      "one more than the highest existing version.")
-flags.DEFINE_string("weights", "imagenet",
-                    "VGG weights: imagenet (Keras download and cache), the path of a local "
-                    ".h5/.weights.h5 file, or none (random; for tests only).")
-flags.DEFINE_enum("backbone", "vgg19", ["vgg19", "vgg16"], "VGG variant.")
-flags.DEFINE_enum("pooling", "max", ["max", "avg"], "Pooling; the paper prefers avg.")
-flags.DEFINE_list("content_layers", list(DEFAULT_CONTENT_LAYERS), "Content layers.")
-flags.DEFINE_list("style_layers", list(DEFAULT_STYLE_LAYERS), "Style layers.")
-flags.DEFINE_list("style_layer_weights", None,
-                  "One weight per style layer; default equal weights summing to 1.")
 flags.DEFINE_integer("max_side", 1024, "Largest output side a request may ask for, pixels.")
 flags.DEFINE_integer("max_steps", 2000, "Most optimisation steps a request may ask for.")
 flags.DEFINE_integer("max_input_side", None,
@@ -66,9 +57,7 @@ def main(argv):
         if version < 1:
             # TF Serving only loads positive integer versions.
             raise ConfigError(f"--version must be ≥ 1, got {version}")
-        weights = None if FLAGS.weights.strip().lower() == "none" else FLAGS.weights
-        layer_weights = ([float(w) for w in FLAGS.style_layer_weights]
-                         if FLAGS.style_layer_weights else None)
+        model = model_options()
 
         from tfstyle.export import export_model  # TensorFlow loads here, after the flag checks
 
@@ -77,17 +66,11 @@ def main(argv):
             logging.set_verbosity(logging.WARNING)
 
         path = export_model(
-            os.path.join(FLAGS.model_dir, str(version)), backbone=FLAGS.backbone,
-            pooling=FLAGS.pooling, weights=weights, content_layers=FLAGS.content_layers,
-            style_layers=FLAGS.style_layers, style_layer_weights=layer_weights,
+            os.path.join(FLAGS.model_dir, str(version)), **model,
             max_side=FLAGS.max_side, max_steps=FLAGS.max_steps,
             max_input_side=FLAGS.max_input_side, optimizer=FLAGS.optimizer,
             learning_rate=FLAGS.learning_rate, warmup=FLAGS.warmup,
             model_name=FLAGS.model_name, overwrite=FLAGS.overwrite)
-    except ValueError as e:  # float() of a bad --style_layer_weights entry
-        if isinstance(e, TfstyleError):
-            _fail(str(e))
-        _fail(f"--style_layer_weights must be numbers: {e}")
     except TfstyleError as e:
         _fail(str(e))
     print(path)

@@ -137,3 +137,11 @@ def test_stray_positional_argument_is_refused(images, tmp_path):
     result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
                      "extra")
     assert_clean_failure(result, output, "unexpected arguments")
+
+
+def test_non_numeric_style_layer_weights_exit_1_with_one_line(images, tmp_path):
+    content, style = images
+    output = tmp_path / "out.png"
+    result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
+                     "--style_layer_weights=a,b,c,d,e")
+    assert_clean_failure(result, output, "--style_layer_weights must be numbers")

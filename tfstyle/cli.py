@@ -20,7 +20,8 @@ from absl import app, flags, logging
 from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
 from tfstyle import checkpoint
 from tfstyle.errors import Interrupted, NumericalError, TfstyleError
-from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
+from tfstyle.model_flags import model_options  # --weights --backbone --pooling, layers
+from tfstyle.options import RunOptions
 
 _DEFAULTS = RunOptions()
 
@@ -31,25 +32,15 @@ flags.DEFINE_integer("size", _DEFAULTS.size, "Longest side of the output, in pix
 flags.DEFINE_integer("steps", _DEFAULTS.steps, "Optimisation steps.")
 flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, ["lbfgs", "adam"], "Optimiser.")
 flags.DEFINE_float("learning_rate", None,
-                   "Adam: step in pixels (0..255), default 4. L-BFGS: multiplier of the "
+                   "Adam: step in pixels (0..255), default 10. L-BFGS: multiplier of the "
                    "quasi-Newton step, default 1.")
 flags.DEFINE_float("content_weight", _DEFAULTS.content_weight, "alpha: content loss weight.")
 flags.DEFINE_float("style_weight", _DEFAULTS.style_weight, "beta: style loss weight.")
 flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "gamma: total variation weight.")
-flags.DEFINE_list("content_layers", list(DEFAULT_CONTENT_LAYERS),
-                  "Content layers: conv4_2 / relu4_2 / block4_conv2 style names.")
-flags.DEFINE_list("style_layers", list(DEFAULT_STYLE_LAYERS), "Style layers.")
-flags.DEFINE_list("style_layer_weights", None,
-                  "One weight per style layer; default equal weights summing to 1.")
 flags.DEFINE_string("init", _DEFAULTS.init,
                     "Start image: content, noise, style, or the path of an image.")
 flags.DEFINE_integer("seed", None, "Random seed; the run is reproducible with the same seed. "
                      "Default: drawn at random and logged.")
-flags.DEFINE_string("weights", "imagenet",
-                    "VGG weights: imagenet (Keras download and cache), the path of a local "
-                    ".h5/.weights.h5 file, or none (random; for tests only).")
-flags.DEFINE_enum("backbone", "vgg19", ["vgg19", "vgg16"], "VGG variant.")
-flags.DEFINE_enum("pooling", "max", ["max", "avg"], "Pooling; the paper prefers avg.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                   "Network precision: mixed_bfloat16 computes the VGG in bfloat16 (losses stay "
                   "float32); for GPUs and CPUs with bfloat16 units.")
@@ -96,14 +87,9 @@ def _check_paths():
     for name in ("log_every", "save_every"):
         if getattr(FLAGS, name) < 0:
             raise ConfigError(f"--{name} must be ≥ 0, got {getattr(FLAGS, name)}")
-    # Decode both images now, so a bad file fails before the model is built.
-    image_io.open_image(FLAGS.content)
-    image_io.open_image(FLAGS.style)
-    return output
-
-
-def _weights():
-    return None if FLAGS.weights.strip().lower() == "none" else FLAGS.weights
+    # Decode both images now, so a bad file fails before the model is built; the run
+    # then uses these decoded images rather than reading the files again.
+    return output, image_io.open_image(FLAGS.content), image_io.open_image(FLAGS.style)
 
 
 def _intermediate_path(output, step):
@@ -111,17 +97,16 @@ def _intermediate_path(output, step):
     return f"{root}_{step:05d}{ext}"
 
 
-def run_local(output, options):
-    """Builds the model, runs the optimisation with progress, writes the image."""
+def run_local(output, options, content, style):
+    """Builds the model, runs the optimisation with progress, writes the image.
+
+    ``content`` and ``style`` are the decoded RGB PIL images of --content and --style."""
     import tensorflow as tf
 
     from tfstyle import image_io
     from tfstyle.transfer import Stylizer
 
-    layer_weights = ([float(w) for w in FLAGS.style_layer_weights]
-                     if FLAGS.style_layer_weights else None)
-    stylizer = Stylizer(FLAGS.backbone, FLAGS.pooling, _weights(), FLAGS.content_layers,
-                        FLAGS.style_layers, layer_weights, precision=FLAGS.precision,
+    stylizer = Stylizer(**model_options(), precision=FLAGS.precision,
                         jit_compile=FLAGS.jit_compile)
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
     every = [n for n in (FLAGS.log_every, FLAGS.save_every) if n > 0]
@@ -154,7 +139,7 @@ def run_local(output, options):
     stop = _StopOnSignal()
     try:
         with stop:
-            result = stylizer.stylize(FLAGS.content, FLAGS.style, options, callback=progress,
+            result = stylizer.stylize(content, style, options, callback=progress,
                                       callback_every=callback_every, should_stop=stop,
                                       resume=resume)
     except NumericalError as e:
@@ -226,8 +211,8 @@ def main(argv):
         if FLAGS.server:  # runs on TF Serving; does its own path checks (folder mode)
             remote.run_remote(options)
             return
-        output = _check_paths()
-        run_local(output, options)
+        output, content, style = _check_paths()
+        run_local(output, options, content, style)
     except TfstyleError as e:
         _fail(str(e))
 

@@ -1,0 +1,42 @@
+"""The feature-model flags, shared by the ``tfstyle`` command and ``python -m export``.
+
+Both programs build the same ``Stylizer`` from the same flags; defining and reading them
+in one place keeps their names, defaults and checks the same.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from tfstyle.errors import ConfigError
+from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+
+flags.DEFINE_string("weights", "imagenet",
+                    "VGG weights: imagenet (Keras download and cache), the path of a local "
+                    ".h5/.weights.h5 file, or none (random; for tests only).")
+flags.DEFINE_enum("backbone", "vgg19", ["vgg19", "vgg16"], "VGG variant.")
+flags.DEFINE_enum("pooling", "max", ["max", "avg"], "Pooling; the paper prefers avg.")
+flags.DEFINE_list("content_layers", list(DEFAULT_CONTENT_LAYERS),
+                  "Content layers: conv4_2 / relu4_2 / block4_conv2 style names.")
+flags.DEFINE_list("style_layers", list(DEFAULT_STYLE_LAYERS), "Style layers.")
+flags.DEFINE_list("style_layer_weights", None,
+                  "One weight per style layer; default equal weights summing to 1.")
+
+FLAGS = flags.FLAGS
+
+
+def model_options() -> dict:
+    """The flags as ``Stylizer`` / ``export_model`` keyword arguments.
+
+    Raises:
+      ConfigError: a --style_layer_weights entry is not a number.
+    """
+    weights = None if FLAGS.weights.strip().lower() == "none" else FLAGS.weights
+    try:
+        layer_weights = ([float(w) for w in FLAGS.style_layer_weights]
+                         if FLAGS.style_layer_weights else None)
+    except ValueError as e:
+        raise ConfigError(f"--style_layer_weights must be numbers: {e}") from None
+    return {"backbone": FLAGS.backbone, "pooling": FLAGS.pooling, "weights": weights,
+            "content_layers": FLAGS.content_layers, "style_layers": FLAGS.style_layers,
+            "style_layer_weights": layer_weights}
