@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfstyle.features import build_feature_model, read_conv_weights
+from tfstyle.losses import gram_matrix
 
 STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
 CONTENT_LAYERS = ["block5_conv2"]
@@ -110,8 +111,8 @@ class Evaluator:
 
     @staticmethod
     def _gram(f):
-        flat = tf.reshape(f, (-1, f.shape[-1]))
-        return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.shape(flat)[0], tf.float32)
+        """The per-position Gram matrix (N, N) of a (1, H, W, N) feature map."""
+        return gram_matrix(f) / tf.cast(tf.shape(f)[1] * tf.shape(f)[2], tf.float32)
 
     def __call__(self, image255):
         features = self.model(tf.convert_to_tensor(image255, tf.float32))

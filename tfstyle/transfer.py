@@ -238,9 +238,11 @@ class Stylizer:
         if seed is None:
             seed = resume["seed"] if resume is not None else int(
                 np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
-        job = self._fingerprint(content_arr, style_arr, init_arr, options, seed)
+        def job():  # hashes the inputs: only needed to resume or to stop
+            return self._fingerprint(content_arr, style_arr, init_arr, options, seed)
+
         if resume is not None:
-            if resume["fingerprint"] != job:
+            if resume["fingerprint"] != job():
                 raise ConfigError("the checkpoint belongs to another job (other images, size, "
                                   "weights or options): rerun the interrupted command "
                                   "unchanged with --resume, or drop --resume")
@@ -276,7 +278,7 @@ class Stylizer:
 
         def checkpoint():
             return {"image": image.numpy(), "state": [v.numpy() for v in tf.nest.flatten(state)],
-                    "step": done, "seed": seed, "fingerprint": job}
+                    "step": done, "seed": seed, "fingerprint": job()}
 
         terms, first = None, done
         # Chunks of about half a second: short enough to stop promptly, long enough
@@ -290,19 +292,17 @@ class Stylizer:
             new_image, new_state, terms, ok = fns["chunk"](
                 image.read_value(), tf.nest.map_structure(lambda v: v.read_value(), state),
                 targets, tf.constant(n))
+            # On a non-finite loss the loop returned the last finite image and state.
+            image.assign(new_image)
+            tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
             terms = {k: float(v) for k, v in terms._asdict().items()}
             if not bool(ok):
-                # The loop kept the last finite image and state: store them, then stop.
-                image.assign(new_image)
-                tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
                 error = NumericalError(
                     f"the loss became {terms['total']} within steps {done + 1}..{done + n}: "
                     f"lower --learning_rate (now {optimizer.learning_rate:g}) or the loss "
                     f"weights, or use --optimizer=lbfgs; the last finite image is kept")
                 error.image, error.step = current(), done
                 raise error
-            image.assign(new_image)
-            tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
             done += n
             per_step = (time.perf_counter() - chunk_started) / n
             chunk_steps = max(1, min(int(0.5 / max(per_step, 1e-6)), callback_every))
