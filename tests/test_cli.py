@@ -76,7 +76,7 @@ def test_save_every_and_tensorboard_logdir(images, tmp_path):
 
 def test_flagfile_presets_parse_and_run(images, tmp_path):
     content, style = images
-    for preset in ("fast", "paper"):
+    for preset in ("fast", "paper", "hires"):
         output = tmp_path / f"{preset}.png"
         result = run_cli(f"--flagfile=configs/{preset}.cfg", f"--content={content}",
                          f"--style={style}", f"--output={output}", "--weights=none", "--size=32",
@@ -145,3 +145,61 @@ def test_non_numeric_style_layer_weights_exit_1_with_one_line(images, tmp_path):
     result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
                      "--style_layer_weights=a,b,c,d,e")
     assert_clean_failure(result, output, "--style_layer_weights must be numbers")
+
+
+def test_several_styles_masks_and_colours_from_the_command_line(images, tmp_path):
+    content, style = images
+    other = tmp_path / "other.png"
+    Image.fromarray(synthetic_image(3, 40, 56)).save(other)
+    mask = tmp_path / "mask.png"
+    left = np.zeros((48, 64), np.uint8)
+    left[:, :32] = 255
+    Image.fromarray(left).save(mask)
+    single, blended = tmp_path / "single.png", tmp_path / "blended.png"
+    common = TINY + ["--seed=1", "--stage_size=0", f"--content={content}"]
+    assert run_cli(*common, f"--style={style}", f"--output={single}").returncode == 0
+    result = run_cli(*common, f"--style={style},{other}", "--style_blend_weights=1,0",
+                     f"--output={blended}")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.asarray(Image.open(blended)), np.asarray(Image.open(single)))
+    for extra in (["--preserve_colors=histogram", "--style_loss=mean_cov"],
+                  [f"--style={style},{other}", f"--style_masks={mask},{mask}"],
+                  [f"--content_mask={mask}", "--preserve_colors=luminance"]):
+        output = tmp_path / "extra.png"
+        result = run_cli(*common, f"--style={style}", *extra, f"--output={output}")
+        assert result.returncode == 0, (extra, result.stderr)
+        assert np.asarray(Image.open(output)).shape == (24, 32, 3)
+
+
+def test_coarse_to_fine_logs_its_stages(images, tmp_path):
+    content, style = images
+    output = tmp_path / "out.png"
+    result = run_cli("--weights=none", "--size=64", "--steps=6", "--log_every=1",
+                     "--stage_size=32", f"--content={content}", f"--style={style}",
+                     f"--output={output}")
+    assert result.returncode == 0, result.stderr
+    assert "32 -> 64 px, 4+2 lbfgs steps" in result.stderr
+    assert "[stage 1/2, 32 px]" in result.stderr and "[stage 2/2, 64 px]" in result.stderr
+    assert np.asarray(Image.open(output)).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--style_blend_weights=1,2,3", "--style={style},{style}"],
+     "3 style blend weights for 2 style images"),
+    (["--style_blend_weights=a,b"], "--style_blend_weights must be a comma-separated list"),
+    (["--stage_steps=1,2,3", "--size=64", "--stage_size=32"], "3 stage_steps for 2 stages"),
+    (["--content_mask={square}"], "aspect ratio"),
+    (["--style_masks={mask}", "--style={style},{style}"], "1 style masks for 2 style images"),
+    (["--style_scale=1,2", "--style={style},{style},{style}"], "2 style scales for 3 style"),
+])
+def test_bad_control_flags_fail_cleanly(images, tmp_path, flags, needle):
+    content, style = images
+    square, mask = tmp_path / "square.png", tmp_path / "mask.png"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(square)
+    Image.fromarray(np.zeros((48, 64), np.uint8)).save(mask)
+    output = tmp_path / "out.png"
+    args = [f.format(style=style, square=square, mask=mask) for f in flags]
+    if not any(a.startswith("--style=") for a in args):
+        args.append(f"--style={style}")
+    result = run_cli(*TINY, f"--content={content}", *args, f"--output={output}")
+    assert_clean_failure(result, output, needle)

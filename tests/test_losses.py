@@ -304,15 +304,18 @@ def test_style_loss_targets_match_numpy():
     targets = loss.targets([tf32(f) for f in problem["content"]],
                            [tf32(f) for f in problem["style"]])
     assert len(targets.content) == len(CONTENT_LAYERS)
-    assert len(targets.style_grams) == len(STYLE_LAYERS)
+    assert len(targets.style_grams) == 1 and targets.style_masks == ()  # one blended group
+    assert len(targets.style_grams[0]) == len(STYLE_LAYERS)
     for got, got_scale, p in zip(targets.content, targets.content_scales, problem["content"]):
         assert rel_err(float(got_scale), np.mean(np.abs(p))) < RTOL
         assert rel_err(got.numpy(), p / np.mean(np.abs(p))) < RTOL
-    for got, got_scale, s in zip(targets.style_grams, targets.style_scales, problem["style"]):
+    for got, mean, got_scale, s in zip(targets.style_grams[0], targets.style_means[0],
+                                       targets.style_scales, problem["style"]):
         scale = np.mean(np.abs(s))
         assert rel_err(float(got_scale), scale) < RTOL
         assert got.shape == (s.shape[-1], s.shape[-1])
         assert rel_err(got.numpy(), ref_gram(s / scale) / positions(s)) < RTOL
+        assert rel_err(mean.numpy(), (s / scale).reshape(-1, s.shape[-1]).mean(0)) < RTOL
 
 
 def test_style_loss_with_a_dead_style_layer_uses_scale_one():

@@ -21,12 +21,36 @@ from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
 from tfstyle import checkpoint
 from tfstyle.errors import Interrupted, NumericalError, TfstyleError
 from tfstyle.model_flags import model_options  # --weights --backbone --pooling, layers
-from tfstyle.options import RunOptions
+from tfstyle.errors import ConfigError
+from tfstyle.options import PRESERVE_COLORS, STYLE_LOSSES, RunOptions
 
 _DEFAULTS = RunOptions()
 
 flags.DEFINE_string("content", None, "Content image (the photo).")
-flags.DEFINE_string("style", None, "Style image (the painting).")
+flags.DEFINE_string("style", None, "Style image (the painting), or several separated by "
+                    "commas: blended (--style_blend_weights) or placed by --style_masks.")
+flags.DEFINE_list("style_blend_weights", None,
+                  "One weight per style image, e.g. 3,7 (normalised to sum 1); default equal.")
+flags.DEFINE_enum("preserve_colors", _DEFAULTS.preserve_colors, list(PRESERVE_COLORS),
+                  "Keep the content's colours: luminance (style only the luminance, then put "
+                  "the photo's colours back) or histogram (match the style's colours to the "
+                  "photo's first).")
+flags.DEFINE_enum("style_loss", _DEFAULTS.style_loss, list(STYLE_LOSSES),
+                  "gram (the paper's) or mean_cov (feature means and covariances: cleaner "
+                  "textures).")
+flags.DEFINE_string("content_mask", None,
+                    "Image over the content: the style applies where it is white, the photo "
+                    "stays where it is black.")
+flags.DEFINE_list("style_masks", None,
+                  "One mask image per style (comma-separated): style k applies where mask k "
+                  "is white, e.g. two styles on two regions.")
+flags.DEFINE_integer("stage_size", _DEFAULTS.stage_size,
+                     "Coarse-to-fine: longest side of the first stage; stages grow by "
+                     "--stage_factor up to --size. 0 optimises at --size only.")
+flags.DEFINE_float("stage_factor", _DEFAULTS.stage_factor, "Size ratio between stages (> 1).")
+flags.DEFINE_list("stage_steps", None,
+                  "Steps per stage, coarsest first (replaces --steps); default: --steps "
+                  "split with each stage getting half the steps of the one before.")
 flags.DEFINE_string("output", None, "Output image; .png or .jpg/.jpeg. Written atomically.")
 flags.DEFINE_integer("size", _DEFAULTS.size, "Longest side of the output, in pixels.")
 flags.DEFINE_integer("steps", _DEFAULTS.steps, "Optimisation steps.")
@@ -45,8 +69,9 @@ flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                   "Network precision: mixed_bfloat16 computes the VGG in bfloat16 (losses stay "
                   "float32); for GPUs and CPUs with bfloat16 units.")
 flags.DEFINE_bool("jit_compile", False, "Compile the optimisation loop with XLA.")
-flags.DEFINE_float("style_scale", _DEFAULTS.style_scale,
-                   "Style image's longest side relative to the output's.")
+flags.DEFINE_list("style_scale", [str(_DEFAULTS.style_scale)],
+                  "Style image's longest side relative to the output's: one number, or one "
+                  "per style image.")
 flags.DEFINE_integer("log_every", 50, "Log progress every N steps.")
 flags.DEFINE_integer("save_every", 0,
                      "Write the intermediate image every N steps as <output>_<step>.<ext>; "
@@ -64,22 +89,46 @@ FLAGS = flags.FLAGS
 
 def options_from_flags() -> RunOptions:
     """The ``RunOptions`` the flags ask for, validated."""
+    scales = _numbers("style_scale", float)
     return RunOptions(
         size=FLAGS.size, steps=FLAGS.steps, optimizer=FLAGS.optimizer,
         learning_rate=FLAGS.learning_rate, content_weight=FLAGS.content_weight,
         style_weight=FLAGS.style_weight, tv_weight=FLAGS.tv_weight, init=FLAGS.init,
-        seed=FLAGS.seed, style_scale=FLAGS.style_scale).validate()
+        seed=FLAGS.seed, style_scale=scales[0] if len(scales) == 1 else scales,
+        style_blend_weights=_numbers("style_blend_weights", float),
+        preserve_colors=FLAGS.preserve_colors, style_loss=FLAGS.style_loss,
+        stage_size=FLAGS.stage_size, stage_factor=FLAGS.stage_factor,
+        stage_steps=_numbers("stage_steps", int)).validate()
+
+
+def _numbers(name, kind):
+    """A comma-separated list flag as a tuple of numbers (None if unset)."""
+    values = getattr(FLAGS, name)
+    if values is None:
+        return None
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise ConfigError(f"--{name} must be a comma-separated list of "
+                          f"{'integers' if kind is int else 'numbers'}, got "
+                          f"{','.join(values)!r}") from None
+
+
+def style_paths() -> list:
+    """--style split into its image paths."""
+    return [p.strip() for p in FLAGS.style.split(",") if p.strip()]
 
 
 def _check_paths():
     from tfstyle import image_io
-    from tfstyle.errors import ConfigError
 
     for name in ("content", "style", "output"):
         if not getattr(FLAGS, name):
             raise ConfigError(f"--{name} is required")
     output = image_io.check_output_path(FLAGS.output)
-    inputs = [FLAGS.content, FLAGS.style] + ([FLAGS.init] if os.path.isfile(FLAGS.init) else [])
+    masks = ([FLAGS.content_mask] if FLAGS.content_mask else []) + (FLAGS.style_masks or [])
+    inputs = ([FLAGS.content] + style_paths() + masks
+              + ([FLAGS.init] if os.path.isfile(FLAGS.init) else []))
     for path in inputs:
         if os.path.realpath(path) == str(output):
             raise ConfigError(f"--output {FLAGS.output} is also an input: choose another path, "
@@ -87,9 +136,19 @@ def _check_paths():
     for name in ("log_every", "save_every"):
         if getattr(FLAGS, name) < 0:
             raise ConfigError(f"--{name} must be ≥ 0, got {getattr(FLAGS, name)}")
-    # Decode both images now, so a bad file fails before the model is built; the run
+    # Decode every image now, so a bad file fails before the model is built; the run
     # then uses these decoded images rather than reading the files again.
-    return output, image_io.open_image(FLAGS.content), image_io.open_image(FLAGS.style)
+    styles = [image_io.open_image(path) for path in style_paths()]
+    if not styles:
+        raise ConfigError("--style names no image")
+    return output, image_io.open_image(FLAGS.content), styles
+
+
+def _check_inputs(options, content, styles):
+    """Counts of styles, weights, scales and masks, and the masks' shapes, before the
+    model is built."""
+    from tfstyle.transfer import load_inputs
+    load_inputs(content, styles, options, FLAGS.content_mask or None, FLAGS.style_masks)
 
 
 def _intermediate_path(output, step):
@@ -100,7 +159,8 @@ def _intermediate_path(output, step):
 def run_local(output, options, content, style):
     """Builds the model, runs the optimisation with progress, writes the image.
 
-    ``content`` and ``style`` are the decoded RGB PIL images of --content and --style."""
+    ``content`` is the decoded RGB PIL image of --content, ``style`` the list of those
+    of --style."""
     import tensorflow as tf
 
     from tfstyle import image_io
@@ -115,10 +175,11 @@ def run_local(output, options, content, style):
     def progress(p):
         last = p.step == p.steps
         if FLAGS.log_every and (p.step % FLAGS.log_every == 0 or last):
+            stage = f"  [stage {p.stage}/{p.stages}, {p.size} px]" if p.stages > 1 else ""
             logging.info("step %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
-                         "%.2f steps/s  %s left", p.step, p.steps, p.losses["total"],
+                         "%.2f steps/s  %s left%s", p.step, p.steps, p.losses["total"],
                          p.losses["content"], p.losses["style"], p.losses["tv"],
-                         p.steps_per_second, _duration(p.eta_seconds))
+                         p.steps_per_second, _duration(p.eta_seconds), stage)
         saving = FLAGS.save_every and p.step % FLAGS.save_every == 0 and not last
         if saving:
             image_io.save_image(p.image(), _intermediate_path(output, p.step))
@@ -133,15 +194,18 @@ def run_local(output, options, content, style):
     checkpoint_path = pathlib.Path(FLAGS.checkpoint) if FLAGS.checkpoint else \
         checkpoint.default_path(output)
     resume = checkpoint.load_checkpoint(checkpoint_path) if FLAGS.resume else None
-    logging.info("stylizing %s with %s: %d px, %d %s steps%s", FLAGS.content, FLAGS.style,
-                 options.size, options.steps, options.optimizer,
+    plan = options.stages()
+    logging.info("stylizing %s with %s: %s px, %s %s steps%s", FLAGS.content, FLAGS.style,
+                 " -> ".join(str(size) for size, _ in plan),
+                 "+".join(str(n) for _, n in plan), options.optimizer,
                  f", resuming at step {resume['step']}" if resume else "")
     stop = _StopOnSignal()
     try:
         with stop:
             result = stylizer.stylize(content, style, options, callback=progress,
                                       callback_every=callback_every, should_stop=stop,
-                                      resume=resume)
+                                      resume=resume, content_mask=FLAGS.content_mask or None,
+                                      style_masks=FLAGS.style_masks)
     except NumericalError as e:
         image_io.save_image(e.image, output)
         raise NumericalError(f"{e} (wrote the last finite image, step {e.step}, to "
@@ -149,7 +213,8 @@ def run_local(output, options, content, style):
     except Interrupted as e:
         image_io.save_image(e.image, output)
         checkpoint.save_checkpoint(checkpoint_path, **e.checkpoint)
-        print(f"tfstyle: interrupted by {stop.signal_name} at step {e.step}/{options.steps}: "
+        print(f"tfstyle: interrupted by {stop.signal_name} at step {e.step}/"
+              f"{sum(n for _, n in plan)}: "
               f"wrote the image so far to {output} and a checkpoint to {checkpoint_path}; "
               f"to continue, run the same command with --resume", file=sys.stderr)
         sys.exit(128 + stop.signal_number)
@@ -212,6 +277,7 @@ def main(argv):
             remote.run_remote(options)
             return
         output, content, style = _check_paths()
+        _check_inputs(options, content, style)
         run_local(output, options, content, style)
     except TfstyleError as e:
         _fail(str(e))

@@ -24,6 +24,12 @@ one set of weights, the paper's α/β = 1e-3, work across image sizes and backbo
 
 With these, α/β = 1e-3 gives about the balance of the paper's Fig. 3 at 1e-3: the
 style dominates the texture and colours, the content's layout stays recognisable.
+
+Control (Gatys et al., "Controlling Perceptual Factors in Neural Style Transfer", CVPR
+2017): several styles blend as the weighted mix of their per-position Gram matrices;
+a mask restricts a style to a region by weighting the positions of the Gram matrix
+(``moments``); ``style_distance`` also offers a mean-and-covariance alternative to the
+Gram loss.
 """
 
 from __future__ import annotations
@@ -80,20 +86,83 @@ def total_variation(image: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(dy)) + tf.reduce_sum(tf.square(dx))
 
 
+STYLE_LOSSES = ("gram", "mean_cov")
+
+
+def moments(features: tf.Tensor, mask: tf.Tensor | None = None):
+    """Per-position second moment and mean of a feature map, optionally mask-weighted.
+
+    Args:
+      features: (1, h, w, N).
+      mask: None, or (1, H, W, 1) weights in [0, 1] over the image at any resolution;
+        it is area-resized to (h, w), so each position weighs by how much of its cell
+        the mask covers.
+
+    Returns:
+      (S, mu, area): S (N, N) = Σ_p m_p F_p F_pᵀ / Σ_p m_p (the Gram matrix divided by
+      the number of positions when unmasked), mu (N,) the weighted mean, and area the
+      scalar Σ_p m_p (the number of positions when unmasked).
+    """
+    flat = tf.reshape(features, (-1, tf.shape(features)[-1]))
+    if mask is None:
+        area = tf.cast(tf.shape(flat)[0], flat.dtype)
+        return tf.matmul(flat, flat, transpose_a=True) / area, tf.reduce_mean(flat, 0), area
+    weights = tf.image.resize(tf.cast(mask, flat.dtype), tf.shape(features)[1:3], "area")
+    weights = tf.reshape(weights, (-1, 1))
+    area = tf.reduce_sum(weights)
+    # An empty region has no statistics; the caller drops its term (see StyleLoss).
+    safe = tf.maximum(area, 1e-6)
+    second = tf.matmul(flat, flat * weights, transpose_a=True) / safe
+    return second, tf.reduce_sum(flat * weights, 0) / safe, area
+
+
+def style_distance(second, mean, target_second, target_mean, kind="gram") -> tf.Tensor:
+    """Distance between two feature distributions of N channels, a scalar.
+
+    ``gram``: the paper's Σ (S − A)² / (4 N²) between per-position Gram matrices (the
+    paper's E_l, since its G and A are M times S and A at M positions).
+    ``mean_cov``: Σ (C − C_t)² / (4 N²) + Σ (μ − μ_t)² / N with the centred covariances
+    C = S − μμᵀ. A Gram matrix mixes the mean into the covariance, so the large mean
+    activations dominate it; matching mean and covariance apart weighs the feature
+    correlations that make up the texture on their own (Li et al., "Demystifying
+    Neural Style Transfer", IJCAI 2017, show Gram matching is one choice of such
+    statistics), which gives cleaner textures with fewer colour blotches.
+    ``kind`` may be a Python string or a scalar string tensor (the exported model).
+    """
+    n = tf.cast(tf.shape(second)[-1], second.dtype)
+    gram = tf.reduce_sum(tf.square(second - target_second)) / (4.0 * n * n)
+    if isinstance(kind, str) and kind == "gram":
+        return gram
+    cov = second - mean[:, None] * mean[None, :]
+    target_cov = target_second - target_mean[:, None] * target_mean[None, :]
+    mean_cov = (tf.reduce_sum(tf.square(cov - target_cov)) / (4.0 * n * n)
+                + tf.reduce_sum(tf.square(mean - target_mean)) / n)
+    if isinstance(kind, str):
+        return mean_cov
+    return tf.where(tf.equal(kind, "mean_cov"), mean_cov, gram)
+
+
 class Targets(NamedTuple):
-    """What the loss compares against, computed once per (content, style) pair.
+    """What the loss compares against, computed once per (content, styles) input.
 
     content: features P of the content image, one (1, h, w, N) tensor per content layer,
       already divided by ``content_scales``.
-    style_grams: Gram matrices A / M of the style image, one (N, N) per style layer, of
-      the scale-normalised features, divided by the style image's M so that styles of
-      any size compare with any output size.
-    content_scales, style_scales: the per-layer feature scale (mean target activation).
+    style_grams: per style *group*, per style layer, the (N, N) per-position second
+      moment A of the scale-normalised style features (Gram / positions), so that styles
+      of any size compare with any output size. Without masks there is one group, the
+      blend of all styles: Σ_k w_k A_k.
+    style_means: likewise, the (N,) feature means (for ``mean_cov``).
+    content_scales, style_scales: the per-layer feature scale (mean target activation;
+      for several styles, the blend of theirs).
+    style_masks: () without masks; else one (1, H, W, 1) mask in [0, 1] over the output
+      image per group, the region where that group's style applies.
     """
     content: tuple
     style_grams: tuple
+    style_means: tuple
     content_scales: tuple
     style_scales: tuple
+    style_masks: tuple = ()
 
 
 class LossTerms(NamedTuple):
@@ -122,12 +191,15 @@ class StyleLoss:
       style_layer_weights: w_l per style layer; default 1 / (number of style layers),
         the paper's 0.2 for its five layers.
       content_layer_weights: per content layer; default 1 each.
+      style_loss: ``gram`` (the paper's) or ``mean_cov`` (see ``style_distance``); a
+        string, or a scalar string tensor.
     """
 
     def __init__(self, content_layers: Sequence[str], style_layers: Sequence[str],
                  content_weight: float, style_weight: float, tv_weight: float,
                  style_layer_weights: Sequence[float] | None = None,
-                 content_layer_weights: Sequence[float] | None = None):
+                 content_layer_weights: Sequence[float] | None = None,
+                 style_loss="gram"):
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
         # Floats in the library; scalar tensors in the exported signature.
@@ -137,22 +209,51 @@ class StyleLoss:
         n_style = max(len(self.style_layers), 1)
         self.style_layer_weights = tuple(style_layer_weights or [1.0 / n_style] * n_style)
         self.content_layer_weights = tuple(content_layer_weights or [1.0] * len(self.content_layers))
+        self.style_loss = style_loss
 
-    def targets(self, content_features: Sequence[tf.Tensor],
-                style_features: Sequence[tf.Tensor]) -> Targets:
-        """Targets from the content image's content-layer features and the style
-        image's style-layer features (both in this loss's layer order)."""
+    def targets(self, content_features: Sequence[tf.Tensor], style_features,
+                blend_weights=None, masks=()) -> Targets:
+        """Targets from the content image's features and the style images' features.
+
+        Args:
+          content_features: the content image's content-layer features, in layer order.
+          style_features: one style image's style-layer features (a sequence of tensors
+            in layer order), or a sequence of such sequences, one per style image.
+          blend_weights: one weight ≥ 0 per style, summing to 1 (floats or a float32
+            vector); default equal. Without masks the style target is the blend
+            Σ_k w_k A_k of the styles' moments (a weight of 0 drops a style).
+          masks: () for no spatial control. Else a sequence of (1, H, W, 1) masks over
+            the output image, either one (all styles, blended, apply inside it) or one
+            per style (style k applies inside mask k, with its own target).
+        """
         # Losses are float32 whatever the network computes in (bfloat16, float64).
         content_features = [tf.cast(f, tf.float32) for f in content_features]
-        style_features = [tf.cast(f, tf.float32) for f in style_features]
+        styles = list(style_features)
+        if not styles or not isinstance(styles[0], (list, tuple)):
+            styles = [styles]
+        styles = [[tf.cast(f, tf.float32) for f in fs] for fs in styles]
+        if blend_weights is None:
+            blend_weights = [1.0 / len(styles)] * len(styles)
+        weights = [blend_weights[k] for k in range(len(styles))]
         c_scales = tuple(feature_scale(f) for f in content_features)
-        s_scales = tuple(feature_scale(f) for f in style_features)
         content = tuple(f / s for f, s in zip(content_features, c_scales))
-        grams = []
-        for f, s in zip(style_features, s_scales):
-            m = tf.cast(tf.reduce_prod(tf.shape(f)[:-1]), f.dtype)
-            grams.append(gram_matrix(f / s) / m)
-        return Targets(content, tuple(grams), c_scales, s_scales)
+        # One scale per layer for all styles (the image's features are divided by it):
+        # the blend of the styles' scales, exactly the style's own for one style.
+        s_scales = tuple(_blend(weights, [feature_scale(fs[layer]) for fs in styles])
+                         for layer in range(len(self.style_layers)))
+        per_style = [[moments(f / s)[:2] for f, s in zip(fs, s_scales)] for fs in styles]
+        masks = tuple(masks)
+        if len(masks) > 1:  # one region per style, each with its own target
+            if len(masks) != len(styles):
+                raise ValueError(f"{len(masks)} masks for {len(styles)} styles")
+            groups = per_style
+        else:
+            groups = [[(_blend(weights, [ps[layer][0] for ps in per_style]),
+                        _blend(weights, [ps[layer][1] for ps in per_style]))
+                       for layer in range(len(self.style_layers))]]
+        grams = tuple(tuple(a for a, _ in g) for g in groups)
+        means = tuple(tuple(mu for _, mu in g) for g in groups)
+        return Targets(content, grams, means, c_scales, s_scales, masks)
 
     def __call__(self, image: tf.Tensor, content_features: Sequence[tf.Tensor],
                  style_features: Sequence[tf.Tensor], targets: Targets) -> LossTerms:
@@ -165,14 +266,30 @@ class StyleLoss:
             positions = tf.cast(tf.reduce_prod(tf.shape(f)[:-1]), tf.float32)
             content += w * content_loss(f, p) / positions
         style = tf.constant(0.0)
-        for w, f, a, s in zip(self.style_layer_weights, style_features, targets.style_grams,
-                              targets.style_scales):
-            f = tf.cast(f, tf.float32) / s
-            m = tf.cast(tf.reduce_prod(tf.shape(f)[:-1]), tf.float32)
-            style += w * style_layer_loss(f, a * m)
+        masks = targets.style_masks or (None,)
+        for group, mask in enumerate(masks):
+            for layer, (w, f, s) in enumerate(zip(self.style_layer_weights, style_features,
+                                                 targets.style_scales)):
+                second, mean, area = moments(tf.cast(f, tf.float32) / s, mask)
+                term = style_distance(second, mean, targets.style_grams[group][layer],
+                                      targets.style_means[group][layer], self.style_loss)
+                if mask is not None:
+                    # Each region counts by its share of the image, so two regions
+                    # covering it add up to one unmasked style loss.
+                    positions = tf.cast(tf.reduce_prod(tf.shape(f)[1:3]), tf.float32)
+                    term *= area / positions
+                style += w * term
         pixels = tf.cast(tf.reduce_prod(tf.shape(image)[1:3]), tf.float32)
         tv = total_variation(tf.cast(image, tf.float32) / 255.0) / pixels
         content = self.content_weight * content
         style = self.style_weight * style
         tv = self.tv_weight * tv
         return LossTerms(content + style + tv, content, style, tv)
+
+
+def _blend(weights, values):
+    """Σ_k w_k v_k, exactly v_0 for a single value of weight 1."""
+    total = weights[0] * values[0]
+    for w, v in zip(weights[1:], values[1:]):
+        total += w * v
+    return total

@@ -45,6 +45,19 @@ class Adam:
         del state
         return image
 
+    def resize_state(self, state, image):
+        """Carries the state to ``image`` (1, H', W', 3), the next coarse-to-fine stage.
+
+        The moments are per-pixel running averages of smooth fields, so resizing them
+        keeps the per-pixel step sizes Adam has learnt; the step count stays, which
+        keeps the bias correction off (a fresh Adam's first steps are full-size).
+        """
+        m, v, t = state
+        size = tf.shape(image)[1:3]
+        m = tf.image.resize(m, size, "bilinear")
+        v = tf.maximum(tf.image.resize(v, size, "bilinear"), 0.0)
+        return (m, v, t)
+
     def update(self, image, grad, loss, state):
         """One Adam step; returns (new image in [0, 255], new state)."""
         del loss  # Adam needs only the gradient.
@@ -105,6 +118,12 @@ class LBFGS:
                 tf.constant(0), tf.constant(self.history - 1),
                 zeros_n, zeros_n, tf.constant(float("inf"), image.dtype), zeros_n,
                 tf.constant(0.0, image.dtype), tf.constant(0))
+
+    def resize_state(self, state, image):
+        """A fresh state for ``image``, the next coarse-to-fine stage: curvature pairs
+        (s, y) measured on other pixels say nothing about these, so L-BFGS restarts."""
+        del state
+        return self.init(image)
 
     def result(self, image, state):
         """The last accepted image, (1, H, W, 3) in [0, 255] (``image`` before any step)."""

@@ -16,7 +16,11 @@ from tfstyle.errors import ConfigError
 DEFAULT_CONTENT_LAYERS = ("conv4_2",)
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 INITS = ("content", "noise", "style")
+PRESERVE_COLORS = ("none", "luminance", "histogram")
+STYLE_LOSSES = ("gram", "mean_cov")
 MAX_STEPS = 100_000
+MAX_STYLES = 16
+MAX_STAGES = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +36,21 @@ class RunOptions:
     tv_weight: γ, total variation on the [0, 1] image, to suppress high-frequency noise.
     init: ``content``, ``noise``, ``style``, or the path of an image to start from.
     seed: makes the noise (and so the run) reproducible; None draws one and reports it.
-    style_scale: the style image is resized to style_scale × the output's longest side.
+    style_scale: each style image is resized to style_scale × the output's longest
+      side: one number for all styles, or a tuple with one per style.
+    style_blend_weights: with several styles, one weight ≥ 0 per style (normalised to
+      sum 1; default equal): the style target is that mix of the styles' Gram matrices.
+    preserve_colors: ``none``; ``luminance`` (transfer on the luminance only, then put
+      the content's colours back); ``histogram`` (match the styles' colour statistics
+      to the content's before the run). See ``tfstyle.color``.
+    style_loss: ``gram`` (the paper's) or ``mean_cov`` (feature means and covariances;
+      see ``tfstyle.losses.style_distance``).
+    stage_size: coarse-to-fine: the first stage's longest side. Stages grow by
+      ``stage_factor`` up to ``size``; a run whose ``size`` is below
+      ``stage_size × stage_factor`` is single-scale. 0 turns coarse-to-fine off.
+    stage_factor: size ratio between successive stages, > 1.
+    stage_steps: steps per stage, coarsest first; replaces ``steps``. Default: ``steps``
+      split so that each stage gets half the steps of the one before.
     """
     size: int = 512
     steps: int = 500
@@ -43,7 +61,60 @@ class RunOptions:
     tv_weight: float = 100.0
     init: str = "content"
     seed: int | None = None
-    style_scale: float = 1.0
+    style_scale: float | tuple = 1.0
+    style_blend_weights: tuple | None = None
+    preserve_colors: str = "none"
+    style_loss: str = "gram"
+    stage_size: int = 256
+    stage_factor: float = 2.0
+    stage_steps: tuple | None = None
+
+    def style_scales(self, count: int) -> tuple:
+        """One style scale per style, for ``count`` styles."""
+        scales = _as_tuple(self.style_scale)
+        if len(scales) == 1:
+            return scales * count
+        if len(scales) != count:
+            raise ConfigError(f"{len(scales)} style scales for {count} style images: give "
+                              f"one, or one per style")
+        return tuple(float(x) for x in scales)
+
+    def blend_weights(self, count: int) -> tuple:
+        """The normalised blend weights (summing to 1) for ``count`` styles."""
+        if self.style_blend_weights is None:
+            return (1.0 / count,) * count
+        weights = [float(w) for w in self.style_blend_weights]
+        if len(weights) != count:
+            raise ConfigError(f"{len(weights)} style blend weights for {count} style images: "
+                              f"give one per style")
+        total = sum(weights)
+        return tuple(w / total for w in weights)
+
+    def stages(self) -> list:
+        """The coarse-to-fine plan: [(longest side, steps), ...], coarsest first, ending
+        at ``size``. Default split: each stage half the steps of the one before (most
+        steps where they are cheap), the rounding remainder to the first."""
+        sizes = [self.size]
+        if self.stage_size > 0:
+            k = 1
+            while round(self.size / self.stage_factor ** k) >= self.stage_size:
+                sizes.insert(0, int(round(self.size / self.stage_factor ** k)))
+                k += 1
+                if len(sizes) > MAX_STAGES:
+                    raise ConfigError(f"stage_size={self.stage_size} and stage_factor="
+                                      f"{self.stage_factor:g} make more than {MAX_STAGES} "
+                                      f"stages: raise one of them")
+        if self.stage_steps is not None:
+            if len(self.stage_steps) != len(sizes):
+                raise ConfigError(
+                    f"{len(self.stage_steps)} stage_steps for {len(sizes)} stages "
+                    f"({', '.join(map(str, sizes))} px): give one per stage, or change "
+                    f"size / stage_size")
+            return list(zip(sizes, (int(n) for n in self.stage_steps)))
+        shares = [2.0 ** (len(sizes) - 1 - i) for i in range(len(sizes))]
+        steps = [int(self.steps * share / sum(shares)) for share in shares]
+        steps[0] += self.steps - sum(steps)
+        return list(zip(sizes, steps))
 
     def validate(self) -> "RunOptions":
         """Returns self if every value is usable, else raises ConfigError naming it."""
@@ -55,7 +126,30 @@ class RunOptions:
             _check_float(name, getattr(self, name), minimum=0.0)
         if self.learning_rate is not None:
             _check_float("learning_rate", self.learning_rate, minimum=0.0, strict=True)
-        _check_float("style_scale", self.style_scale, minimum=0.0, strict=True)
+        for scale in _as_tuple(self.style_scale):
+            _check_float("style_scale", scale, minimum=0.0, strict=True)
+        if self.style_blend_weights is not None:
+            for weight in self.style_blend_weights:
+                _check_float("style_blend_weights", weight, minimum=0.0)
+            if not sum(float(w) for w in self.style_blend_weights) > 0:
+                raise ConfigError(f"style_blend_weights must not all be 0, got "
+                                  f"{list(self.style_blend_weights)}")
+        if self.preserve_colors not in PRESERVE_COLORS:
+            raise ConfigError(f"unknown preserve_colors {self.preserve_colors!r}: use one of "
+                              f"{', '.join(PRESERVE_COLORS)}")
+        if self.style_loss not in STYLE_LOSSES:
+            raise ConfigError(f"unknown style_loss {self.style_loss!r}: use one of "
+                              f"{', '.join(STYLE_LOSSES)}")
+        _check_int("stage_size", self.stage_size, 0, 16384)
+        _check_float("stage_factor", self.stage_factor, minimum=1.0, strict=True)
+        if self.stage_steps is not None:
+            steps = tuple(self.stage_steps)
+            if not steps:
+                raise ConfigError("stage_steps is empty: give one step count per stage")
+            for n in steps:
+                _check_int("stage_steps", n, 0, MAX_STEPS)
+            if sum(steps) > MAX_STEPS:
+                raise ConfigError(f"stage_steps add up to {sum(steps)}, above {MAX_STEPS}")
         if self.content_weight == 0 and self.style_weight == 0 and self.tv_weight == 0:
             raise ConfigError("all loss weights are 0: nothing to optimise; set --style_weight "
                               "or --content_weight above 0")
@@ -64,7 +158,12 @@ class RunOptions:
                               f"existing image file")
         if self.seed is not None:
             _check_int("seed", self.seed, 0, 2**63 - 1)
+        self.stages()  # a stage_steps list of the wrong length fails here, up front
         return self
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 def _check_int(name, value, lo, hi):

@@ -75,6 +75,17 @@ def run_remote(options) -> None:
             raise ConfigError(f"--{name} is required")
     if FLAGS.concurrency < 1:
         raise ConfigError(f"--concurrency must be ≥ 1, got {FLAGS.concurrency}")
+    local_only = [flag for flag, used in (
+        ("several --style images", "," in FLAGS.style),
+        ("--style_blend_weights", options.style_blend_weights is not None),
+        ("one --style_scale per style", isinstance(options.style_scale, tuple)),
+        ("--content_mask", bool(FLAGS.content_mask)),
+        ("--style_masks", bool(FLAGS.style_masks)),
+        ("--stage_steps", options.stage_steps is not None)) if used]
+    if local_only:
+        raise ConfigError(f"{', '.join(local_only)}: not available with --server (a request "
+                          f"carries one style image, no masks, no per-stage steps); run "
+                          f"locally without --server")
     if options.init not in serving.INITS:
         raise ConfigError(f"--init={options.init}: a start image cannot be sent to the "
                           f"server; use --init=content, noise or style with --server")
@@ -95,7 +106,9 @@ def run_remote(options) -> None:
     run_options = dict(steps=options.steps, size=options.size,
                        content_weight=options.content_weight,
                        style_weight=options.style_weight, tv_weight=options.tv_weight,
-                       seed=seed, init=options.init, style_scale=options.style_scale)
+                       seed=seed, init=options.init, style_scale=options.style_scale,
+                       preserve_colors=options.preserve_colors, style_loss=options.style_loss,
+                       stage_size=options.stage_size, stage_factor=options.stage_factor)
     logging.info("sending %d image%s to %s (%s, model %s): %d px, %d steps, seed %d (pass "
                  "--seed=%d to repeat)", len(jobs), "" if len(jobs) == 1 else "s",
                  client.target, client.protocol, client.model_name, options.size,

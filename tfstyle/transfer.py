@@ -9,7 +9,10 @@ are pure tensor functions of ``Stylizer``:
 * ``optimize(step, image, state, targets, steps)`` — ``steps`` steps in a ``tf.while_loop``.
 
 ``Stylizer.stylize`` drives those over ``tf.Variable`` s in chunks, so progress can be
-reported between chunks without a host round trip on every step.
+reported between chunks without a host round trip on every step, and stage by stage
+from coarse to fine (``RunOptions.stages``): each stage's inputs are resized from the
+decoded originals (``stage_inputs``, which also applies the colour control) and its
+start is the previous stage's result, upsampled.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
-from tfstyle import image_io
+from tfstyle import color, image_io
 from tfstyle.checkpoint import fingerprint
 from tfstyle.errors import ConfigError, Interrupted, NumericalError
 from tfstyle.features import build_feature_model, layer_stride, resolve_layers
 from tfstyle.losses import LossTerms, StyleLoss, Targets
 from tfstyle.optimizers import get_optimizer
-from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
+from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STYLES,
+                             RunOptions)
 
 log = logging.getLogger("tfstyle")
 
@@ -40,6 +45,8 @@ class Progress(NamedTuple):
     (Python floats). elapsed: seconds since optimisation started. steps_per_second and
     eta_seconds: measured rate and estimated time left. image: a callable returning
     the current image, uint8 (H, W, 3); fetching it costs a device-to-host copy.
+    stage, stages, size: the coarse-to-fine stage (1-based), their number, and this
+    stage's longest side in pixels.
     """
     step: int
     steps: int
@@ -48,6 +55,30 @@ class Progress(NamedTuple):
     steps_per_second: float
     eta_seconds: float
     image: Callable[[], np.ndarray]
+    stage: int = 1
+    stages: int = 1
+    size: int = 0
+
+
+class Inputs(NamedTuple):
+    """A job's decoded inputs at their own sizes: RGB PIL images, and masks as
+    greyscale ("L") PIL images the content's size (255 = apply the style)."""
+    content: Image.Image
+    styles: list
+    init: Image.Image | None
+    masks: list
+
+
+class StageInputs(NamedTuple):
+    """One stage's float32 arrays in [0, 255], (H, W, 3): the content as given (for
+    colour recombination) and as optimised against (its luminance with
+    ``preserve_colors=luminance``), the colour-controlled styles, the start image or
+    None, and the masks (1, H, W, 1) in [0, 1]."""
+    content: np.ndarray
+    run_content: np.ndarray
+    styles: list
+    init: np.ndarray | None
+    masks: tuple
 
 
 class Result(NamedTuple):
@@ -117,13 +148,22 @@ class Stylizer:
         """The weighted loss of ``options`` for this feature model's layers."""
         return StyleLoss(self.content_layers, self.style_layers, options.content_weight,
                          options.style_weight, options.tv_weight,
-                         style_layer_weights=self.style_layer_weights)
+                         style_layer_weights=self.style_layer_weights,
+                         style_loss=options.style_loss)
 
-    def compute_targets(self, loss: StyleLoss, content: tf.Tensor, style: tf.Tensor) -> Targets:
-        """Targets from the content and style images, each (1, H, W, 3) in [0, 255]."""
+    def compute_targets(self, loss: StyleLoss, content: tf.Tensor, style,
+                        blend_weights=None, masks=()) -> Targets:
+        """Targets from the content image and one or more style images.
+
+        Args:
+          content: (1, H, W, 3) in [0, 255].
+          style: one (1, h, w, 3) image in [0, 255], or a sequence of them (any sizes).
+          blend_weights, masks: see ``StyleLoss.targets``.
+        """
         content_features, _ = self.features(content)
-        _, style_features = self.features(style)
-        return loss.targets(content_features, style_features)
+        styles = style if isinstance(style, (list, tuple)) else (style,)
+        style_features = [self.features(s)[1] for s in styles]
+        return loss.targets(content_features, style_features, blend_weights, masks)
 
     def make_step(self, loss: StyleLoss, optimizer):
         """The pure update: ``step(image, state, targets) -> (image, state, LossTerms)``.
@@ -178,32 +218,71 @@ class Stylizer:
 
     # ----- the library path -----
 
-    def prepare(self, content, style, options: RunOptions):
-        """Loads and sizes the images. Returns (content, style, init) float32 arrays,
-        (H, W, 3) in [0, 255]; ``init`` is None for ``init="content"``."""
-        content_img = image_io.resize_longest(image_io.open_image(content), options.size)
+    def prepare(self, content, style, options: RunOptions, content_mask=None,
+                style_masks=None) -> "Inputs":
+        """Decodes the inputs once, at their own sizes, and checks that they fit
+        together; each coarse-to-fine stage resizes from these (``stage_inputs``).
+
+        Args:
+          content: the content image (anything ``image_io.open_image`` takes).
+          style: one style image, or a list of them.
+          content_mask: optional image over the content: the styles apply where it is
+            white, the photo stays where it is black (grey is partial).
+          style_masks: optional list, one image per style: style k applies where mask k
+            is white. Blend weights do not apply (each style has its own region).
+        """
+        inputs = load_inputs(content, style, options, content_mask, style_masks)
+        for size, _ in options.stages():  # fail now, not after an hour at a small stage
+            self.stage_inputs(inputs, size, options, check_only=True)
+        return inputs
+
+    def stage_inputs(self, inputs: "Inputs", size: int, options: RunOptions,
+                     check_only: bool = False) -> "StageInputs | None":
+        """The arrays of one stage: every image resized for an output whose longest side
+        is ``size``, and the colour control of ``options.preserve_colors`` applied."""
+        content_img = image_io.resize_longest(inputs.content, size)
         self._check_size("content image at --size", content_img.size)
         longest = max(content_img.size)
-        style_img = image_io.open_image(style)
-        style_img = image_io.resize_longest(style_img, max(1, round(longest * options.style_scale)))
-        self._check_size("style image at --style_scale", style_img.size)
+        style_imgs = []
+        for img, scale in zip(inputs.styles, options.style_scales(len(inputs.styles))):
+            img = image_io.resize_longest(img, max(1, round(longest * scale)))
+            self._check_size("style image at --style_scale", img.size)
+            style_imgs.append(img)
+        if check_only:
+            return None
         content_arr = image_io.to_array(content_img)
+        styles = [image_io.to_array(img) for img in style_imgs]
         init = None
         if options.init == "style":
-            init = image_io.to_array(style_img.resize(content_img.size))
-        elif options.init not in ("content", "noise"):
-            init = image_io.to_array(image_io.open_image(options.init).resize(content_img.size))
-        return content_arr, image_io.to_array(style_img), init
+            init = image_io.to_array(style_imgs[0].resize(content_img.size))
+        elif inputs.init is not None:
+            init = image_io.to_array(inputs.init.resize(content_img.size))
+        masks = tuple(np.asarray(m.resize(content_img.size, Image.BILINEAR), np.float32)
+                      [None, :, :, None] / 255.0 for m in inputs.masks)
+        run_content = content_arr
+        if options.preserve_colors == "histogram":
+            styles = [color.match_color_histogram(s, content_arr).numpy() for s in styles]
+            if options.init == "style":
+                init = color.match_color_histogram(init, content_arr).numpy()
+        elif options.preserve_colors == "luminance":
+            styles = [color.match_luminance(s, content_arr).numpy() for s in styles]
+            run_content = color.luminance(content_arr).numpy()
+            if init is not None:
+                init = (color.match_luminance(init, content_arr) if options.init == "style"
+                        else color.luminance(init)).numpy()
+        return StageInputs(content_arr, run_content, styles, init, masks)
 
     def stylize(self, content, style, options: RunOptions | None = None,
                 callback: Callable[[Progress], None] | None = None, callback_every: int = 50,
                 should_stop: Callable[[], bool] | None = None, resume: dict | None = None,
-                **overrides) -> Result:
+                content_mask=None, style_masks=None, **overrides) -> Result:
         """Stylizes ``content`` with ``style``.
 
         Args:
-          content, style: a path, encoded bytes, a PIL image, or an array (H, W, 3)
-            uint8 in [0, 255] or float in [0, 1].
+          content: a path, encoded bytes, a PIL image, or an array (H, W, 3) uint8 in
+            [0, 255] or float in [0, 1].
+          style: one such image, or a list of them (blended by
+            ``options.style_blend_weights``, or placed by ``style_masks``).
           options: a ``RunOptions``; keyword ``overrides`` replace its fields
             (``steps=200, size=256, ...``).
           callback: called with a ``Progress`` every ``callback_every`` steps and at the
@@ -213,6 +292,12 @@ class Stylizer:
           resume: a checkpoint from ``Interrupted.checkpoint`` (or
             ``tfstyle.checkpoint.load_checkpoint``) of this same job: the run continues
             from it and reaches the image an uninterrupted run would.
+          content_mask, style_masks: spatial control, see ``prepare``. Masks are images
+            over the content (any size of the same aspect ratio); white is "apply".
+
+        With ``size`` at least ``stage_size × stage_factor`` the run is coarse-to-fine
+        (``RunOptions.stages``): each stage starts from the previous one's result,
+        upsampled, and Adam's moments are carried across.
 
         Returns:
           ``Result`` with the image as uint8 (H, W, 3), H and W from ``options.size``.
@@ -233,106 +318,136 @@ class Stylizer:
                               "fails on the L-BFGS loop in this TensorFlow")
         if int(callback_every) < 1:
             raise ConfigError(f"callback_every must be ≥ 1, got {callback_every}")
-        content_arr, style_arr, init_arr = self.prepare(content, style, options)
+        inputs = self.prepare(content, style, options, content_mask, style_masks)
+        plan = options.stages()
+        total_steps = sum(n for _, n in plan)
         seed = options.seed
         if seed is None:
             seed = resume["seed"] if resume is not None else int(
                 np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
         def job():  # hashes the inputs: only needed to resume or to stop
-            return self._fingerprint(content_arr, style_arr, init_arr, options, seed)
+            return self._fingerprint(inputs, options, seed)
 
         if resume is not None:
             if resume["fingerprint"] != job():
                 raise ConfigError("the checkpoint belongs to another job (other images, size, "
                                   "weights or options): rerun the interrupted command "
                                   "unchanged with --resume, or drop --resume")
-            if resume["step"] > options.steps:
+            if resume["step"] > total_steps:
                 raise ConfigError(f"the checkpoint is at step {resume['step']}, past --steps="
-                                  f"{options.steps}")
-        content_t = tf.constant(content_arr[None])
-        style_t = tf.constant(style_arr[None])
+                                  f"{total_steps}")
 
         loss = self.make_loss(options)
         optimizer = make_optimizer(options)
         fns = self._functions(loss, optimizer, options)
-        targets = fns["targets"](content_t, style_t)
-
-        if init_arr is not None:
-            start = tf.constant(init_arr[None])
-        elif options.init == "noise":
-            start = noise_image(tf.shape(content_t), seed)
-        else:
-            start = content_t
-        image = tf.Variable(start, name="image")
-        state = tf.nest.map_structure(lambda t: tf.Variable(t), optimizer.init(image))
-        done = 0
-        if resume is not None:
-            image.assign(resume["image"])
-            for variable, value in zip(tf.nest.flatten(state), resume["state"]):
-                variable.assign(value)
-            done = int(resume["step"])
-
-        def current():
-            state_now = tf.nest.map_structure(lambda v: v.read_value(), state)
-            return image_io.to_uint8(optimizer.result(image.read_value(), state_now).numpy())
-
-        def checkpoint():
-            return {"image": image.numpy(), "state": [v.numpy() for v in tf.nest.flatten(state)],
-                    "step": done, "seed": seed, "fingerprint": job()}
-
-        terms, first = None, done
-        # Chunks of about half a second: short enough to stop promptly, long enough
-        # that reading the losses back costs nothing (no host round trip per step).
-        chunk_steps = 1
+        weights = tf.constant(options.blend_weights(len(inputs.styles)), tf.float32)
         started = time.perf_counter()
-        while done < options.steps:
-            boundary = min((done // callback_every + 1) * callback_every, options.steps)
-            n = min(chunk_steps, boundary - done)
-            chunk_started = time.perf_counter()
-            new_image, new_state, terms, ok = fns["chunk"](
-                image.read_value(), tf.nest.map_structure(lambda v: v.read_value(), state),
-                targets, tf.constant(n))
-            # On a non-finite loss the loop returned the last finite image and state.
-            image.assign(new_image)
-            tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
-            terms = {k: float(v) for k, v in terms._asdict().items()}
-            if not bool(ok):
-                error = NumericalError(
-                    f"the loss became {terms['total']} within steps {done + 1}..{done + n}: "
-                    f"lower --learning_rate (now {optimizer.learning_rate:g}) or the loss "
-                    f"weights, or use --optimizer=lbfgs; the last finite image is kept")
-                error.image, error.step = current(), done
-                raise error
-            done += n
-            per_step = (time.perf_counter() - chunk_started) / n
-            chunk_steps = max(1, min(int(0.5 / max(per_step, 1e-6)), callback_every))
-            if callback is not None and (done == boundary):
-                elapsed = time.perf_counter() - started
-                rate = (done - first) / elapsed if elapsed > 0 else float("inf")
-                callback(Progress(done, options.steps, terms, elapsed, rate,
-                                  (options.steps - done) / rate if rate > 0 else 0.0, current))
-            if should_stop is not None and done < options.steps and should_stop():
-                raise Interrupted(f"stopped at step {done}/{options.steps}", current(), done,
-                                  checkpoint())
+        done, first, terms = 0, 0, None
+        image = state = None
+        for index, (size, stage_steps) in enumerate(plan):
+            end = done + stage_steps
+            if resume is not None and resume["step"] >= end and index < len(plan) - 1:
+                done = end  # this stage finished before the interruption
+                continue
+            arrays = self.stage_inputs(inputs, size, options)
+            content_t = tf.constant(arrays.run_content[None])
+            targets = fns["targets"](content_t, tuple(tf.constant(s[None]) for s in arrays.styles),
+                                     weights, tuple(tf.constant(m) for m in arrays.masks))
+            if resume is not None and done <= resume["step"]:
+                start = tf.constant(resume["image"])
+                if start.shape != content_t.shape:
+                    raise ConfigError("the checkpoint's image does not fit this job's stage "
+                                      "sizes: drop --resume")
+                stage_state = [tf.constant(v) for v in resume["state"]]
+                stage_state = tf.nest.pack_sequence_as(optimizer.init(start), stage_state)
+                done, first = int(resume["step"]), int(resume["step"])
+                resume = None
+            elif image is None:
+                start = (tf.constant(arrays.init[None]) if arrays.init is not None
+                         else noise_image(tf.shape(content_t), seed) if options.init == "noise"
+                         else content_t)
+                stage_state = optimizer.init(start)
+            else:  # the previous stage's result, upsampled
+                previous = optimizer.result(image.read_value(),
+                                            tf.nest.map_structure(lambda v: v.read_value(), state))
+                start = upsample(previous, tf.shape(content_t)[1:3])
+                stage_state = optimizer.resize_state(
+                    tf.nest.map_structure(lambda v: v.read_value(), state), start)
+            log.info("stage %d/%d: %d px, %d steps", index + 1, len(plan), size, stage_steps)
+            image = tf.Variable(start, name="image")
+            state = tf.nest.map_structure(tf.Variable, stage_state)
+
+            def current(arrays=arrays, image=image, state=state):
+                state_now = tf.nest.map_structure(lambda v: v.read_value(), state)
+                result = optimizer.result(image.read_value(), state_now)[0]
+                if options.preserve_colors == "luminance":
+                    result = color.combine_luminance_chroma(result, arrays.content)
+                return image_io.to_uint8(result.numpy())
+
+            def checkpoint(image=image, state=state):
+                return {"image": image.numpy(),
+                        "state": [v.numpy() for v in tf.nest.flatten(state)],
+                        "step": done, "seed": seed, "fingerprint": job()}
+
+            # Chunks of about half a second: short enough to stop promptly, long enough
+            # that reading the losses back costs nothing (no host round trip per step).
+            chunk_steps = 1
+            while done < end:
+                boundary = min((done // callback_every + 1) * callback_every, total_steps)
+                n = min(chunk_steps, boundary - done, end - done)
+                chunk_started = time.perf_counter()
+                new_image, new_state, chunk_terms, ok = fns["chunk"](
+                    image.read_value(), tf.nest.map_structure(lambda v: v.read_value(), state),
+                    targets, tf.constant(n))
+                # On a non-finite loss the loop returned the last finite image and state.
+                image.assign(new_image)
+                tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
+                terms = {k: float(v) for k, v in chunk_terms._asdict().items()}
+                if not bool(ok):
+                    error = NumericalError(
+                        f"the loss became {terms['total']} within steps {done + 1}..{done + n}: "
+                        f"lower --learning_rate (now {optimizer.learning_rate:g}) or the loss "
+                        f"weights, or use --optimizer=lbfgs; the last finite image is kept")
+                    error.image, error.step = current(), done
+                    raise error
+                done += n
+                per_step = (time.perf_counter() - chunk_started) / n
+                chunk_steps = max(1, min(int(0.5 / max(per_step, 1e-6)), callback_every))
+                if callback is not None and done == boundary:
+                    elapsed = time.perf_counter() - started
+                    rate = (done - first) / elapsed if elapsed > 0 else float("inf")
+                    callback(Progress(done, total_steps, terms, elapsed, rate,
+                                      (total_steps - done) / rate if rate > 0 else 0.0, current,
+                                      index + 1, len(plan), size))
+                # Never at a stage's end: a checkpoint always lies inside a stage.
+                if should_stop is not None and done < end and should_stop():
+                    raise Interrupted(f"stopped at step {done}/{total_steps}", current(), done,
+                                      checkpoint())
         if terms is None:  # no step run: report the losses of the current image
             terms = {k: float(v) for k, v in fns["evaluate"](image, targets)._asdict().items()}
         return Result(current(), terms, seed, done)
 
-    def _fingerprint(self, content_arr, style_arr, init_arr, options, seed):
+    def _fingerprint(self, inputs, options, seed):
         settings = dataclasses.asdict(options)
         settings.update(steps=None, seed=seed)
+        if len(options.stages()) > 1 and options.stage_steps is None:
+            settings.update(steps=options.steps)  # the stage boundaries follow from it
         model = {"layers": self.layers, "content": self.content_layers,
                  "style": self.style_layers, "layer_weights": self.style_layer_weights,
                  "model": [w.shape for w in self.model.weights],
                  "weights": float(sum(float(tf.reduce_sum(w)) for w in self.model.weights[:2]))}
-        return fingerprint(content_arr, style_arr,
-                           init_arr if init_arr is not None else np.zeros(0), settings, model)
+        arrays = [image_io.to_array(inputs.content)]
+        arrays += [image_io.to_array(s) for s in inputs.styles]
+        arrays += [np.asarray(m) for m in inputs.masks]
+        if inputs.init is not None:
+            arrays.append(image_io.to_array(inputs.init))
+        return fingerprint(*arrays, settings, model)
 
     def _functions(self, loss, optimizer, options):
         """tf.functions for one loss/optimiser setting, cached so that a folder of
         images with the same settings pays for tracing once."""
         key = (options.content_weight, options.style_weight, options.tv_weight, optimizer.name,
-               optimizer.learning_rate)
+               optimizer.learning_rate, options.style_loss)
         if key in self._compiled:
             return self._compiled[key]
         step = self.make_step(loss, optimizer)
@@ -345,8 +460,8 @@ class Stylizer:
             return new_image, new_state, terms, tf.math.is_finite(terms.total)
 
         @tf.function
-        def targets_fn(content, style):
-            return self.compute_targets(loss, content, style)
+        def targets_fn(content, styles, blend_weights, masks):
+            return self.compute_targets(loss, content, styles, blend_weights, masks)
 
         @tf.function
         def evaluate(image, targets):
@@ -397,6 +512,64 @@ def _any_size_spec(value):
     else:  # Gram matrices, optimiser state vectors, scalars
         shape = [None] * shape.rank
     return tf.TensorSpec(shape, value.dtype)
+
+
+def load_inputs(content, style, options: RunOptions, content_mask=None,
+                style_masks=None) -> Inputs:
+    """Decodes a job's images and masks (see ``Stylizer.prepare``) and checks that they
+    fit together: counts of styles, weights, scales and masks, and the masks' shapes.
+    Needs no model, so the CLI runs it before building one."""
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles:
+        raise ConfigError("no style image: give at least one")
+    if len(styles) > MAX_STYLES:
+        raise ConfigError(f"{len(styles)} style images: at most {MAX_STYLES} are supported")
+    options.style_scales(len(styles))  # raise now on a count mismatch
+    options.blend_weights(len(styles))
+    content_img = image_io.open_image(content)
+    style_imgs = [image_io.open_image(s) for s in styles]
+    init_img = None
+    if options.init not in ("content", "noise", "style"):
+        init_img = image_io.open_image(options.init)
+    masks = []
+    if style_masks is not None:
+        style_masks = list(style_masks)
+        if len(style_masks) != len(styles):
+            raise ConfigError(f"{len(style_masks)} style masks for {len(styles)} style "
+                              f"images: give one mask per style")
+        if options.style_blend_weights is not None and len(styles) > 1:
+            raise ConfigError("style blend weights mix styles within one region; with "
+                              "style masks each style has its own region: drop one of "
+                              "the two")
+        masks = [_open_mask(m, content_img.size, f"style mask {i + 1}")
+                 for i, m in enumerate(style_masks)]
+    if content_mask is not None:
+        mask = _open_mask(content_mask, content_img.size, "content mask")
+        # Restricting every style region to the content mask.
+        masks = [_multiply_masks(m, mask) for m in masks] if masks else [mask]
+    return Inputs(content_img, style_imgs, init_img, masks)
+
+
+def upsample(image: tf.Tensor, size) -> tf.Tensor:
+    """The previous stage's (1, h, w, 3) result resized to ``size`` (H, W), bicubic and
+    clipped to [0, 255]: the start of the next coarse-to-fine stage."""
+    return tf.clip_by_value(tf.image.resize(image, size, "bicubic"), 0.0, 255.0)
+
+
+def _open_mask(source, content_size, what) -> Image.Image:
+    """A mask image as greyscale, resized to the content's (width, height)."""
+    mask = image_io.open_image(source)
+    width, height = content_size
+    if abs(mask.width / mask.height - width / height) > 0.02 * width / height:
+        raise ConfigError(f"{what} is {mask.width}x{mask.height} but the content image is "
+                          f"{width}x{height}: a mask is drawn over the content, so give it "
+                          f"the content's aspect ratio")
+    return mask.convert("L").resize(content_size, Image.BILINEAR)
+
+
+def _multiply_masks(a: Image.Image, b: Image.Image) -> Image.Image:
+    product = np.asarray(a, np.float32) * np.asarray(b, np.float32) / 255.0
+    return Image.fromarray(np.round(product).astype(np.uint8), "L")
 
 
 def noise_image(shape, seed) -> tf.Tensor:

@@ -1,0 +1,299 @@
+"""Control over the result: several styles, colour preservation, masks, the style loss
+choice, coarse-to-fine. Each test fails when its feature is switched off or broken."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import synthetic_image
+from tfstyle import ConfigError, RunOptions, Stylizer
+from tfstyle import color
+from tfstyle.errors import Interrupted
+from tfstyle.losses import StyleLoss, moments, style_distance
+
+CONTENT = synthetic_image(1, 48, 64)
+STYLE_A = synthetic_image(2, 40, 40)
+STYLE_B = synthetic_image(3, 64, 48)
+OPTIONS = RunOptions(size=64, steps=12, seed=0, stage_size=0)
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    tf.keras.utils.set_random_seed(0)
+    return Stylizer(weights=None)
+
+
+def rel_err(got, want):
+    return np.max(np.abs(np.asarray(got, np.float64) - want)) / max(np.max(np.abs(want)), 1e-12)
+
+
+# ----- several styles
+
+
+def test_blend_weights_one_zero_equal_the_single_style_run(stylizer):
+    single_a = stylizer.stylize(CONTENT, STYLE_A, OPTIONS).image
+    single_b = stylizer.stylize(CONTENT, STYLE_B, OPTIONS).image
+    np.testing.assert_array_equal(
+        stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], OPTIONS,
+                         style_blend_weights=(1, 0)).image, single_a)
+    np.testing.assert_array_equal(
+        stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], OPTIONS,
+                         style_blend_weights=(0, 5)).image, single_b)
+    mixed = stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], OPTIONS,
+                             style_blend_weights=(3, 7)).image
+    for single in (single_a, single_b):
+        assert np.abs(mixed.astype(int) - single).mean() > 1.0
+
+
+def test_blended_target_is_the_weighted_mix_of_the_styles_moments():
+    rng = np.random.default_rng(0)
+    fa = [rng.uniform(0, 2, (1, 6, 5, 4)), rng.uniform(0, 2, (1, 3, 3, 7))]
+    fb = [rng.uniform(0, 3, (1, 4, 8, 4)), rng.uniform(0, 1, (1, 2, 4, 7))]
+    loss = StyleLoss([], ["x", "y"], 1.0, 1.0, 0.0)
+    weights = (0.3, 0.7)
+    targets = loss.targets([], [[tf.constant(f, tf.float32) for f in fa],
+                                [tf.constant(f, tf.float32) for f in fb]], weights)
+    for layer in range(2):
+        scale = sum(w * np.mean(np.abs(f[layer])) for w, f in zip(weights, (fa, fb)))
+        assert rel_err(targets.style_scales[layer], scale) < 1e-5
+        want_gram = want_mean = 0
+        for w, f in zip(weights, (fa, fb)):
+            flat = f[layer].reshape(-1, f[layer].shape[-1]) / scale
+            want_gram = want_gram + w * flat.T @ flat / len(flat)
+            want_mean = want_mean + w * flat.mean(0)
+        assert rel_err(targets.style_grams[0][layer], want_gram) < 1e-5
+        assert rel_err(targets.style_means[0][layer], want_mean) < 1e-5
+
+
+def test_style_scale_applies_per_style(stylizer):
+    half = stylizer.stylize(CONTENT, STYLE_B, OPTIONS, style_scale=0.5).image
+    full = stylizer.stylize(CONTENT, STYLE_B, OPTIONS).image
+    both = stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], OPTIONS, style_scale=(1.0, 0.5),
+                            style_blend_weights=(0, 1)).image
+    np.testing.assert_array_equal(both, half)
+    assert np.abs(half.astype(int) - full).mean() > 1.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(style_blend_weights=(1, 2, 3)), "3 style blend weights for 2 style images"),
+    (dict(style_scale=(1.0, 0.5, 2.0)), "3 style scales for 2 style images"),
+    (dict(style_blend_weights=(0, 0)), "must not all be 0"),
+    (dict(style_blend_weights=(1, -1)), "style_blend_weights must be ≥ 0"),
+])
+def test_bad_style_lists_are_refused_before_any_work(stylizer, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], OPTIONS, **overrides)
+
+
+# ----- colour preservation
+
+
+def colour_moments(image):
+    pixels = np.asarray(image, np.float64).reshape(-1, 3)
+    return pixels.mean(0), np.cov(pixels, rowvar=False)
+
+
+RED_STYLE = (synthetic_image(5, 48, 48).astype(np.float64) * [1.0, 0.25, 0.1]).astype(np.uint8)
+COLOUR_OPTIONS = RunOptions(size=64, steps=40, seed=0, stage_size=0, style_weight=1e4)
+
+
+def test_histogram_keeps_the_contents_colour_statistics(stylizer):
+    want_mean, want_cov = colour_moments(CONTENT)
+    results = {mode: stylizer.stylize(CONTENT, RED_STYLE, COLOUR_OPTIONS,
+                                      preserve_colors=mode).image
+               for mode in ("none", "histogram")}
+    mean, cov = colour_moments(results["histogram"])
+    assert np.abs(mean - want_mean).max() < 10, (mean, want_mean)
+    assert np.linalg.norm(cov - want_cov) < 0.3 * np.linalg.norm(want_cov)
+    # Without it the style's red takes over: the test can tell the two apart.
+    mean, cov = colour_moments(results["none"])
+    assert np.abs(mean - want_mean).max() > 30, (mean, want_mean)
+    assert np.linalg.norm(cov - want_cov) > 0.5 * np.linalg.norm(want_cov)
+
+
+def test_luminance_puts_the_contents_chroma_back(stylizer):
+    want = color.rgb_to_ycbcr(CONTENT.astype(np.float32)).numpy()[..., 1:]
+    results = {mode: stylizer.stylize(CONTENT, RED_STYLE, COLOUR_OPTIONS,
+                                      preserve_colors=mode).image
+               for mode in ("none", "luminance")}
+    chroma = color.rgb_to_ycbcr(results["luminance"].astype(np.float32)).numpy()[..., 1:]
+    # Equal up to rounding to uint8 and clipping where Y + chroma leaves [0, 255].
+    assert np.median(np.abs(chroma - want)) < 1.0
+    chroma = color.rgb_to_ycbcr(results["none"].astype(np.float32)).numpy()[..., 1:]
+    assert np.median(np.abs(chroma - want)) > 5.0
+    # The luminance itself is stylized, not the content's.
+    y = color.rgb_to_ycbcr(results["luminance"].astype(np.float32)).numpy()[..., 0]
+    content_y = color.rgb_to_ycbcr(CONTENT.astype(np.float32)).numpy()[..., 0]
+    assert np.abs(y - content_y).mean() > 5.0
+
+
+# ----- masks
+
+
+def test_masked_moments_match_numpy():
+    rng = np.random.default_rng(1)
+    features = rng.uniform(0, 2, (1, 4, 6, 5))
+    mask = rng.uniform(0, 1, (1, 8, 12, 1))
+    second, mean, area = moments(tf.constant(features, tf.float32), tf.constant(mask, tf.float32))
+    # Area resizing by an integer factor is the block mean.
+    weights = mask.reshape(4, 2, 6, 2).mean((1, 3)).reshape(-1)
+    flat = features.reshape(-1, 5)
+    assert rel_err(area, weights.sum()) < 1e-5
+    assert rel_err(second, (flat * weights[:, None]).T @ flat / weights.sum()) < 1e-5
+    assert rel_err(mean, (flat * weights[:, None]).sum(0) / weights.sum()) < 1e-5
+
+
+def test_mean_cov_distance_matches_numpy():
+    rng = np.random.default_rng(2)
+    f, g = rng.uniform(0, 2, (30, 6)), rng.uniform(0, 3, (40, 6))
+    s_f, m_f = f.T @ f / 30, f.mean(0)
+    s_g, m_g = g.T @ g / 40, g.mean(0)
+    cov_f, cov_g = s_f - np.outer(m_f, m_f), s_g - np.outer(m_g, m_g)
+    want = np.sum((cov_f - cov_g) ** 2) / (4 * 36) + np.sum((m_f - m_g) ** 2) / 6
+    args = [tf.constant(a, tf.float32) for a in (s_f, m_f, s_g, m_g)]
+    assert rel_err(style_distance(*args, kind="mean_cov"), want) < 1e-5
+    assert rel_err(style_distance(*args, kind=tf.constant("mean_cov")), want) < 1e-5
+    gram = np.sum((s_f - s_g) ** 2) / (4 * 36)
+    assert rel_err(style_distance(*args, kind="gram"), gram) < 1e-5
+    assert rel_err(style_distance(*args, kind=tf.constant("gram")), gram) < 1e-5
+
+
+LEFT = np.zeros((48, 64), np.uint8)
+LEFT[:, :32] = 255
+MASK_OPTIONS = RunOptions(size=64, steps=30, seed=0, stage_size=0, style_weight=1e4)
+
+
+def region_style_distance(stylizer, image, style, mask):
+    """The style loss of ``image`` inside ``mask`` against ``style`` alone (resized as
+    a run resizes it)."""
+    options = MASK_OPTIONS
+    loss = stylizer.make_loss(options)
+    style = stylizer.stage_inputs(stylizer.prepare(CONTENT, style, options), options.size,
+                                  options).styles[0]
+    targets = stylizer.compute_targets(loss, tf.constant(CONTENT[None], tf.float32),
+                                       tf.constant(style[None], tf.float32),
+                                       masks=(tf.constant(mask[None, :, :, None] / 255.0,
+                                                          tf.float32),))
+    content_features, style_features = stylizer.features(tf.constant(image[None], tf.float32))
+    return float(loss(tf.constant(image[None], tf.float32), content_features, style_features,
+                      targets).style)
+
+
+def test_content_mask_styles_inside_and_keeps_the_photo_outside(stylizer):
+    masked = stylizer.stylize(CONTENT, STYLE_A, MASK_OPTIONS, content_mask=LEFT).image
+    unmasked = stylizer.stylize(CONTENT, STYLE_A, MASK_OPTIONS).image
+    inside_before = region_style_distance(stylizer, CONTENT, STYLE_A, LEFT)
+    inside_after = region_style_distance(stylizer, masked, STYLE_A, LEFT)
+    assert inside_after < inside_before / 3, (inside_before, inside_after)
+    # Outside (away from the border: at 64 px the deep layers' receptive fields reach
+    # across the whole image), the masked run stays much closer to the photo than the
+    # unmasked one, and than its own inside.
+    far, inside = (slice(None), slice(48, None)), (slice(None), slice(0, 32))
+    drift_masked = np.abs(masked[far].astype(int) - CONTENT[far]).mean()
+    drift_unmasked = np.abs(unmasked[far].astype(int) - CONTENT[far]).mean()
+    assert drift_masked < 0.6 * drift_unmasked, (drift_masked, drift_unmasked)
+    drift_inside = np.abs(masked[inside].astype(int) - CONTENT[inside]).mean()
+    assert drift_inside > 1.8 * drift_masked, (drift_inside, drift_masked)
+
+
+def test_two_styles_on_two_regions(stylizer):
+    right = 255 - LEFT
+    result = stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], MASK_OPTIONS,
+                              style_masks=[LEFT, right]).image
+    swapped = stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], MASK_OPTIONS,
+                               style_masks=[right, LEFT]).image
+    # Each region is closer to its own style than the swapped run's same region is.
+    for style, mask in ((STYLE_A, LEFT), (STYLE_B, right)):
+        own = region_style_distance(stylizer, result, style, mask)
+        other = region_style_distance(stylizer, swapped, style, mask)
+        assert own < 0.7 * other, (own, other)
+
+
+def test_mask_of_another_shape_is_refused(stylizer):
+    with pytest.raises(ConfigError, match="aspect ratio"):
+        stylizer.stylize(CONTENT, STYLE_A, OPTIONS, content_mask=np.zeros((64, 64), np.uint8))
+    with pytest.raises(ConfigError, match="1 style masks for 2 style images"):
+        stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], OPTIONS, style_masks=[LEFT])
+    with pytest.raises(ConfigError, match="blend weights"):
+        stylizer.stylize(CONTENT, [STYLE_A, STYLE_B], OPTIONS, style_masks=[LEFT, LEFT],
+                         style_blend_weights=(1, 1))
+
+
+# ----- the style loss choice
+
+
+def test_style_loss_choice_changes_the_objective(stylizer):
+    options = RunOptions(size=64, steps=20, seed=0, stage_size=0, init="noise",
+                         content_weight=0.0, tv_weight=0.0)
+    gram = stylizer.stylize(CONTENT, STYLE_A, options, style_loss="gram")
+    mean_cov = stylizer.stylize(CONTENT, STYLE_A, options, style_loss="mean_cov")
+    start = stylizer.stylize(CONTENT, STYLE_A, options, style_loss="mean_cov", steps=0)
+    assert mean_cov.losses["style"] < start.losses["style"] / 3
+    assert np.abs(gram.image.astype(int) - mean_cov.image).mean() > 1.0
+
+
+# ----- coarse-to-fine
+
+
+@pytest.mark.parametrize("options, plan", [
+    (RunOptions(size=512, steps=300), [(256, 200), (512, 100)]),
+    (RunOptions(size=1024, steps=700), [(256, 400), (512, 200), (1024, 100)]),
+    (RunOptions(size=510, steps=300), [(510, 300)]),
+    (RunOptions(size=511, steps=300), [(256, 200), (511, 100)]),  # 255.5 rounds to 256
+    (RunOptions(size=512, steps=300, stage_size=0), [(512, 300)]),
+    (RunOptions(size=800, steps=10, stage_size=200, stage_factor=1.5),
+     [(237, 7), (356, 2), (533, 1), (800, 0)]),
+    (RunOptions(size=512, steps=1, stage_steps=(5, 7)), [(256, 5), (512, 7)]),
+])
+def test_stage_plan(options, plan):
+    assert options.validate().stages() == plan
+    assert sum(n for _, n in plan) == (sum(options.stage_steps) if options.stage_steps
+                                       else options.steps)
+
+
+def test_stage_steps_of_the_wrong_length_are_refused():
+    with pytest.raises(ConfigError, match="3 stage_steps for 2 stages"):
+        RunOptions(size=512, stage_steps=(1, 2, 3)).validate()
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_coarse_to_fine_runs_each_stage_and_ends_at_full_size(stylizer, optimizer):
+    options = RunOptions(size=96, steps=12, seed=0, stage_size=48, optimizer=optimizer)
+    seen = []
+    result = stylizer.stylize(CONTENT, STYLE_A, options, callback_every=2,
+                              callback=lambda p: seen.append((p.step, p.stage, p.size,
+                                                              p.image().shape)))
+    assert result.image.shape == (72, 96, 3) and result.steps == 12
+    assert (8, 1, 48, (36, 48, 3)) in seen and (12, 2, 96, (72, 96, 3)) in seen
+    single = stylizer.stylize(CONTENT, STYLE_A, options, stage_size=0).image
+    assert np.abs(single.astype(int) - result.image).mean() > 1.0
+
+
+def test_adam_state_is_carried_into_the_next_stage():
+    from tfstyle.optimizers import Adam
+    adam = Adam()
+    image = tf.fill((1, 4, 6, 3), 100.0)
+    _, state = adam.update(image, tf.ones_like(image), 0.0, adam.init(image))
+    m, v, t = adam.resize_state(state, tf.zeros((1, 8, 12, 3)))
+    assert m.shape == (1, 8, 12, 3) and float(t) == 1.0
+    np.testing.assert_allclose(m.numpy(), 0.1, rtol=1e-6)  # (1 − β1) · grad, resized
+    np.testing.assert_allclose(v.numpy(), 0.001, rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_resume_inside_a_later_stage_reaches_the_uninterrupted_result(stylizer, optimizer):
+    options = RunOptions(size=96, steps=24, seed=0, stage_size=48, optimizer=optimizer)
+    whole = stylizer.stylize(CONTENT, STYLE_A, options).image
+    calls = [0]
+
+    def stop_in_stage_two():
+        calls[0] += 1
+        return calls[0] >= 20  # polled once per chunk; stage 1 ends at step 16
+
+    with pytest.raises(Interrupted) as info:
+        stylizer.stylize(CONTENT, STYLE_A, options, should_stop=stop_in_stage_two,
+                         callback_every=1)
+    checkpoint = info.value.checkpoint
+    assert 16 < checkpoint["step"] < 24 and checkpoint["image"].shape == (1, 72, 96, 3)
+    resumed = stylizer.stylize(CONTENT, STYLE_A, options, resume=checkpoint)
+    np.testing.assert_array_equal(resumed.image, whole)
