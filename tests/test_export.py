@@ -105,6 +105,8 @@ def request(content=CONTENT, style=STYLE, **overrides):
         "style_weight": np.float32(opts.style_weight), "tv_weight": np.float32(opts.tv_weight),
         "size": np.int32(32), "seed": np.int64(7), "init": opts.init.encode(),
         "style_scale": np.float32(opts.style_scale),
+        "preserve_colors": opts.preserve_colors.encode(), "style_loss": opts.style_loss.encode(),
+        "stage_size": np.int32(opts.stage_size), "stage_factor": np.float32(opts.stage_factor),
     }
     for name, value in overrides.items():
         values[name] = value.encode() if isinstance(value, str) else value
@@ -134,7 +136,8 @@ def test_signature_contract(model_dir):
     sigs = signature_def(model_dir)
     scalars = {"steps": tf.int32, "content_weight": tf.float32, "style_weight": tf.float32,
                "tv_weight": tf.float32, "size": tf.int32, "seed": tf.int64, "init": tf.string,
-               "style_scale": tf.float32}
+               "style_scale": tf.float32, "preserve_colors": tf.string, "style_loss": tf.string,
+               "stage_size": tf.int32, "stage_factor": tf.float32}
     expected = {
         "serving_default": ({"content": (tf.string, []), "style": (tf.string, [])},
                             {"image_bytes": (tf.string, []), "loss": (tf.float32, [])}),
@@ -161,8 +164,12 @@ def test_signature_contract(model_dir):
         assert defaults["steps"] == min(opts.steps, MAX_STEPS)
         assert defaults["size"] == min(opts.size, MAX_SIDE)
         assert defaults["init"] == opts.init.encode() and defaults["seed"] == 0
-        for key in ("content_weight", "style_weight", "tv_weight", "style_scale"):
+        for key in ("content_weight", "style_weight", "tv_weight", "style_scale",
+                    "stage_factor"):
             assert defaults[key] == np.float32(getattr(opts, key)), key
+        assert defaults["stage_size"] == opts.stage_size
+        for key in ("preserve_colors", "style_loss"):
+            assert defaults[key] == getattr(opts, key).encode(), key
 
 
 def test_omitted_inputs_take_the_signature_defaults(served, model_dir):
@@ -247,6 +254,67 @@ def test_matches_library_bit_for_bit(served, stylizer):
     result = stylizer.stylize(content, style, size=34, steps=steps, seed=5)
     assert np.array_equal(decode(out["image_bytes"]), result.image)
     assert out["loss"] == np.float32(result.losses["total"])
+
+
+@pytest.mark.parametrize("controls", [
+    dict(stage_size=16), dict(stage_size=16, init="noise"), dict(preserve_colors="histogram"),
+    dict(preserve_colors="luminance"), dict(preserve_colors="luminance", init="style"),
+    dict(style_loss="mean_cov"), dict(stage_size=16, preserve_colors="histogram",
+                                      style_loss="mean_cov", init="style")],
+    ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_controls_match_the_library(served, stylizer, controls):
+    # Coarse-to-fine, colour control and the style loss run in the graph as in the
+    # library. In-graph resizing differs from Pillow's by a level here and there, and
+    # coarse-to-fine resizes the content at every stage: L-BFGS amplifies those
+    # differences step after step on these tiny images (measured: mean 0.2 level after
+    # 2 steps, 4.6 after 10, with losses within 1.5 %), so staged runs are compared
+    # after 3 steps (2 at 16 px, 1 at 32 px).
+    steps, seed = (3 if "stage_size" in controls else 10), 3
+    inputs = {k: np.int32(v) if k == "stage_size" else v for k, v in controls.items()}
+    out = served.run(**request(steps=np.int32(steps), seed=np.int64(seed), **inputs))
+    result = stylizer.stylize(CONTENT, STYLE, size=32, steps=steps, seed=seed, **controls)
+    image = decode(out["image_bytes"])
+    assert image.shape == result.image.shape == (24, 32, 3)
+    diff = np.abs(image.astype(int) - result.image)
+    assert diff.mean() < 1.0 and diff.max() <= 12, (diff.mean(), diff.max())
+    assert out["loss"] == pytest.approx(result.losses["total"], rel=2e-2)
+    # Each control changes the served result (it is not ignored).
+    plain = decode(served.run(**request(steps=np.int32(steps), seed=np.int64(seed),
+                                        init=controls.get("init", "content")))["image_bytes"])
+    assert np.abs(plain.astype(int) - image).mean() > 1.0
+
+
+def test_adam_export_carries_its_state_across_stages(stylizer, tmp_path):
+    adam_dir = export_model(tmp_path / "adam" / "1", stylizer, max_side=MAX_SIDE,
+                            max_steps=MAX_STEPS, optimizer="adam", warmup=False)
+    served = Served(adam_dir)
+    try:
+        out = served.run(**request(steps=np.int32(6), stage_size=np.int32(16)))
+        single = served.run(**request(steps=np.int32(6)))
+    finally:
+        served.session.close()
+    result = stylizer.stylize(CONTENT, STYLE, size=32, steps=6, seed=7, stage_size=16,
+                              optimizer="adam")
+    image = decode(out["image_bytes"])
+    # Adam's first steps move each pixel by about the learning rate in the gradient's
+    # sign, so the resize differences of the stages flip a few pixels by 10-60 levels
+    # (measured: mean 3.6); the loss agrees within 1 %, and single-scale is far off.
+    diff = np.abs(image.astype(int) - result.image).mean()
+    assert diff < 5.0, diff
+    assert out["loss"] == pytest.approx(result.losses["total"], rel=2e-2)
+    assert np.abs(decode(single["image_bytes"]).astype(int) - image).mean() > 3 * diff
+
+
+@pytest.mark.parametrize("size", [31, 32, 64, 100, 255, 256, 511, 512, 700, 1024, 2047])
+@pytest.mark.parametrize("stage_size, factor", [(16, 2.0), (0, 2.0), (200, 1.5), (64, 3.0),
+                                                (256, 2.0), (100, 1.25)])
+def test_stage_plan_in_the_graph_is_the_librarys(size, stage_size, factor):
+    from tfstyle.export import _stage_plan
+    options = RunOptions(size=size, steps=317, stage_size=stage_size, stage_factor=factor)
+    want = options.stages()
+    sizes, steps = _stage_plan(tf.constant(size), tf.constant(317), tf.constant(stage_size),
+                               tf.constant(factor, tf.float32))
+    assert list(zip(sizes.numpy().tolist(), steps.numpy().tolist())) == want
 
 
 def test_steps_zero_returns_the_decoded_content(served):
@@ -342,6 +410,17 @@ BAD_REQUESTS = [
     ("style_scale too small", dict(style_scale=np.float32(0.05)),
      r"style image at style_scale=0.05 would be 2x2"),
     ("negative seed", dict(seed=np.int64(-5)), r"seed=-5 is negative"),
+    ("unknown colour mode", dict(preserve_colors="sepia"),
+     r"preserve_colors=sepia is not one of none, luminance, histogram"),
+    ("unknown style loss", dict(style_loss="wasserstein"),
+     r"style_loss=wasserstein is not one of gram, mean_cov"),
+    ("stage factor 1", dict(stage_factor=np.float32(1)), r"stage_factor=1 must be a finite"),
+    ("negative stage size", dict(stage_size=np.int32(-1)), r"stage_size=-1 must be between"),
+    ("too many stages", dict(stage_size=np.int32(4), stage_factor=np.float32(1.05)),
+     r"make more than 16 stages"),
+    ("first stage too small", dict(content=np.zeros((3, 40, 3), np.uint8), size=np.int32(64),
+                                   stage_size=np.int32(32)),
+     r"output would be 32x2.*at least 4 px.*stage_size"),
 ]
 
 

@@ -264,7 +264,12 @@ USABLE = {
     "style_scale": st.sampled_from([0.5, 1.0, 2.0]).map(np.float32),
     "seed": st.integers(0, 2**63 - 1).map(np.int64),
     "init": st.sampled_from([b"content", b"noise", b"style"]),
+    "preserve_colors": st.sampled_from([b"none", b"luminance", b"histogram"]),
+    "style_loss": st.sampled_from([b"gram", b"mean_cov"]),
+    "stage_size": st.sampled_from([0, 4, 8, 256]).map(np.int32),
+    "stage_factor": st.sampled_from([1.5, 2.0, 3.0]).map(np.float32),
 }
+ASCII = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
 HOSTILE = {
     "steps": st.one_of(st.integers(-2**31, 2**31 - 1), st.sampled_from([-1, 4])).map(np.int32),
     "size": st.one_of(st.integers(-2**31, 2**31 - 1), st.sampled_from([-5, 1, 33])).map(np.int32),
@@ -275,8 +280,11 @@ HOSTILE = {
     "seed": st.integers(-2**63, 2**63 - 1).map(np.int64),
     # ASCII only: other bytes hit a known bug, shown by test_hostile_inputs.py
     # [test_signature_bad_init_cut_inside_a_character_is_invalid_argument].
-    "init": st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
-                    max_size=60).map(str.encode),
+    "init": ASCII.map(str.encode),
+    "preserve_colors": ASCII.map(str.encode),
+    "style_loss": ASCII.map(str.encode),
+    "stage_size": st.integers(-2**31, 2**31 - 1).map(np.int32),
+    "stage_factor": st.floats(width=32).map(np.float32),
 }
 
 
@@ -317,5 +325,6 @@ def test_signature_random_requests_are_png_or_invalid_argument(served):
     out = served(content=data, style=data, steps=np.int32(1), size=np.int32(16),
                  content_weight=np.float32(1), style_weight=np.float32(1e3),
                  tv_weight=np.float32(100), style_scale=np.float32(1), seed=np.int64(1),
-                 init=b"content")
+                 init=b"content", preserve_colors=b"histogram", style_loss=b"mean_cov",
+                 stage_size=np.int32(8), stage_factor=np.float32(2))
     assert np.asarray(Image.open(io.BytesIO(out["image_bytes"]))).shape == (11, 16, 3)

@@ -16,7 +16,10 @@ Signatures (input names are the contract the clients code against):
   ``steps`` (int32), ``content_weight``, ``style_weight``, ``tv_weight`` (float32),
   ``size`` (int32, longest side of the output; 0 keeps the content's size), ``seed``
   (int64, for ``init="noise"``), ``init`` (tf.string: content | noise | style),
-  ``style_scale`` (float32); all scalars.
+  ``style_scale`` (float32), ``preserve_colors`` (tf.string: none | luminance |
+  histogram), ``style_loss`` (tf.string: gram | mean_cov), ``stage_size`` (int32, the
+  first coarse-to-fine stage; 0 = single scale) and ``stage_factor`` (float32); all
+  scalars. ``steps`` is split over the stages as ``RunOptions.stages`` splits it.
   outputs: ``image_bytes`` (tf.string scalar, PNG; TF Serving's REST API returns it as
   ``{"b64": ...}`` because of the ``_bytes`` suffix) and ``loss`` (float32 scalar).
 ``stylize_tensor``
@@ -40,7 +43,9 @@ Every limit is checked in the graph before any large allocation and fails the re
 with INVALID_ARGUMENT and a message naming the limit: ``steps`` in [0, max_steps];
 declared and decoded image sides at most ``max_input_side``; output (and style) sides at
 most ``max_side`` and at least ``stylizer.min_side``; weights finite and ≥ 0, not all 0;
-``style_scale`` finite and > 0; ``init`` one of the three; ``seed`` ≥ 0.
+``style_scale`` finite and > 0; ``init``, ``preserve_colors`` and ``style_loss`` one of
+theirs; ``seed`` ≥ 0; ``stage_size`` in [0, 16384], ``stage_factor`` finite and > 1, at
+most 16 stages; the first stage's sides at least ``min_side``.
 
 Where the server differs from the library: resizing is ``tf.image.resize`` with
 antialiasing (Lanczos-3 for the size and style_scale resizes, bicubic for
@@ -63,9 +68,10 @@ import tensorflow as tf
 
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.features import layer_stride
-from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, INITS, MAX_STEPS,
-                             RunOptions)
-from tfstyle.transfer import Stylizer, make_optimizer, noise_image
+from tfstyle import color
+from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, INITS, MAX_STAGES,
+                             MAX_STEPS, PRESERVE_COLORS, STYLE_LOSSES, RunOptions)
+from tfstyle.transfer import Stylizer, make_optimizer, noise_image, upsample
 
 __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES", "SIGNATURES",
            "WARMUP_FILE", "default_inputs", "run_in_session", "warmup_inputs", "warmup_request",
@@ -73,7 +79,10 @@ __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES", 
 
 # The signature contract. Order matters only for the Python functions below.
 INPUT_NAMES = ("content", "style", "steps", "content_weight", "style_weight", "tv_weight",
-               "size", "seed", "init", "style_scale")
+               "size", "seed", "init", "style_scale", "preserve_colors", "style_loss",
+               "stage_size", "stage_factor")
+OPTION_NAMES = INPUT_NAMES[2:]
+_STRING_INPUTS = ("init", "preserve_colors", "style_loss")
 SIGNATURES = {"serving_default": ("image_bytes", "loss"), "stylize_tensor": ("image", "loss")}
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -241,6 +250,10 @@ def default_inputs(limits=None) -> dict:
         "seed": np.int64(0),
         "init": np.bytes_(opts.init.encode()),
         "style_scale": np.float32(opts.style_scale),
+        "preserve_colors": np.bytes_(opts.preserve_colors.encode()),
+        "style_loss": np.bytes_(opts.style_loss.encode()),
+        "stage_size": np.int32(opts.stage_size),
+        "stage_factor": np.float32(opts.stage_factor),
     }
 
 
@@ -259,9 +272,9 @@ class _Servable:
     def input_signature(self, image_dtype, image_shape):
         specs = [tf.TensorSpec(image_shape, image_dtype, name="content"),
                  tf.TensorSpec(image_shape, image_dtype, name="style")]
-        for name in INPUT_NAMES[2:]:
+        for name in OPTION_NAMES:
             specs.append(tf.TensorSpec([], tf.as_dtype(self.defaults[name].dtype)
-                                       if name != "init" else tf.string, name=name))
+                                       if name not in _STRING_INPUTS else tf.string, name=name))
         return specs
 
     def _default_tensors(self):
@@ -272,17 +285,19 @@ class _Servable:
     def bytes_fn(self):
         d = self._default_tensors()
 
+        # Each option must be a Python default argument of its own: that is what puts
+        # it into SignatureDef.defaults.
         def serving_default(content, style, steps=d["steps"],
                             content_weight=d["content_weight"], style_weight=d["style_weight"],
                             tv_weight=d["tv_weight"], size=d["size"], seed=d["seed"],
-                            init=d["init"], style_scale=d["style_scale"]):
-            checks = self._check_options(steps, content_weight, style_weight, tv_weight, size,
-                                         seed, init, style_scale)
-            with tf.control_dependencies(checks):
+                            init=d["init"], style_scale=d["style_scale"],
+                            preserve_colors=d["preserve_colors"], style_loss=d["style_loss"],
+                            stage_size=d["stage_size"], stage_factor=d["stage_factor"]):
+            options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
+            with tf.control_dependencies(self._check_options(options)):
                 content_px = self._decode("content", content)
                 style_px = self._decode("style", style)
-            image, loss = self._stylize(content_px, style_px, steps, content_weight,
-                                        style_weight, tv_weight, size, seed, init, style_scale)
+            image, loss = self._stylize(content_px, style_px, options)
             return {"image_bytes": tf.io.encode_png(image), "loss": loss}
 
         return serving_default
@@ -293,45 +308,50 @@ class _Servable:
         def stylize_tensor(content, style, steps=d["steps"],
                            content_weight=d["content_weight"], style_weight=d["style_weight"],
                            tv_weight=d["tv_weight"], size=d["size"], seed=d["seed"],
-                           init=d["init"], style_scale=d["style_scale"]):
-            checks = self._check_options(steps, content_weight, style_weight, tv_weight, size,
-                                         seed, init, style_scale)
-            with tf.control_dependencies(checks):
+                           init=d["init"], style_scale=d["style_scale"],
+                           preserve_colors=d["preserve_colors"], style_loss=d["style_loss"],
+                           stage_size=d["stage_size"], stage_factor=d["stage_factor"]):
+            options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
+            with tf.control_dependencies(self._check_options(options)):
                 checks = (self._check_pixels("content", content)
                           + self._check_pixels("style", style))
             with tf.control_dependencies(checks):
                 content_px = tf.cast(content, tf.float32)
                 style_px = tf.cast(style, tf.float32)
-            image, loss = self._stylize(content_px, style_px, steps, content_weight,
-                                        style_weight, tv_weight, size, seed, init, style_scale)
+            image, loss = self._stylize(content_px, style_px, options)
             return {"image": image, "loss": loss}
 
         return stylize_tensor
 
     # ----- checks
 
-    def _check_options(self, steps, content_weight, style_weight, tv_weight, size, seed, init,
-                       style_scale):
+    def _check_options(self, o):
         lim = self.limits
         checks = [
-            _check((steps >= 0) & (steps <= lim.max_steps),
+            _check((o["steps"] >= 0) & (o["steps"] <= lim.max_steps),
                    "steps={} is outside the limit of this model: send 0 <= steps <= max_steps="
-                   f"{lim.max_steps}, or re-export with a larger --max_steps", steps),
-            _check((size == 0) | ((size >= lim.min_side) & (size <= lim.max_side)),
+                   f"{lim.max_steps}, or re-export with a larger --max_steps", o["steps"]),
+            _check((o["size"] == 0) | ((o["size"] >= lim.min_side) & (o["size"] <= lim.max_side)),
                    "size={} is outside the limit of this model: send 0 (to keep the content size) "
-                   f"or {lim.min_side} <= size <= max_side={lim.max_side}", size),
-            _check(seed >= 0, "seed={} is negative: send a seed >= 0", seed),
-            _check_str(tf.reduce_any(tf.equal(init, list(INITS))),
-                       "init=", _printable(init),
-                       " is not one of " + ", ".join(INITS)),
-            _check(tf.math.is_finite(style_scale) & (style_scale > 0),
-                   "style_scale={} must be a finite number > 0", style_scale),
+                   f"or {lim.min_side} <= size <= max_side={lim.max_side}", o["size"]),
+            _check(o["seed"] >= 0, "seed={} is negative: send a seed >= 0", o["seed"]),
+            _check(tf.math.is_finite(o["style_scale"]) & (o["style_scale"] > 0),
+                   "style_scale={} must be a finite number > 0", o["style_scale"]),
+            _check((o["stage_size"] >= 0) & (o["stage_size"] <= 16384),
+                   "stage_size={} must be between 0 and 16384", o["stage_size"]),
+            _check(tf.math.is_finite(o["stage_factor"]) & (o["stage_factor"] > 1),
+                   "stage_factor={} must be a finite number > 1", o["stage_factor"]),
         ]
-        for name, w in (("content_weight", content_weight), ("style_weight", style_weight),
-                        ("tv_weight", tv_weight)):
-            checks.append(_check(tf.math.is_finite(w) & (w >= 0),
-                                 name + "={} must be a finite number >= 0", w))
-        checks.append(_check((content_weight > 0) | (style_weight > 0) | (tv_weight > 0),
+        for name, allowed in (("init", INITS), ("preserve_colors", PRESERVE_COLORS),
+                              ("style_loss", STYLE_LOSSES)):
+            checks.append(_check_str(tf.reduce_any(tf.equal(o[name], list(allowed))),
+                                     name + "=", _printable(o[name]),
+                                     " is not one of " + ", ".join(allowed)))
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            checks.append(_check(tf.math.is_finite(o[name]) & (o[name] >= 0),
+                                 name + "={} must be a finite number >= 0", o[name]))
+        checks.append(_check((o["content_weight"] > 0) | (o["style_weight"] > 0)
+                             | (o["tv_weight"] > 0),
                              "all loss weights are 0: nothing to optimise; send style_weight "
                              "or content_weight above 0"))
         return checks
@@ -424,71 +444,164 @@ class _Servable:
 
     # ----- the algorithm (the library's, traced)
 
-    def _stylize(self, content, style, steps, content_weight, style_weight, tv_weight, size,
-                 seed, init, style_scale):
-        """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss)."""
+    def _stylize(self, content, style, o):
+        """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss).
+
+        The library's ``Stylizer.stylize`` as one graph: the coarse-to-fine stages of
+        ``RunOptions.stages`` are a ``tf.while_loop`` around the core's own
+        ``optimize`` loop, each stage starting from the last one's result, upsampled.
+        """
         st = self.stylizer
         lim = self.limits
         deepest = max(st.layers, key=layer_stride)
         shape = tf.shape(content)
         longest = tf.maximum(shape[0], shape[1])
-        target = tf.where(size > 0, size, longest)
-        checks = [_check(target <= lim.max_side,
-                         "content image is {}x{} and size=0 keeps that size: above max_side="
-                         f"{lim.max_side} of this model; send 0 < size <= {lim.max_side}",
-                         shape[1], shape[0])]
-        out_h, out_w = _longest_side_dims(shape[0], shape[1], target)
-        checks.append(_check(tf.minimum(out_h, out_w) >= lim.min_side,
-                             "the output would be {}x{}, but the deepest layer used "
-                             f"({deepest}) needs at least {lim.min_side} px on each side: "
-                             "raise size", out_w, out_h))
-        # The library's rule: round(output longest side × style_scale), at least 1.
-        style_target_f = tf.math.round(tf.cast(tf.maximum(out_h, out_w), tf.float64)
-                                       * tf.cast(style_scale, tf.float64))
-        checks.append(_check(style_target_f <= lim.max_side,
-                             "style_scale={} makes the style image {} px on its longest side, "
-                             f"above max_side={lim.max_side} of this model: lower style_scale",
-                             style_scale, style_target_f))
+        target = tf.where(o["size"] > 0, o["size"], longest)
+        size_check = _check(target <= lim.max_side,
+                            "content image is {}x{} and size=0 keeps that size: above max_side="
+                            f"{lim.max_side} of this model; send 0 < size <= {lim.max_side}",
+                            shape[1], shape[0])
+        with tf.control_dependencies([size_check]):
+            sizes, stage_steps = _stage_plan(target, o["steps"], o["stage_size"],
+                                             o["stage_factor"])
+        n_stages = tf.size(sizes)
+        s_shape = tf.shape(style)
+
+        def stage_dims(k):
+            out_h, out_w = _longest_side_dims(shape[0], shape[1], sizes[k])
+            # The library's rule: round(output longest side × style_scale), at least 1.
+            style_f = tf.math.round(tf.cast(tf.maximum(out_h, out_w), tf.float64)
+                                    * tf.cast(o["style_scale"], tf.float64))
+            return out_h, out_w, style_f
+
+        # The first stage is the smallest, the last the largest: check both ends.
+        first_h, first_w, first_style = stage_dims(0)
+        _, _, last_style = stage_dims(n_stages - 1)
+        checks = [_check(tf.minimum(first_h, first_w) >= lim.min_side,
+                         "the output would be {}x{}, but the deepest layer used "
+                         f"({deepest}) needs at least {lim.min_side} px on each side: "
+                         "raise size (or stage_size)", first_w, first_h),
+                  _check(last_style <= lim.max_side,
+                         "style_scale={} makes the style image {} px on its longest side, "
+                         f"above max_side={lim.max_side} of this model: lower style_scale",
+                         o["style_scale"], last_style)]
         with tf.control_dependencies(checks):
-            style_target = tf.maximum(tf.cast(style_target_f, tf.int32), 1)
-            s_shape = tf.shape(style)
-            st_h, st_w = _longest_side_dims(s_shape[0], s_shape[1], style_target)
-        style_check = _check(tf.minimum(st_h, st_w) >= lim.min_side,
-                             "the style image at style_scale={} would be {}x{}, but the deepest "
-                             f"layer used ({deepest}) needs at least {lim.min_side} px on "
-                             "each side: raise style_scale", style_scale, st_w, st_h)
+            st_h, st_w = _longest_side_dims(s_shape[0], s_shape[1],
+                                            tf.maximum(tf.cast(first_style, tf.int32), 1))
+        checks = [_check(tf.minimum(st_h, st_w) >= lim.min_side,
+                         "the style image at style_scale={} would be {}x{}, but the deepest "
+                         f"layer used ({deepest}) needs at least {lim.min_side} px on "
+                         "each side: raise style_scale", o["style_scale"], st_w, st_h)]
+        preserve = o["preserve_colors"]
+        luminance = tf.equal(preserve, "luminance")
 
-        with tf.control_dependencies([style_check]):
-            content = _resize(content, out_h, out_w, "lanczos3")
-            style = _resize(style, st_h, st_w, "lanczos3")
+        def recolour(image, content_px):
+            """A style (or init) image under ``preserve_colors``, as the library's
+            ``Stylizer.stage_inputs``."""
+            return tf.case(
+                [(tf.equal(preserve, "histogram"),
+                  lambda: color.match_color_histogram(image, content_px)),
+                 (luminance, lambda: color.match_luminance(image, content_px))],
+                default=lambda: image)
 
-        options = dataclasses.replace(RunOptions(), content_weight=content_weight,
-                                      style_weight=style_weight, tv_weight=tv_weight)
+        def stage_inputs(k):
+            """(content, content optimised against, style) of stage k, float32 (H, W, 3)."""
+            out_h, out_w, style_f = stage_dims(k)
+            with tf.control_dependencies(checks):
+                s_h, s_w = _longest_side_dims(s_shape[0], s_shape[1],
+                                              tf.maximum(tf.cast(style_f, tf.int32), 1))
+                content_k = _resize(content, out_h, out_w, "lanczos3")
+                style_k = _resize(style, s_h, s_w, "lanczos3")
+            run_content = tf.cond(luminance, lambda: color.luminance(content_k),
+                                  lambda: content_k)
+            return content_k, run_content, style_k, recolour(style_k, content_k)
+
+        options = dataclasses.replace(RunOptions(), content_weight=o["content_weight"],
+                                      style_weight=o["style_weight"], tv_weight=o["tv_weight"])
         loss = st.make_loss(options)
-        content_b, style_b = content[None], style[None]
-        targets = st.compute_targets(loss, content_b, style_b)
-        start = tf.case(
-            [(tf.equal(init, "noise"), lambda: noise_image(tf.shape(content_b), seed)),
-             (tf.equal(init, "style"), lambda: _resize(style, out_h, out_w, "bicubic")[None])],
-            default=lambda: content_b)
-        start = tf.ensure_shape(start, [1, None, None, 3])
+        loss.style_loss = o["style_loss"]
         optimizer = self.optimizer
         step = st.make_step(loss, optimizer)
-        image, state, terms = Stylizer.optimize(step, start, optimizer.init(start), targets,
-                                                steps)
-        image = optimizer.result(image, state)
 
-        def initial_loss():
-            content_features, style_features = st.features(start)
-            return loss(start, content_features, style_features, targets).total
+        content_0, run_content_0, raw_style_0, _ = stage_inputs(0)
+        init = o["init"]
+        start = tf.case(
+            [(tf.equal(init, "noise"),
+              lambda: noise_image(tf.shape(run_content_0[None]), o["seed"])),
+             (tf.equal(init, "style"),
+              lambda: recolour(_resize(raw_style_0, tf.shape(content_0)[0],
+                                       tf.shape(content_0)[1], "bicubic"), content_0)[None])],
+            default=lambda: run_content_0[None])
+        start = tf.ensure_shape(start, [1, None, None, 3])
+        nan = tf.constant(float("nan"))
 
-        total = tf.cond(steps > 0, lambda: terms.total, initial_loss)
+        def cond(k, image, state, total, ran):
+            # A non-finite loss ends the run (the last finite image is kept).
+            return (k < n_stages) & (tf.math.is_finite(total) | ~ran)
+
+        def body(k, image, state, total, ran):
+            _, run_content, _, style_k = stage_inputs(k)
+            targets = st.compute_targets(loss, run_content[None], style_k[None])
+            image = tf.cond(k > 0, lambda: upsample(image, tf.shape(run_content)[:2]),
+                            lambda: image)
+            state = tf.cond(k > 0, lambda: optimizer.resize_state(state, image),
+                            lambda: optimizer.init(image))
+            image, state, terms = Stylizer.optimize(step, image, state, targets,
+                                                    stage_steps[k])
+            image = optimizer.result(image, state)
+            runs = stage_steps[k] > 0
+            return (k + 1, image, state, tf.where(runs, terms.total, total), ran | runs)
+
+        state0 = optimizer.init(start)
+        # The start's height and width are unknown, so state0's shapes already leave
+        # every size that changes between stages open (and keep the batch of 1).
+        invariants = (tf.TensorShape([]), tf.TensorShape([1, None, None, 3]),
+                      tf.nest.map_structure(lambda t: t.shape, state0),
+                      tf.TensorShape([]), tf.TensorShape([]))
+        _, image, _, total, ran = tf.while_loop(
+            cond, body, (tf.constant(0), start, state0, nan, tf.constant(False)),
+            shape_invariants=invariants)
+        content_n, run_content_n, _, style_n = stage_inputs(n_stages - 1)
+
+        def initial_loss():  # no step anywhere: the loss of the image as it stands
+            targets = st.compute_targets(loss, run_content_n[None], style_n[None])
+            content_features, style_features = st.features(image)
+            return loss(image, content_features, style_features, targets).total
+
+        total = tf.cond(ran, lambda: total, initial_loss)
         finite = _check(tf.math.is_finite(total),
                         "the loss became {} during the optimisation: lower the loss weights "
                         "or the steps", total)
+        image = tf.cond(luminance,
+                        lambda: color.combine_luminance_chroma(image[0], content_n),
+                        lambda: image[0])
         with tf.control_dependencies([finite]):
-            pixels = tf.cast(tf.clip_by_value(tf.round(image[0]), 0.0, 255.0), tf.uint8)
+            pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
             return tf.identity(pixels), tf.identity(total)
+
+
+def _stage_plan(target, steps, stage_size, stage_factor):
+    """``RunOptions.stages`` in the graph: (sizes, steps), int32 vectors, coarsest first,
+    for an output of longest side ``target``; the same float64 arithmetic and rounding
+    (half to even, like Python's ``round``)."""
+    k = tf.range(1, MAX_STAGES + 1, dtype=tf.float64)
+    smaller = tf.round(tf.cast(target, tf.float64)
+                       / tf.pow(tf.cast(stage_factor, tf.float64), k))
+    keep = (stage_size > 0) & (smaller >= tf.cast(stage_size, tf.float64))
+    # The sizes fall with k, so the stages are the leading run of kept ones.
+    count = tf.reduce_sum(tf.math.cumprod(tf.cast(keep, tf.int32)))
+    check = _check(count < MAX_STAGES,
+                   "stage_size={} and stage_factor={} make more than " + str(MAX_STAGES)
+                   + " stages: raise one of them", stage_size, stage_factor)
+    with tf.control_dependencies([check]):
+        sizes = tf.concat([tf.reverse(tf.cast(smaller[:count], tf.int32), [0]),
+                           tf.reshape(tf.cast(target, tf.int32), [1])], 0)
+    n = tf.size(sizes)
+    shares = tf.pow(tf.constant(2.0, tf.float64), tf.cast(n - 1 - tf.range(n), tf.float64))
+    split = tf.cast(tf.floor(tf.cast(steps, tf.float64) * shares / tf.reduce_sum(shares)),
+                    tf.int32)
+    split = split + tf.one_hot(0, n, dtype=tf.int32) * (steps - tf.reduce_sum(split))
+    return sizes, split
 
 
 def _check(condition, template, *values):
