@@ -126,7 +126,7 @@ def style_distance(second, mean, target_second, target_mean, kind="gram") -> tf.
     activations dominate it; matching mean and covariance apart weighs the feature
     correlations that make up the texture on their own (Li et al., "Demystifying
     Neural Style Transfer", IJCAI 2017, show Gram matching is one choice of such
-    statistics), which gives cleaner textures with fewer colour blotches.
+    statistics); it tends to smoother, less saturated textures (docs/gallery/loss.png).
     ``kind`` may be a Python string or a scalar string tensor (the exported model).
     """
     n = tf.cast(tf.shape(second)[-1], second.dtype)
