@@ -49,16 +49,28 @@ flags.DEFINE_string("style", str(REPO / "examples" / "starry_night.jpg"), "Style
 flags.DEFINE_list("reference_timing_sizes", ["256", "512"],
                   "Sizes at which the tutorial reference's time per step is measured.")
 flags.DEFINE_integer("reference_size", 256, "Size of the time-to-quality comparison.")
-flags.DEFINE_integer("reference_steps", 1000, "Steps of the reference run (the tutorial's).")
+flags.DEFINE_integer("reference_steps", 1000,
+                     "Steps of the reference run (the tutorial's); 0 skips the time-to-quality "
+                     "comparison.")
 flags.DEFINE_integer("max_steps", 1000, "Most tfstyle steps spent trying to match it.")
 flags.DEFINE_list("matched_style_weights", ["100"],
                   "Also run L-BFGS with these style weights against the reference: the "
                   "tutorial keeps more of the content than the paper's balance does.")
 flags.DEFINE_list("memory_sizes", ["1024", "1536", "2048", "3072"],
                   "Sizes tried by the memory section, until one fails.")
+flags.DEFINE_integer("multiscale_size", 512, "Size of the coarse-to-fine comparison.")
+flags.DEFINE_integer("multiscale_steps", 300, "Steps of each run in that comparison.")
+flags.DEFINE_integer("stage_size", 256, "First stage of the coarse-to-fine runs.")
+flags.DEFINE_integer("multiscale_large_size", 1024,
+                     "Size of the large coarse-to-fine run (peak memory); 0 skips it.")
+flags.DEFINE_integer("multiscale_large_steps", 200, "Steps of the large run.")
 flags.DEFINE_list("sections", ["time", "steps", "reference", "flops"],
-                  "Which tables to build.")
+                  "Which tables to build: time, steps, reference, flops, memory, "
+                  "multiscale (the last two are written to their own blocks).")
 flags.DEFINE_bool("write", False, "Replace the table in BENCHMARKS.md.")
+flags.DEFINE_string("block", "benchmark",
+                    "Name of the marked block of BENCHMARKS.md that --write replaces (the "
+                    "memory and multiscale sections always write their own).")
 flags.DEFINE_string("worker", None, "Internal: run one configuration (JSON) and print JSON.")
 
 FLAGS = flags.FLAGS
@@ -81,7 +93,8 @@ def default_model():
 def time_steps(config):
     from tfstyle import RunOptions, Stylizer
     stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
-    options = RunOptions(size=config["size"], optimizer=config["optimizer"], seed=0)
+    options = RunOptions(size=config["size"], optimizer=config["optimizer"], seed=0,
+                         stage_size=0)
     times = []
 
     def progress(p):
@@ -101,7 +114,7 @@ def trajectory(config):
     from tfstyle import RunOptions, Stylizer
     stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
     options = RunOptions(size=config["size"], optimizer=config["optimizer"], seed=0,
-                         steps=config["steps"])
+                         steps=config["steps"], stage_size=0)
     losses = []
     stylizer.stylize(config["content"], config["style"], options,
                      callback=lambda p: losses.append((p.step, p.losses["total"])),
@@ -112,9 +125,10 @@ def trajectory(config):
 def _reference_inputs(config):
     from tfstyle import RunOptions, Stylizer
     stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
-    content, style, _ = stylizer.prepare(config["content"], config["style"],
-                                         RunOptions(size=config["size"]))
-    return stylizer, content[None] / 255.0, style[None] / 255.0
+    options = RunOptions(size=config["size"], stage_size=0)
+    arrays = stylizer.stage_inputs(stylizer.prepare(config["content"], config["style"], options),
+                                   config["size"], options)
+    return stylizer, arrays.content[None] / 255.0, arrays.styles[0][None] / 255.0
 
 
 def reference_time(config):
@@ -172,6 +186,35 @@ def ours_to_quality(config):
     return {"hit": spent["hit"], "history": history[-3:]}
 
 
+def multiscale_run(config):
+    """One run at ``size`` (coarse-to-fine or not, per ``stage_size``), its final image
+    measured by the fixed evaluator at ``size`` every ``every`` steps of the last stage
+    (the evaluator's time not counted)."""
+    from reference import Evaluator
+    from tfstyle import RunOptions
+    stylizer, content, style = _reference_inputs(config)
+    evaluate = Evaluator(config["backbone"], config["weights"], content, style)
+    options = RunOptions(size=config["size"], steps=config["steps"], seed=0,
+                         stage_size=config["stage_size"])
+    spent = {"eval": 0.0}
+    history = []
+    start = time.perf_counter()
+
+    def check(p):
+        if p.stage < p.stages:
+            return
+        t0 = time.perf_counter()
+        style_d, content_d = evaluate(p.image()[None].astype("float32"))
+        spent["eval"] += time.perf_counter() - t0
+        history.append((p.step, time.perf_counter() - start - spent["eval"], style_d,
+                        content_d, p.losses["total"]))
+
+    stylizer.stylize(config["content"], config["style"], options, callback=check,
+                     callback_every=config["every"])
+    return {"plan": options.stages(), "history": history,
+            "wall_s": time.perf_counter() - start - spent["eval"]}
+
+
 def memory_probe(config):
     """A few L-BFGS steps at one size: does it complete, and with what peak RSS."""
     from tfstyle import RunOptions, Stylizer
@@ -179,7 +222,8 @@ def memory_probe(config):
     times = []
     start = time.perf_counter()
     stylizer.stylize(config["content"], config["style"],
-                     RunOptions(size=config["size"], steps=config["steps"], seed=0),
+                     RunOptions(size=config["size"], steps=config["steps"], seed=0,
+                                stage_size=0),
                      callback=lambda p: times.append(time.perf_counter()), callback_every=1)
     per_step = [b - a for a, b in zip(times, times[1:])]
     return {"wall_s": time.perf_counter() - start,
@@ -191,7 +235,7 @@ def worker(spec):
     sys.path.insert(0, str(REPO / "bench"))
     kinds = {"time": time_steps, "trajectory": trajectory, "reference_time": reference_time,
              "reference_quality": reference_quality, "ours_to_quality": ours_to_quality,
-             "memory": memory_probe}
+             "memory": memory_probe, "multiscale": multiscale_run}
     result = kinds[config["kind"]](config)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
@@ -290,6 +334,8 @@ def reference_table(common, medians):
                      f"{ours['adam'] / ref['median_step_s']:.2f}× | {ours['lbfgs']:.3f} | "
                      f"{ours['lbfgs'] / ref['median_step_s']:.2f}× |")
         print(lines[-1], flush=True)
+    if FLAGS.reference_steps == 0:  # time per step only
+        return lines
     size = FLAGS.reference_size
     ref = run_worker(dict(common, kind="reference_quality", size=size,
                           steps=FLAGS.reference_steps))
@@ -340,13 +386,59 @@ def memory_table(common):
     return lines
 
 
+def multiscale_table(common):
+    size, steps = FLAGS.multiscale_size, FLAGS.multiscale_steps
+    lines = ["", f"### Coarse-to-fine against single-scale ({size} px, L-BFGS, default "
+                 f"weights, {steps} steps in all unless said)", "",
+             "Distances from the fixed evaluator above (relative Gram error over "
+             "conv1_1..conv5_1, relative conv4_2 error), on the image at full size; wall "
+             "time without the evaluator's.", "",
+             "| run | stages (px: steps) | wall s | style distance | content distance "
+             "| single-scale needs to be as good on both |", "|---|---|---|---|---|---|"]
+    single = run_worker(dict(common, kind="multiscale", size=size, steps=steps, stage_size=0,
+                             every=10))
+    multi = run_worker(dict(common, kind="multiscale", size=size, steps=steps,
+                            stage_size=FLAGS.stage_size, every=10))
+    # Coarse-to-fine again with as many steps as fit into single-scale's wall time.
+    equal_steps = int(round(steps * single["wall_s"] / multi["wall_s"]))
+    equal = run_worker(dict(common, kind="multiscale", size=size, steps=equal_steps,
+                            stage_size=FLAGS.stage_size, every=10))
+    for label, r in (("single-scale", single), ("coarse-to-fine (default)", multi),
+                     (f"coarse-to-fine, {equal_steps} steps (single-scale's wall time)",
+                      equal)):
+        _, wall, style_d, content_d, _ = r["history"][-1]
+        plan = ", ".join(f"{s}: {n}" for s, n in r["plan"])
+        hit = "–"
+        if r is not single:
+            hit = next((f"{t:.0f} s (step {step})" for step, t, sd, cd, _ in single["history"]
+                        if sd <= style_d and cd <= content_d), f"not reached in {steps} steps")
+        lines.append(f"| {label} | {plan} | {r['wall_s']:.0f} | {style_d:.4f} | "
+                     f"{content_d:.4f} | {hit} |")
+        print(lines[-1], flush=True)
+    big = FLAGS.multiscale_large_size
+    if big:
+        r = run_worker(dict(common, kind="multiscale", size=big,
+                            steps=FLAGS.multiscale_large_steps, stage_size=FLAGS.stage_size,
+                            every=FLAGS.multiscale_large_steps), allow_failure=True)
+        lines += ["", f"A {big} px coarse-to-fine run ({FLAGS.multiscale_large_steps} steps):", ""]
+        if "failed" in r:
+            lines.append(f"- did not complete: {r['failed']}")
+        else:
+            plan = ", ".join(f"{s} px: {n}" for s, n in r["plan"])
+            lines.append(f"- completed in {r['wall_s']:.0f} s ({plan}); peak RSS "
+                         f"{r['peak_rss_mib']:.0f} MiB.")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def flops_table(medians):
     from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
     layers = list(DEFAULT_CONTENT_LAYERS) + list(DEFAULT_STYLE_LAYERS)
     lines = ["", "### Floating-point work of one step, and what it implies", "",
              "Analytic count (forward to the deepest layer, backward to the image only, Gram "
              "matrices): `step_flops` in this script. GPU bounds are the count over the "
-             "H100 SXM's peak (67 TFLOP/s FP32, 989 TFLOP/s dense BF16): no GPU run here.", "",
+             "H100 SXM's peak (67 TFLOP/s FP32, 989 TFLOP/s dense BF16); measured GPU "
+             "times of the same step are in the GPU section.", "",
              "| backbone | size | GFLOP/step | CPU s/step (measured) | CPU GFLOP/s | H100 FP32 "
              "bound ms | H100 BF16 bound ms |", "|---|---|---|---|---|---|---|"]
     backbone, _ = default_model()
@@ -375,6 +467,11 @@ def build_table():
         lines += reference_table(common, medians)
     if "flops" in FLAGS.sections:
         lines += flops_table(medians)
+    if "multiscale" in FLAGS.sections:
+        part = multiscale_table(common)
+        print("\n".join(part))
+        if FLAGS.write:
+            write_benchmarks("\n".join(header_lines(backbone, weights) + part), "multiscale")
     if "memory" in FLAGS.sections:
         memory = memory_table(common)
         print("\n".join(memory))
@@ -418,7 +515,7 @@ def main(argv):
     print()
     print(table)
     if FLAGS.write and table:
-        write_benchmarks(table)
+        write_benchmarks(table, FLAGS.block)
         print(f"\nwritten to {REPO / 'BENCHMARKS.md'}")
 
 
