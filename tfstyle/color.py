@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-PRESERVE_COLORS = ("none", "luminance", "histogram")
-
 # ITU-R BT.601 luma weights, as JPEG/JFIF uses them at full range.
 _KR, _KB = 0.299, 0.114
 _KG = 1.0 - _KR - _KB
@@ -213,3 +211,42 @@ def match_color_histogram(source, target) -> tf.Tensor:
     out = tf.matmul(src - mean_s, transform, transpose_b=True) + mean_t
     out = tf.cast(tf.clip_by_value(out, 0.0, 255.0), tf.float32)
     return tf.reshape(out, tf.shape(source))
+
+
+# ----- the modes, as a run applies them (the library and the exported graph alike)
+# ``mode`` is one of ``options.PRESERVE_COLORS``, as a Python string (the library) or a scalar string
+# tensor (the exported signature's input). With a Python "none" the image comes back as
+# given, not converted.
+
+
+def recolor_style(style, content, mode):
+    """A style image, or a start image taken from it, as the run uses it under ``mode``:
+    colour-matched (``histogram``), luminance-matched grey (``luminance``) or as is."""
+    if isinstance(mode, str):
+        if mode == "histogram":
+            return match_color_histogram(style, content)
+        if mode == "luminance":
+            return match_luminance(style, content)
+        return style
+    return tf.case([(tf.equal(mode, "histogram"), lambda: match_color_histogram(style, content)),
+                    (tf.equal(mode, "luminance"), lambda: match_luminance(style, content))],
+                   default=lambda: _as_image(style))
+
+
+def optimised_content(image, mode):
+    """The content (or a start image) as the loss sees it: its grey luminance under
+    ``luminance``, else as is."""
+    if isinstance(mode, str):
+        return luminance(image) if mode == "luminance" else image
+    return tf.cond(tf.equal(mode, "luminance"), lambda: luminance(image),
+                   lambda: _as_image(image))
+
+
+def restore_colors(result, content, mode):
+    """The finished image under ``mode``: the content's chroma put back under
+    ``luminance`` (the run saw grey images), else as is."""
+    if isinstance(mode, str):
+        return combine_luminance_chroma(result, content) if mode == "luminance" else result
+    return tf.cond(tf.equal(mode, "luminance"),
+                   lambda: combine_luminance_chroma(result, content),
+                   lambda: _as_image(result))

@@ -283,45 +283,40 @@ class _Servable:
         return {name: tf.constant(value) for name, value in self.defaults.items()}
 
     def bytes_fn(self):
+        """``serving_default``: encoded images in, a PNG out."""
+        def pixels(content, style):
+            return self._decode("content", content), self._decode("style", style)
+        return self._endpoint(pixels, lambda image: {"image_bytes": tf.io.encode_png(image)})
+
+    def tensor_fn(self):
+        """``stylize_tensor``: uint8 (H, W, 3) tensors in and out."""
+        def pixels(content, style):
+            checks = self._check_pixels("content", content) + self._check_pixels("style", style)
+            with tf.control_dependencies(checks):
+                return tf.cast(content, tf.float32), tf.cast(style, tf.float32)
+        return self._endpoint(pixels, lambda image: {"image": image})
+
+    def _endpoint(self, pixels, outputs):
+        """A signature function: ``pixels(content, style)`` turns its image inputs into
+        float32 (H, W, 3) pixels after the option checks, ``outputs(image)`` the uint8
+        result into its outputs (besides ``loss``)."""
         d = self._default_tensors()
 
         # Each option must be a Python default argument of its own: that is what puts
         # it into SignatureDef.defaults.
-        def serving_default(content, style, steps=d["steps"],
-                            content_weight=d["content_weight"], style_weight=d["style_weight"],
-                            tv_weight=d["tv_weight"], size=d["size"], seed=d["seed"],
-                            init=d["init"], style_scale=d["style_scale"],
-                            preserve_colors=d["preserve_colors"], style_loss=d["style_loss"],
-                            stage_size=d["stage_size"], stage_factor=d["stage_factor"]):
+        def endpoint(content, style, steps=d["steps"],
+                     content_weight=d["content_weight"], style_weight=d["style_weight"],
+                     tv_weight=d["tv_weight"], size=d["size"], seed=d["seed"],
+                     init=d["init"], style_scale=d["style_scale"],
+                     preserve_colors=d["preserve_colors"], style_loss=d["style_loss"],
+                     stage_size=d["stage_size"], stage_factor=d["stage_factor"]):
             options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
             with tf.control_dependencies(self._check_options(options)):
-                content_px = self._decode("content", content)
-                style_px = self._decode("style", style)
+                content_px, style_px = pixels(content, style)
             image, loss = self._stylize(content_px, style_px, options)
-            return {"image_bytes": tf.io.encode_png(image), "loss": loss}
+            return dict(outputs(image), loss=loss)
 
-        return serving_default
-
-    def tensor_fn(self):
-        d = self._default_tensors()
-
-        def stylize_tensor(content, style, steps=d["steps"],
-                           content_weight=d["content_weight"], style_weight=d["style_weight"],
-                           tv_weight=d["tv_weight"], size=d["size"], seed=d["seed"],
-                           init=d["init"], style_scale=d["style_scale"],
-                           preserve_colors=d["preserve_colors"], style_loss=d["style_loss"],
-                           stage_size=d["stage_size"], stage_factor=d["stage_factor"]):
-            options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
-            with tf.control_dependencies(self._check_options(options)):
-                checks = (self._check_pixels("content", content)
-                          + self._check_pixels("style", style))
-            with tf.control_dependencies(checks):
-                content_px = tf.cast(content, tf.float32)
-                style_px = tf.cast(style, tf.float32)
-            image, loss = self._stylize(content_px, style_px, options)
-            return {"image": image, "loss": loss}
-
-        return stylize_tensor
+        return endpoint
 
     # ----- checks
 
@@ -493,16 +488,6 @@ class _Servable:
                          f"layer used ({deepest}) needs at least {lim.min_side} px on "
                          "each side: raise style_scale", o["style_scale"], st_w, st_h)]
         preserve = o["preserve_colors"]
-        luminance = tf.equal(preserve, "luminance")
-
-        def recolour(image, content_px):
-            """A style (or init) image under ``preserve_colors``, as the library's
-            ``Stylizer.stage_inputs``."""
-            return tf.case(
-                [(tf.equal(preserve, "histogram"),
-                  lambda: color.match_color_histogram(image, content_px)),
-                 (luminance, lambda: color.match_luminance(image, content_px))],
-                default=lambda: image)
 
         def stage_inputs(k):
             """(content, content optimised against, style) of stage k, float32 (H, W, 3)."""
@@ -512,9 +497,8 @@ class _Servable:
                                               tf.maximum(tf.cast(style_f, tf.int32), 1))
                 content_k = _resize(content, out_h, out_w, "lanczos3")
                 style_k = _resize(style, s_h, s_w, "lanczos3")
-            run_content = tf.cond(luminance, lambda: color.luminance(content_k),
-                                  lambda: content_k)
-            return content_k, run_content, style_k, recolour(style_k, content_k)
+            return (content_k, color.optimised_content(content_k, preserve), style_k,
+                    color.recolor_style(style_k, content_k, preserve))
 
         options = dataclasses.replace(RunOptions(), content_weight=o["content_weight"],
                                       style_weight=o["style_weight"], tv_weight=o["tv_weight"])
@@ -529,8 +513,9 @@ class _Servable:
             [(tf.equal(init, "noise"),
               lambda: noise_image(tf.shape(run_content_0[None]), o["seed"])),
              (tf.equal(init, "style"),
-              lambda: recolour(_resize(raw_style_0, tf.shape(content_0)[0],
-                                       tf.shape(content_0)[1], "bicubic"), content_0)[None])],
+              lambda: color.recolor_style(_resize(raw_style_0, tf.shape(content_0)[0],
+                                                  tf.shape(content_0)[1], "bicubic"),
+                                          content_0, preserve)[None])],
             default=lambda: run_content_0[None])
         start = tf.ensure_shape(start, [1, None, None, 3])
         nan = tf.constant(float("nan"))
@@ -572,9 +557,7 @@ class _Servable:
         finite = _check(tf.math.is_finite(total),
                         "the loss became {} during the optimisation: lower the loss weights "
                         "or the steps", total)
-        image = tf.cond(luminance,
-                        lambda: color.combine_luminance_chroma(image[0], content_n),
-                        lambda: image[0])
+        image = color.restore_colors(image[0], content_n, preserve)
         with tf.control_dependencies([finite]):
             pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
             return tf.identity(pixels), tf.identity(total)

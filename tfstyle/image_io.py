@@ -36,6 +36,7 @@ __all__ = [
     "SUPPORTED_OUTPUT",
     "open_image",
     "resize_longest",
+    "longest_side_size",
     "scale_image",
     "to_array",
     "to_uint8",
@@ -365,22 +366,37 @@ def resize_longest(image, longest_side):
         ConfigError: ``longest_side`` is not a positive int, or the result would exceed
             ``MAX_PIXELS``.
     """
+    _check_longest_side(longest_side)
+    rgb = _require_image(image, "resize_longest")
+    return rgb.resize(longest_side_size(rgb.size, longest_side), Image.Resampling.LANCZOS)
+
+
+def _check_longest_side(longest_side):
     if (isinstance(longest_side, bool) or not isinstance(longest_side, numbers.Integral)
             or longest_side <= 0):
         raise ConfigError(
             "the longest side must be a positive whole number of pixels, got %r"
             % (longest_side,)
         )
+
+
+def longest_side_size(size, longest_side):
+    """The (width, height) that :func:`resize_longest` gives an image of ``size``
+    (width, height), without resampling anything.
+
+    Raises:
+        ConfigError: as :func:`resize_longest`.
+    """
+    _check_longest_side(longest_side)
     longest_side = int(longest_side)
-    rgb = _require_image(image, "resize_longest")
-    width, height = rgb.size
+    width, height = size
     if width >= height:
         new_size = (longest_side, max(1, _round_half_up(height * longest_side, width)))
     else:
         new_size = (max(1, _round_half_up(width * longest_side, height)), longest_side)
     _check_target_size(new_size[0], new_size[1], "resizing to longest side %d"
                        % longest_side)
-    return rgb.resize(new_size, Image.Resampling.LANCZOS)
+    return new_size
 
 
 def scale_image(image, factor):

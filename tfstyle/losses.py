@@ -38,6 +38,7 @@ from typing import NamedTuple, Sequence
 
 import tensorflow as tf
 
+
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     """Unnormalised Gram matrix G = Fᵀ F of one feature map.
 
@@ -84,9 +85,6 @@ def total_variation(image: tf.Tensor) -> tf.Tensor:
     dy = image[:, 1:, :, :] - image[:, :-1, :, :]
     dx = image[:, :, 1:, :] - image[:, :, :-1, :]
     return tf.reduce_sum(tf.square(dy)) + tf.reduce_sum(tf.square(dx))
-
-
-STYLE_LOSSES = ("gram", "mean_cov")
 
 
 def moments(features: tf.Tensor, mask: tf.Tensor | None = None):

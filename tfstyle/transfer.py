@@ -233,23 +233,29 @@ class Stylizer:
         """
         inputs = load_inputs(content, style, options, content_mask, style_masks)
         for size, _ in options.stages():  # fail now, not after an hour at a small stage
-            self.stage_inputs(inputs, size, options, check_only=True)
+            self._style_sides(inputs, size, options)
         return inputs
 
-    def stage_inputs(self, inputs: "Inputs", size: int, options: RunOptions,
-                     check_only: bool = False) -> "StageInputs | None":
+    def _style_sides(self, inputs: "Inputs", size: int, options: RunOptions) -> list:
+        """Each style's longest side at the stage of ``size``, after checking that the
+        content and the styles at that stage fit the deepest layer's stride (arithmetic
+        only, no resampling)."""
+        content_size = image_io.longest_side_size(inputs.content.size, size)
+        self._check_size("content image at --size", content_size)
+        sides = [max(1, round(max(content_size) * scale))
+                 for scale in options.style_scales(len(inputs.styles))]
+        for img, side in zip(inputs.styles, sides):
+            self._check_size("style image at --style_scale",
+                             image_io.longest_side_size(img.size, side))
+        return sides
+
+    def stage_inputs(self, inputs: "Inputs", size: int, options: RunOptions) -> "StageInputs":
         """The arrays of one stage: every image resized for an output whose longest side
         is ``size``, and the colour control of ``options.preserve_colors`` applied."""
+        style_sides = self._style_sides(inputs, size, options)
         content_img = image_io.resize_longest(inputs.content, size)
-        self._check_size("content image at --size", content_img.size)
-        longest = max(content_img.size)
-        style_imgs = []
-        for img, scale in zip(inputs.styles, options.style_scales(len(inputs.styles))):
-            img = image_io.resize_longest(img, max(1, round(longest * scale)))
-            self._check_size("style image at --style_scale", img.size)
-            style_imgs.append(img)
-        if check_only:
-            return None
+        style_imgs = [image_io.resize_longest(img, side)
+                      for img, side in zip(inputs.styles, style_sides)]
         content_arr = image_io.to_array(content_img)
         styles = [image_io.to_array(img) for img in style_imgs]
         init = None
@@ -259,17 +265,13 @@ class Stylizer:
             init = image_io.to_array(inputs.init.resize(content_img.size))
         masks = tuple(np.asarray(m.resize(content_img.size, Image.BILINEAR), np.float32)
                       [None, :, :, None] / 255.0 for m in inputs.masks)
-        run_content = content_arr
-        if options.preserve_colors == "histogram":
-            styles = [color.match_color_histogram(s, content_arr).numpy() for s in styles]
-            if options.init == "style":
-                init = color.match_color_histogram(init, content_arr).numpy()
-        elif options.preserve_colors == "luminance":
-            styles = [color.match_luminance(s, content_arr).numpy() for s in styles]
-            run_content = color.luminance(content_arr).numpy()
-            if init is not None:
-                init = (color.match_luminance(init, content_arr) if options.init == "style"
-                        else color.luminance(init)).numpy()
+        mode = options.preserve_colors
+        styles = [np.asarray(color.recolor_style(s, content_arr, mode)) for s in styles]
+        if options.init == "style":
+            init = np.asarray(color.recolor_style(init, content_arr, mode))
+        elif init is not None:
+            init = np.asarray(color.optimised_content(init, mode))
+        run_content = np.asarray(color.optimised_content(content_arr, mode))
         return StageInputs(content_arr, run_content, styles, init, masks)
 
     def stylize(self, content, style, options: RunOptions | None = None,
@@ -368,21 +370,18 @@ class Stylizer:
                          else content_t)
                 stage_state = optimizer.init(start)
             else:  # the previous stage's result, upsampled
-                previous = optimizer.result(image.read_value(),
-                                            tf.nest.map_structure(lambda v: v.read_value(), state))
+                previous_state = _read(state)
+                previous = optimizer.result(image.read_value(), previous_state)
                 start = upsample(previous, tf.shape(content_t)[1:3])
-                stage_state = optimizer.resize_state(
-                    tf.nest.map_structure(lambda v: v.read_value(), state), start)
+                stage_state = optimizer.resize_state(previous_state, start)
             log.info("stage %d/%d: %d px, %d steps", index + 1, len(plan), size, stage_steps)
             image = tf.Variable(start, name="image")
             state = tf.nest.map_structure(tf.Variable, stage_state)
 
             def current(arrays=arrays, image=image, state=state):
-                state_now = tf.nest.map_structure(lambda v: v.read_value(), state)
-                result = optimizer.result(image.read_value(), state_now)[0]
-                if options.preserve_colors == "luminance":
-                    result = color.combine_luminance_chroma(result, arrays.content)
-                return image_io.to_uint8(result.numpy())
+                result = optimizer.result(image.read_value(), _read(state))[0]
+                result = color.restore_colors(result, arrays.content, options.preserve_colors)
+                return image_io.to_uint8(np.asarray(result))
 
             def checkpoint(image=image, state=state):
                 return {"image": image.numpy(),
@@ -397,8 +396,7 @@ class Stylizer:
                 n = min(chunk_steps, boundary - done, end - done)
                 chunk_started = time.perf_counter()
                 new_image, new_state, chunk_terms, ok = fns["chunk"](
-                    image.read_value(), tf.nest.map_structure(lambda v: v.read_value(), state),
-                    targets, tf.constant(n))
+                    image.read_value(), _read(state), targets, tf.constant(n))
                 # On a non-finite loss the loop returned the last finite image and state.
                 image.assign(new_image)
                 tf.nest.map_structure(lambda v, t: v.assign(t), state, new_state)
@@ -548,6 +546,11 @@ def load_inputs(content, style, options: RunOptions, content_mask=None,
         # Restricting every style region to the content mask.
         masks = [_multiply_masks(m, mask) for m in masks] if masks else [mask]
     return Inputs(content_img, style_imgs, init_img, masks)
+
+
+def _read(variables):
+    """The current values of a nest of ``tf.Variable`` s, as tensors."""
+    return tf.nest.map_structure(lambda v: v.read_value(), variables)
 
 
 def upsample(image: tf.Tensor, size) -> tf.Tensor:
