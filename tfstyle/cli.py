@@ -136,19 +136,29 @@ def _check_paths():
     for name in ("log_every", "save_every"):
         if getattr(FLAGS, name) < 0:
             raise ConfigError(f"--{name} must be ≥ 0, got {getattr(FLAGS, name)}")
-    # Decode every image now, so a bad file fails before the model is built; the run
-    # then uses these decoded images rather than reading the files again.
+    return output
+
+
+def _decode_inputs(options):
+    """Every input image decoded once, so that a bad file fails before the model is
+    built and the run uses these rather than reading the files again; counts of
+    styles, weights, scales and masks and the masks' shapes checked too.
+
+    Returns a dict of ``Stylizer.stylize``'s image arguments: content, style (a list),
+    content_mask and style_masks (decoded RGB PIL images, or None)."""
+    from tfstyle import image_io
+    from tfstyle.transfer import load_inputs
+
     styles = [image_io.open_image(path) for path in style_paths()]
     if not styles:
         raise ConfigError("--style names no image")
-    return output, image_io.open_image(FLAGS.content), styles
-
-
-def _check_inputs(options, content, styles):
-    """Counts of styles, weights, scales and masks, and the masks' shapes, before the
-    model is built."""
-    from tfstyle.transfer import load_inputs
-    load_inputs(content, styles, options, FLAGS.content_mask or None, FLAGS.style_masks)
+    images = dict(
+        content=image_io.open_image(FLAGS.content), style=styles,
+        content_mask=image_io.open_image(FLAGS.content_mask) if FLAGS.content_mask else None,
+        style_masks=([image_io.open_image(path) for path in FLAGS.style_masks]
+                     if FLAGS.style_masks else None))
+    load_inputs(options=options, **images)
+    return images
 
 
 def _intermediate_path(output, step):
@@ -156,11 +166,10 @@ def _intermediate_path(output, step):
     return f"{root}_{step:05d}{ext}"
 
 
-def run_local(output, options, content, style):
+def run_local(output, options, images):
     """Builds the model, runs the optimisation with progress, writes the image.
 
-    ``content`` is the decoded RGB PIL image of --content, ``style`` the list of those
-    of --style."""
+    ``images``: the decoded inputs from ``_decode_inputs``."""
     import tensorflow as tf
 
     from tfstyle import image_io
@@ -202,10 +211,9 @@ def run_local(output, options, content, style):
     stop = _StopOnSignal()
     try:
         with stop:
-            result = stylizer.stylize(content, style, options, callback=progress,
+            result = stylizer.stylize(options=options, callback=progress,
                                       callback_every=callback_every, should_stop=stop,
-                                      resume=resume, content_mask=FLAGS.content_mask or None,
-                                      style_masks=FLAGS.style_masks)
+                                      resume=resume, **images)
     except NumericalError as e:
         image_io.save_image(e.image, output)
         raise NumericalError(f"{e} (wrote the last finite image, step {e.step}, to "
@@ -276,9 +284,8 @@ def main(argv):
         if FLAGS.server:  # runs on TF Serving; does its own path checks (folder mode)
             remote.run_remote(options)
             return
-        output, content, style = _check_paths()
-        _check_inputs(options, content, style)
-        run_local(output, options, content, style)
+        output = _check_paths()
+        run_local(output, options, _decode_inputs(options))
     except TfstyleError as e:
         _fail(str(e))
 
