@@ -49,6 +49,17 @@ def hed_weights_path() -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def stylizer():
+    """The default VGG19 with random weights, one per test module (modules that need
+    another feature model define their own ``stylizer``)."""
+    import tensorflow as tf
+
+    from tfstyle import Stylizer
+    tf.keras.utils.set_random_seed(0)
+    return Stylizer(weights=None)
+
+
 @pytest.fixture(scope="session")
 def output_dir() -> pathlib.Path:
     """Where tests write pictures for a person to look at (git-ignored)."""

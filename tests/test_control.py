@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import synthetic_image
-from tfstyle import ConfigError, RunOptions, Stylizer
+from tfstyle import ConfigError, RunOptions
 from tfstyle import color
 from tfstyle.errors import Interrupted
 from tfstyle.losses import StyleLoss, moments, style_distance
@@ -15,12 +15,6 @@ CONTENT = synthetic_image(1, 48, 64)
 STYLE_A = synthetic_image(2, 40, 40)
 STYLE_B = synthetic_image(3, 64, 48)
 OPTIONS = RunOptions(size=64, steps=12, seed=0, stage_size=0)
-
-
-@pytest.fixture(scope="module")
-def stylizer():
-    tf.keras.utils.set_random_seed(0)
-    return Stylizer(weights=None)
 
 
 def rel_err(got, want):

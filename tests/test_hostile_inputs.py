@@ -120,12 +120,6 @@ def files(tmp_path_factory):
     return paths
 
 
-@pytest.fixture(scope="module")
-def stylizer():
-    tf.keras.utils.set_random_seed(0)
-    return Stylizer(weights=None)
-
-
 class Served:
     """The export loaded as TF Serving loads it: one TF1 session, fed by tensor name."""
 

@@ -7,22 +7,15 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from conftest import REPO, synthetic_image
-from tfstyle import ConfigError, RunOptions, Stylizer
+from tfstyle import ConfigError, RunOptions
 from tfstyle.checkpoint import load_checkpoint, save_checkpoint
 from tfstyle.errors import Interrupted
 
 CONTENT = synthetic_image(1)
 STYLE = synthetic_image(2)
-
-
-@pytest.fixture(scope="module")
-def stylizer():
-    tf.keras.utils.set_random_seed(0)
-    return Stylizer(weights=None)
 
 
 def stop_after(calls):

@@ -15,12 +15,6 @@ CONTENT = synthetic_image(1)
 STYLE = synthetic_image(2)
 
 
-@pytest.fixture(scope="module")
-def stylizer():
-    tf.keras.utils.set_random_seed(0)
-    return Stylizer(weights=None)
-
-
 def initial_loss(stylizer, options):
     return stylizer.stylize(CONTENT, STYLE, options, steps=0).losses["total"]
 
