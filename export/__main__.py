@@ -34,6 +34,11 @@ flags.DEFINE_string("model_name", "tfstyle", "Model name used in the warm-up req
 flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests "
                   "(needs the tensorflow-serving-api package).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version directory.")
+flags.DEFINE_enum("precision", "float32", ["auto", "float32", "mixed_bfloat16"],
+                  "Network precision, fixed in the exported graph: auto picks mixed_bfloat16 "
+                  "if the machine exporting (not the server) has a GPU of compute capability "
+                  "≥ 8.0 or, without a GPU, a CPU with amx_bf16/avx512_bf16; else float32. "
+                  "Export on, or choose for, the serving hardware.")
 
 FLAGS = flags.FLAGS
 
@@ -60,6 +65,10 @@ def main(argv):
         model = model_options()
 
         from tfstyle.export import export_model  # TensorFlow loads here, after the flag checks
+        from tfstyle.precision import resolve_precision
+
+        # Before the verbosity drops: the line saying what auto fixed in the model shows.
+        precision = resolve_precision(FLAGS.precision)
 
         if not FLAGS["verbosity"].present:
             # TensorFlow's SavedModel writer logs INFO lines that say nothing to a user.
@@ -70,7 +79,8 @@ def main(argv):
             max_side=FLAGS.max_side, max_steps=FLAGS.max_steps,
             max_input_side=FLAGS.max_input_side, optimizer=FLAGS.optimizer,
             learning_rate=FLAGS.learning_rate, warmup=FLAGS.warmup,
-            model_name=FLAGS.model_name, overwrite=FLAGS.overwrite)
+            model_name=FLAGS.model_name, overwrite=FLAGS.overwrite,
+            precision=precision)
     except TfstyleError as e:
         _fail(str(e))
     print(path)

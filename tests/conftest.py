@@ -52,12 +52,13 @@ def hed_weights_path() -> str:
 @pytest.fixture(scope="module")
 def stylizer():
     """The default VGG19 with random weights, one per test module (modules that need
-    another feature model define their own ``stylizer``)."""
+    another feature model define their own ``stylizer``). float32, not the default
+    ``auto``: results then do not depend on which CPU runs the suite."""
     import tensorflow as tf
 
     from tfstyle import Stylizer
     tf.keras.utils.set_random_seed(0)
-    return Stylizer(weights=None)
+    return Stylizer(weights=None, precision="float32")
 
 
 @pytest.fixture(scope="session")

@@ -269,7 +269,7 @@ def test_jit_compile_runs_adam_and_refuses_lbfgs():
 def test_mixed_bfloat16_is_close_to_float32():
     layers = dict(content_layers=["conv2_1"], style_layers=["conv1_1", "conv2_1"])
     mixed = Stylizer(weights=None, precision="mixed_bfloat16", **layers)
-    plain = Stylizer(weights=None, **layers)
+    plain = Stylizer(weights=None, precision="float32", **layers)
     assert mixed.model.get_layer("block1_conv1").compute_dtype == "bfloat16"
     options = RunOptions(size=32, steps=0)
     a = mixed.stylize(CONTENT, STYLE, options, init="noise", seed=1).losses
