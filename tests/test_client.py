@@ -28,17 +28,18 @@ import serving_server
 from conftest import REPO, synthetic_image
 from serving_server import MAX_STEPS, shared_server
 from tensorflow_serving.apis import predict_pb2
-from tfstyle import ConfigError, ImageError, TfstyleError
+from tfstyle import ConfigError, ImageError, RunOptions, TfstyleError
 from tfstyle import client as client_module
 from tfstyle.client import ServingError, TFServingClient, encode_image
 
 PROTOCOLS = ["grpc", "rest"]
+DEFAULTS = RunOptions()
 CONTENT = synthetic_image(1, 20, 30)
 STYLE = synthetic_image(2, 24, 24)
 OPTIONS = dict(steps=2, size=16, seed=5)
 INPUT_NAMES = ("content", "style", "steps", "content_weight", "style_weight", "tv_weight",
                "size", "seed", "init", "style_scale", "preserve_colors", "style_loss",
-               "stage_size", "stage_factor")
+               "stage_size", "stage_factor", "style_strength")
 
 
 def encoded(pixels, fmt="PNG", **params):
@@ -72,7 +73,8 @@ def reference_values(content, style, steps=2, size=16, seed=5):
             "content_weight": np.float32(1), "style_weight": np.float32(1e3),
             "tv_weight": np.float32(100), "size": np.int32(size), "seed": np.int64(seed),
             "init": b"content", "style_scale": np.float32(1), "preserve_colors": b"none",
-            "style_loss": b"gram", "stage_size": np.int32(256), "stage_factor": np.float32(2)}
+            "style_loss": b"gram", "stage_size": np.int32(256), "stage_factor": np.float32(2),
+            "style_strength": np.float32(0.5)}
 
 
 # ----------------------------------------------------------------------------- results
@@ -247,7 +249,7 @@ def test_unknown_model_or_version_is_not_found(server, protocol, kwargs, words):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_extra_or_missing_inputs_are_refused_as_tf_serving_does(server, protocol):
     full = {name: (dtype, value) for name, (dtype, value) in client_module._option_inputs(
-        2, 16, 1.0, 1e3, 100.0, 5, "content", 1.0, "none", "gram", 256, 2.0).items()}
+        2, 16, 1.0, 1e3, 100.0, 5, "content", 1.0, "none", "gram", 256, 2.0, 0.5).items()}
     full["content"] = full["style"] = (7, encoded(CONTENT))
     missing = dict(full)
     del missing["content"]
@@ -266,7 +268,7 @@ def test_extra_or_missing_inputs_are_refused_as_tf_serving_does(server, protocol
         with pytest.raises(ServingError) as extra:
             client.predict({**full, "bogus": (3, 1)})
         assert extra.value.code == "INVALID_ARGUMENT"
-        assert "input size does not match signature: 15!=14" in str(extra.value)
+        assert "input size does not match signature: 16!=15" in str(extra.value)
         assert "Sent extra: {bogus}" in str(extra.value)
 
 
@@ -278,7 +280,7 @@ def test_rest_row_form_is_refused_for_the_scalar_signature(server):
            "style": {"b64": base64.b64encode(encoded(STYLE)).decode()}, "steps": 1,
            "size": 16, "seed": 1, "init": "content", "content_weight": 1.0,
            "style_weight": 1.0, "tv_weight": 1.0, "style_scale": 1.0, "preserve_colors": "none",
-           "style_loss": "gram", "stage_size": 256, "stage_factor": 2.0}
+           "style_loss": "gram", "stage_size": 256, "stage_factor": 2.0, "style_strength": 0.5}
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",
                                      data=json.dumps({"instances": [row]}).encode(),
                                      method="POST")
@@ -316,14 +318,16 @@ def test_rest_request_is_tf_servings_documented_columnar_json(server):
             "content": {"b64": base64.b64encode(content).decode()},
             "style": {"b64": base64.b64encode(style).decode()},
             "steps": 2, "size": 16, "seed": 7, "init": "noise",
-            "content_weight": 2.0, "style_weight": 1000.0, "tv_weight": 100.0,
-            "style_scale": 0.5, "preserve_colors": "none", "style_loss": "gram",
-            "stage_size": 256, "stage_factor": 2.0}}
+            "content_weight": 2.0, "style_weight": DEFAULTS.style_weight,
+            "tv_weight": DEFAULTS.tv_weight, "style_scale": 0.5, "preserve_colors": "none",
+            "style_loss": DEFAULTS.style_loss, "stage_size": DEFAULTS.stage_size,
+            "stage_factor": DEFAULTS.stage_factor, "style_strength": DEFAULTS.style_strength}}
     inputs = body["inputs"]
     # TF Serving's JSON parser wants integer tokens for int32/int64 inputs (json_tensor.cc).
     assert all(type(inputs[k]) is int for k in ("steps", "size", "seed", "stage_size"))
     assert all(type(inputs[k]) is float for k in ("content_weight", "style_weight",
-                                                   "tv_weight", "style_scale", "stage_factor"))
+                                                   "tv_weight", "style_scale", "stage_factor",
+                                                   "style_strength"))
 
 
 def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
@@ -335,7 +339,7 @@ def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
         "steps": 2, "size": 16, "seed": 5, "init": "content", "content_weight": 1.0,
         "style_weight": 1000.0, "tv_weight": 100.0, "style_scale": 1.0,
         "preserve_colors": "none", "style_loss": "gram", "stage_size": 256,
-        "stage_factor": 2.0}}).encode()
+        "stage_factor": 2.0, "style_strength": 0.5}}).encode()
     import urllib.request
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",
                                      data=body, method="POST")

@@ -291,3 +291,72 @@ def test_resume_inside_a_later_stage_reaches_the_uninterrupted_result(stylizer, 
     assert 16 < checkpoint["step"] < 24 and checkpoint["image"].shape == (1, 72, 96, 3)
     resumed = stylizer.stylize(CONTENT, STYLE_A, options, resume=checkpoint)
     np.testing.assert_array_equal(resumed.image, whole)
+
+
+# ----- style strength
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.2, 0.5, 0.8, 1.0])
+def test_strength_weights_follow_the_documented_curve(strength):
+    from tfstyle.losses import strength_weights
+    from tfstyle.options import DEFAULT_STYLE_STRENGTH as s0
+    alpha, beta, gamma = strength_weights(2.0, 3e3, 50.0, strength, s0)
+    want = (2.0 * ((1 - strength) / (1 - s0)) ** 2, 3e3 * (strength / s0) ** 2,
+            50.0 * (strength / s0) ** 2)
+    np.testing.assert_allclose((alpha, beta, gamma), want, rtol=1e-12)
+    # The same function on float32 tensors, as the exported graph calls it.
+    tensors = strength_weights(tf.constant(2.0), tf.constant(3e3), tf.constant(50.0),
+                               tf.constant(strength, tf.float32), s0)
+    np.testing.assert_allclose([float(t) for t in tensors], want, rtol=1e-6)
+
+
+def test_default_strength_keeps_the_given_weights():
+    options = RunOptions(content_weight=2.0, style_weight=7.0, tv_weight=3.0)
+    assert options.loss_weights() == pytest.approx((2.0, 7.0, 3.0), rel=1e-12)
+
+
+def test_strength_zero_returns_the_photo(stylizer):
+    options = dataclasses_replace(OPTIONS, style_strength=0.0)
+    result = stylizer.stylize(CONTENT, STYLE_A, options)
+    content = stylizer.stylize(CONTENT, STYLE_A, options, steps=0).image
+    np.testing.assert_array_equal(result.image, content)
+    assert result.losses["style"] == 0.0 and result.losses["tv"] == 0.0
+
+
+def test_more_strength_moves_the_result_from_the_photo_to_the_painting(stylizer):
+    distances = []
+    for strength in (0.3, 0.5, 0.7):
+        options = dataclasses_replace(OPTIONS, steps=30, style_strength=strength)
+        result = stylizer.stylize(CONTENT, STYLE_A, options)
+        # Measure every result with the same (default-strength) loss.
+        terms = stylizer.stylize(CONTENT, STYLE_A, OPTIONS, init=_png(result.image),
+                                 steps=0).losses
+        distances.append((terms["content"], terms["style"]))
+    (c1, s1), (c2, s2), (c3, s3) = distances
+    assert c1 < c2 < c3, distances
+    assert s1 > s2 > s3, distances
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan")])
+def test_strength_outside_zero_one_is_refused(strength):
+    with pytest.raises(ConfigError, match="style_strength"):
+        RunOptions(style_strength=strength).validate()
+
+
+def test_strength_one_without_style_weight_has_nothing_to_optimise():
+    with pytest.raises(ConfigError, match="all loss weights are 0"):
+        RunOptions(style_strength=1.0, style_weight=0.0, tv_weight=0.0).validate()
+
+
+def dataclasses_replace(options, **changes):
+    import dataclasses
+    return dataclasses.replace(options, **changes)
+
+
+def _png(pixels):
+    """An init image as a file, as ``RunOptions.init`` takes it."""
+    import tempfile
+    from PIL import Image
+    path = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
+    Image.fromarray(pixels).save(path)
+    return path

@@ -59,15 +59,22 @@ flags.DEFINE_float("learning_rate", None,
                    "Adam: step in pixels (0..255), default 10. L-BFGS: multiplier of the "
                    "quasi-Newton step, default 1.")
 flags.DEFINE_float("content_weight", _DEFAULTS.content_weight, "alpha: content loss weight.")
-flags.DEFINE_float("style_weight", _DEFAULTS.style_weight, "beta: style loss weight.")
+flags.DEFINE_float("style_weight", _DEFAULTS.style_weight,
+                   "beta: style loss weight, at the default --style_strength.")
+flags.DEFINE_float("style_strength", _DEFAULTS.style_strength,
+                   "How much style, 0 (the photo) to 1 (as painted): moves alpha and beta "
+                   "along the trade-off; at the default they are --content_weight and "
+                   "--style_weight as given.")
 flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "gamma: total variation weight.")
 flags.DEFINE_string("init", _DEFAULTS.init,
                     "Start image: content, noise, style, or the path of an image.")
 flags.DEFINE_integer("seed", None, "Random seed; the run is reproducible with the same seed. "
                      "Default: drawn at random and logged.")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"],
                   "Network precision: mixed_bfloat16 computes the VGG in bfloat16 (losses stay "
-                  "float32); for GPUs and CPUs with bfloat16 units.")
+                  "float32). auto picks mixed_bfloat16 on a GPU of compute capability ≥ 8.0 "
+                  "or, without a GPU, on a CPU with amx_bf16 or avx512_bf16 (/proc/cpuinfo), "
+                  "else float32; the choice is logged.")
 flags.DEFINE_bool("jit_compile", False, "Compile the optimisation loop with XLA.")
 flags.DEFINE_list("style_scale", [str(_DEFAULTS.style_scale)],
                   "Style image's longest side relative to the output's: one number, or one "
@@ -93,7 +100,8 @@ def options_from_flags() -> RunOptions:
     return RunOptions(
         size=FLAGS.size, steps=FLAGS.steps, optimizer=FLAGS.optimizer,
         learning_rate=FLAGS.learning_rate, content_weight=FLAGS.content_weight,
-        style_weight=FLAGS.style_weight, tv_weight=FLAGS.tv_weight, init=FLAGS.init,
+        style_weight=FLAGS.style_weight, style_strength=FLAGS.style_strength,
+        tv_weight=FLAGS.tv_weight, init=FLAGS.init,
         seed=FLAGS.seed, style_scale=scales[0] if len(scales) == 1 else scales,
         style_blend_weights=_numbers("style_blend_weights", float),
         preserve_colors=FLAGS.preserve_colors, style_loss=FLAGS.style_loss,

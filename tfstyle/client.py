@@ -13,10 +13,10 @@ The SavedModel (``tfstyle.export``) has two signatures, and this client speaks b
   the uint8 ``image`` and the ``loss``.
 
 Both take the run options ``steps size content_weight style_weight tv_weight seed init
-style_scale preserve_colors style_loss stage_size stage_factor`` as scalars. The export
-gives them defaults that TF Serving 2.21 fills in, but older servers refuse a Predict
-that leaves an input out, so every request carries all of them, filled in from
-``RunOptions()``.
+style_scale preserve_colors style_loss stage_size stage_factor style_strength`` as
+scalars. The export gives them defaults that TF Serving 2.21 fills in, but older
+servers refuse a Predict that leaves an input out, so every request carries all of
+them, filled in from ``RunOptions()``.
 
 Dependencies: REST needs only the standard library. gRPC needs ``grpcio`` and
 ``protobuf`` (``pip install tfstyle[serving]``) but *not* TensorFlow: the few messages of
@@ -230,7 +230,8 @@ def _float(name, value):
 
 
 def _option_inputs(steps, size, content_weight, style_weight, tv_weight, seed, init,
-                   style_scale, preserve_colors, style_loss, stage_size, stage_factor):
+                   style_scale, preserve_colors, style_loss, stage_size, stage_factor,
+                   style_strength):
     """The option inputs as {alias: (dtype, python value)}; ``seed`` must be set."""
     if not isinstance(init, str) or init not in INITS:
         raise ConfigError(f"init must be one of {', '.join(INITS)} for a run on a server "
@@ -252,6 +253,7 @@ def _option_inputs(steps, size, content_weight, style_weight, tv_weight, seed, i
         "style_loss": (_DT_STRING, style_loss.encode()),
         "stage_size": (_DT_INT32, _int("stage_size", stage_size, 32)),
         "stage_factor": (_DT_FLOAT, _float("stage_factor", stage_factor)),
+        "style_strength": (_DT_FLOAT, _float("style_strength", style_strength)),
     }
 
 
@@ -482,14 +484,16 @@ class TFServingClient:
                 init: str = _DEFAULTS.init, style_scale: float = _DEFAULTS.style_scale,
                 preserve_colors: str = _DEFAULTS.preserve_colors,
                 style_loss: str = _DEFAULTS.style_loss, stage_size: int = _DEFAULTS.stage_size,
-                stage_factor: float = _DEFAULTS.stage_factor) -> np.ndarray:
+                stage_factor: float = _DEFAULTS.stage_factor,
+                style_strength: float = _DEFAULTS.style_strength) -> np.ndarray:
         """Stylizes ``content`` with ``style`` on the server.
 
         Args:
           content, style: a path, encoded bytes, a PIL image, or an array (H, W[, C])
             (see ``encode_image``).
           steps, size, content_weight, style_weight, tv_weight, init, style_scale,
-            preserve_colors, style_loss, stage_size, stage_factor: as in ``RunOptions``
+            preserve_colors, style_loss, stage_size, stage_factor, style_strength: as in
+            ``RunOptions``
             (one style; ``steps`` split over the coarse-to-fine stages as there); ``size``
             0 keeps the content's own size; ``init`` is one of content, noise, style.
           seed: None draws one (``stylize_result`` reports it).
@@ -507,7 +511,8 @@ class TFServingClient:
                                    tv_weight=tv_weight, seed=seed, init=init,
                                    style_scale=style_scale, preserve_colors=preserve_colors,
                                    style_loss=style_loss, stage_size=stage_size,
-                                   stage_factor=stage_factor).image
+                                   stage_factor=stage_factor,
+                                   style_strength=style_strength).image
 
     def stylize_bytes(self, content, style, **options) -> bytes:
         """As ``stylize``, but returns the result as PNG file bytes (the server's own,
@@ -526,25 +531,26 @@ class TFServingClient:
                        preserve_colors: str = _DEFAULTS.preserve_colors,
                        style_loss: str = _DEFAULTS.style_loss,
                        stage_size: int = _DEFAULTS.stage_size,
-                       stage_factor: float = _DEFAULTS.stage_factor) -> ServingResult:
+                       stage_factor: float = _DEFAULTS.stage_factor,
+                       style_strength: float = _DEFAULTS.style_strength) -> ServingResult:
         """As ``stylize``, returning a ``ServingResult``: the image, the final loss, the
         seed used and the PNG bytes the server sent."""
         return self._run(content, style, steps=steps, size=size, content_weight=content_weight,
                          style_weight=style_weight, tv_weight=tv_weight, seed=seed, init=init,
                          style_scale=style_scale, preserve_colors=preserve_colors,
                          style_loss=style_loss, stage_size=stage_size,
-                         stage_factor=stage_factor)
+                         stage_factor=stage_factor, style_strength=style_strength)
 
     def _run(self, content, style, decode=True, steps=_DEFAULTS.steps, size=_DEFAULTS.size,
              content_weight=_DEFAULTS.content_weight, style_weight=_DEFAULTS.style_weight,
              tv_weight=_DEFAULTS.tv_weight, seed=None, init=_DEFAULTS.init,
              style_scale=_DEFAULTS.style_scale, preserve_colors=_DEFAULTS.preserve_colors,
              style_loss=_DEFAULTS.style_loss, stage_size=_DEFAULTS.stage_size,
-             stage_factor=_DEFAULTS.stage_factor):
+             stage_factor=_DEFAULTS.stage_factor, style_strength=_DEFAULTS.style_strength):
         seed = draw_seed() if seed is None else seed
         inputs = _option_inputs(steps, size, content_weight, style_weight, tv_weight, seed,
                                 init, style_scale, preserve_colors, style_loss, stage_size,
-                                stage_factor)
+                                stage_factor, style_strength)
         if self.signature == "serving_default":
             inputs["content"] = (_DT_STRING, encode_image(content))
             inputs["style"] = (_DT_STRING, encode_image(style))

@@ -18,8 +18,9 @@ Signatures (input names are the contract the clients code against):
   (int64, for ``init="noise"``), ``init`` (tf.string: content | noise | style),
   ``style_scale`` (float32), ``preserve_colors`` (tf.string: none | luminance |
   histogram), ``style_loss`` (tf.string: gram | mean_cov), ``stage_size`` (int32, the
-  first coarse-to-fine stage; 0 = single scale) and ``stage_factor`` (float32); all
-  scalars. ``steps`` is split over the stages as ``RunOptions.stages`` splits it.
+  first coarse-to-fine stage; 0 = single scale), ``stage_factor`` and
+  ``style_strength`` (float32, 0..1: the weights' balance); all scalars. ``steps`` is split over the stages by ``tfstyle.schedule.stage_plan``, as
+  in the library.
   outputs: ``image_bytes`` (tf.string scalar, PNG; TF Serving's REST API returns it as
   ``{"b64": ...}`` because of the ``_bytes`` suffix) and ``loss`` (float32 scalar).
 ``stylize_tensor``
@@ -42,10 +43,11 @@ concurrent requests on one session do not interact.
 Every limit is checked in the graph before any large allocation and fails the request
 with INVALID_ARGUMENT and a message naming the limit: ``steps`` in [0, max_steps];
 declared and decoded image sides at most ``max_input_side``; output (and style) sides at
-most ``max_side`` and at least ``stylizer.min_side``; weights finite and ≥ 0, not all 0;
-``style_scale`` finite and > 0; ``init``, ``preserve_colors`` and ``style_loss`` one of
-theirs; ``seed`` ≥ 0; ``stage_size`` in [0, 16384], ``stage_factor`` finite and > 1, at
-most 16 stages; the first stage's sides at least ``min_side``.
+most ``max_side`` and at least ``stylizer.min_side``; weights finite and ≥ 0, not all 0
+once ``style_strength`` (in [0, 1]) has moved them; ``style_scale`` finite and > 0;
+``init``, ``preserve_colors`` and ``style_loss`` one of theirs; ``seed`` ≥ 0;
+``stage_size`` in [0, 16384], ``stage_factor`` finite and > 1, at most 16 stages; the
+first stage's sides at least ``min_side``.
 
 Where the server differs from the library: resizing is ``tf.image.resize`` with
 antialiasing (Lanczos-3 for the size and style_scale resizes, bicubic for
@@ -68,10 +70,10 @@ import tensorflow as tf
 
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.features import layer_stride
-from tfstyle import color
-from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, INITS, MAX_STAGES,
+from tfstyle import color, schedule
+from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, INITS,
                              MAX_STEPS, PRESERVE_COLORS, STYLE_LOSSES, RunOptions)
-from tfstyle.transfer import Stylizer, make_optimizer, noise_image, upsample
+from tfstyle.transfer import Stylizer, make_optimizer, next_stage, noise_image
 
 __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES", "SIGNATURES",
            "WARMUP_FILE", "default_inputs", "run_in_session", "warmup_inputs", "warmup_request",
@@ -80,7 +82,7 @@ __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES", 
 # The signature contract. Order matters only for the Python functions below.
 INPUT_NAMES = ("content", "style", "steps", "content_weight", "style_weight", "tv_weight",
                "size", "seed", "init", "style_scale", "preserve_colors", "style_loss",
-               "stage_size", "stage_factor")
+               "stage_size", "stage_factor", "style_strength")
 OPTION_NAMES = INPUT_NAMES[2:]
 _STRING_INPUTS = ("init", "preserve_colors", "style_loss")
 SIGNATURES = {"serving_default": ("image_bytes", "loss"), "stylize_tensor": ("image", "loss")}
@@ -111,7 +113,7 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
                  max_input_side: int | None = None, optimizer: str = "lbfgs",
                  learning_rate: float | None = None, warmup: bool = True,
                  verify: bool = True, model_name: str = "tfstyle",
-                 overwrite: bool = False) -> str:
+                 overwrite: bool = False, precision: str = "float32") -> str:
     """Writes a servable SavedModel to ``export_dir`` (the *version* directory).
 
     Args:
@@ -134,6 +136,8 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
         loader that TF Serving uses and run the warm-up request (a second or two).
       model_name: the name put in the warm-up request's model spec.
       overwrite: replace an existing, non-empty ``export_dir``.
+      precision: the network's precision when ``stylizer`` is None (see ``Stylizer``),
+        fixed in the graph: ``auto`` resolves on *this* machine, not the server's.
 
     Returns:
       The absolute path of ``export_dir``.
@@ -149,7 +153,7 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
     export_dir = os.path.abspath(os.fspath(export_dir))
     if stylizer is None:
         stylizer = Stylizer(backbone, pooling, weights, content_layers, style_layers,
-                            style_layer_weights)
+                            style_layer_weights, precision=precision)
     limits = _Limits.make(stylizer, max_side, max_steps, max_input_side)
     options = dataclasses.replace(RunOptions(), optimizer=optimizer, learning_rate=learning_rate)
     try:
@@ -254,6 +258,7 @@ def default_inputs(limits=None) -> dict:
         "style_loss": np.bytes_(opts.style_loss.encode()),
         "stage_size": np.int32(opts.stage_size),
         "stage_factor": np.float32(opts.stage_factor),
+        "style_strength": np.float32(opts.style_strength),
     }
 
 
@@ -309,7 +314,8 @@ class _Servable:
                      tv_weight=d["tv_weight"], size=d["size"], seed=d["seed"],
                      init=d["init"], style_scale=d["style_scale"],
                      preserve_colors=d["preserve_colors"], style_loss=d["style_loss"],
-                     stage_size=d["stage_size"], stage_factor=d["stage_factor"]):
+                     stage_size=d["stage_size"], stage_factor=d["stage_factor"],
+                     style_strength=d["style_strength"]):
             options = {name: value for name, value in locals().items() if name in OPTION_NAMES}
             with tf.control_dependencies(self._check_options(options)):
                 content_px, style_px = pixels(content, style)
@@ -345,11 +351,22 @@ class _Servable:
         for name in ("content_weight", "style_weight", "tv_weight"):
             checks.append(_check(tf.math.is_finite(o[name]) & (o[name] >= 0),
                                  name + "={} must be a finite number >= 0", o[name]))
-        checks.append(_check((o["content_weight"] > 0) | (o["style_weight"] > 0)
-                             | (o["tv_weight"] > 0),
+        checks.append(_check((o["style_strength"] >= 0) & (o["style_strength"] <= 1),
+                             "style_strength={} must be between 0 (the photo) and 1 (as "
+                             "painted)", o["style_strength"]))
+        alpha, beta, gamma = self._options(o).loss_weights()
+        checks.append(_check((alpha > 0) | (beta > 0) | (gamma > 0),
                              "all loss weights are 0: nothing to optimise; send style_weight "
-                             "or content_weight above 0"))
+                             "or content_weight above 0 (style_strength 0 zeroes the style "
+                             "and TV weights, 1 the content weight)"))
         return checks
+
+    @staticmethod
+    def _options(o):
+        """The request's loss options as ``RunOptions`` of scalar tensors."""
+        return dataclasses.replace(RunOptions(), content_weight=o["content_weight"],
+                                   style_weight=o["style_weight"], tv_weight=o["tv_weight"],
+                                   style_strength=o["style_strength"])
 
     def _check_pixels(self, what, pixels):
         """Side checks of a decoded (H, W, C) image."""
@@ -443,7 +460,7 @@ class _Servable:
         """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss).
 
         The library's ``Stylizer.stylize`` as one graph: the coarse-to-fine stages of
-        ``RunOptions.stages`` are a ``tf.while_loop`` around the core's own
+        ``tfstyle.schedule.stage_plan`` are a ``tf.while_loop`` around the core's own
         ``optimize`` loop, each stage starting from the last one's result, upsampled.
         """
         st = self.stylizer
@@ -457,8 +474,8 @@ class _Servable:
                             f"{lim.max_side} of this model; send 0 < size <= {lim.max_side}",
                             shape[1], shape[0])
         with tf.control_dependencies([size_check]):
-            sizes, stage_steps = _stage_plan(target, o["steps"], o["stage_size"],
-                                             o["stage_factor"])
+            sizes, stage_steps = schedule.stage_plan(target, o["steps"], o["stage_size"],
+                                                     o["stage_factor"])
         n_stages = tf.size(sizes)
         s_shape = tf.shape(style)
 
@@ -500,9 +517,7 @@ class _Servable:
             return (content_k, color.optimised_content(content_k, preserve), style_k,
                     color.recolor_style(style_k, content_k, preserve))
 
-        options = dataclasses.replace(RunOptions(), content_weight=o["content_weight"],
-                                      style_weight=o["style_weight"], tv_weight=o["tv_weight"])
-        loss = st.make_loss(options)
+        loss = st.make_loss(self._options(o))
         loss.style_loss = o["style_loss"]
         optimizer = self.optimizer
         step = st.make_step(loss, optimizer)
@@ -527,13 +542,11 @@ class _Servable:
         def body(k, image, state, total, ran):
             _, run_content, _, style_k = stage_inputs(k)
             targets = st.compute_targets(loss, run_content[None], style_k[None])
-            image = tf.cond(k > 0, lambda: upsample(image, tf.shape(run_content)[:2]),
-                            lambda: image)
-            state = tf.cond(k > 0, lambda: optimizer.resize_state(state, image),
-                            lambda: optimizer.init(image))
+            image, state = tf.cond(
+                k > 0, lambda: next_stage(optimizer, image, state, tf.shape(run_content)[:2]),
+                lambda: (image, optimizer.init(image)))
             image, state, terms = Stylizer.optimize(step, image, state, targets,
                                                     stage_steps[k])
-            image = optimizer.result(image, state)
             runs = stage_steps[k] > 0
             return (k + 1, image, state, tf.where(runs, terms.total, total), ran | runs)
 
@@ -543,9 +556,10 @@ class _Servable:
         invariants = (tf.TensorShape([]), tf.TensorShape([1, None, None, 3]),
                       tf.nest.map_structure(lambda t: t.shape, state0),
                       tf.TensorShape([]), tf.TensorShape([]))
-        _, image, _, total, ran = tf.while_loop(
+        _, image, state, total, ran = tf.while_loop(
             cond, body, (tf.constant(0), start, state0, nan, tf.constant(False)),
             shape_invariants=invariants)
+        image = optimizer.result(image, state)
         content_n, run_content_n, _, style_n = stage_inputs(n_stages - 1)
 
         def initial_loss():  # no step anywhere: the loss of the image as it stands
@@ -561,30 +575,6 @@ class _Servable:
         with tf.control_dependencies([finite]):
             pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
             return tf.identity(pixels), tf.identity(total)
-
-
-def _stage_plan(target, steps, stage_size, stage_factor):
-    """``RunOptions.stages`` in the graph: (sizes, steps), int32 vectors, coarsest first,
-    for an output of longest side ``target``; the same float64 arithmetic and rounding
-    (half to even, like Python's ``round``)."""
-    k = tf.range(1, MAX_STAGES + 1, dtype=tf.float64)
-    smaller = tf.round(tf.cast(target, tf.float64)
-                       / tf.pow(tf.cast(stage_factor, tf.float64), k))
-    keep = (stage_size > 0) & (smaller >= tf.cast(stage_size, tf.float64))
-    # The sizes fall with k, so the stages are the leading run of kept ones.
-    count = tf.reduce_sum(tf.math.cumprod(tf.cast(keep, tf.int32)))
-    check = _check(count < MAX_STAGES,
-                   "stage_size={} and stage_factor={} make more than " + str(MAX_STAGES)
-                   + " stages: raise one of them", stage_size, stage_factor)
-    with tf.control_dependencies([check]):
-        sizes = tf.concat([tf.reverse(tf.cast(smaller[:count], tf.int32), [0]),
-                           tf.reshape(tf.cast(target, tf.int32), [1])], 0)
-    n = tf.size(sizes)
-    shares = tf.pow(tf.constant(2.0, tf.float64), tf.cast(n - 1 - tf.range(n), tf.float64))
-    split = tf.cast(tf.floor(tf.cast(steps, tf.float64) * shares / tf.reduce_sum(shares)),
-                    tf.int32)
-    split = split + tf.one_hot(0, n, dtype=tf.int32) * (steps - tf.reduce_sum(split))
-    return sizes, split
 
 
 def _check(condition, template, *values):

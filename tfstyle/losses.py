@@ -140,6 +140,27 @@ def style_distance(second, mean, target_second, target_mean, kind="gram") -> tf.
     return tf.where(tf.equal(kind, "mean_cov"), mean_cov, gram)
 
 
+def strength_weights(content_weight, style_weight, tv_weight, strength, default_strength):
+    """(α, β, γ) for a style strength s in [0, 1]: one knob along the content/style trade-off.
+
+        α = content_weight · ((1 − s) / (1 − s₀))²,
+        β = style_weight · (s / s₀)²,   γ = tv_weight · (s / s₀)²
+
+    so β/α = (style_weight / content_weight) · (s (1 − s₀) / ((1 − s) s₀))²: the given
+    weights at the default s₀; at s = 0 only the content term is left (from the content
+    init the photo itself comes back); at s = 1 no content term (the painting's texture,
+    laid out from the start image); in between the ratio moves over orders of
+    magnitude, as the trade-off does (BENCHMARKS.md, "style strength"). γ follows β:
+    total variation is there to hold back the noise that the style term brings.
+    Floats or float32 scalar tensors (the exported signature); ``default_strength`` is a
+    float in (0, 1).
+    """
+    keep = (1.0 - strength) / (1.0 - default_strength)
+    paint = strength / default_strength
+    return (content_weight * keep * keep, style_weight * paint * paint,
+            tv_weight * paint * paint)
+
+
 class Targets(NamedTuple):
     """What the loss compares against, computed once per (content, styles) input.
 

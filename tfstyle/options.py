@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 
 from tfstyle.errors import ConfigError
 
@@ -20,7 +21,8 @@ PRESERVE_COLORS = ("none", "luminance", "histogram")
 STYLE_LOSSES = ("gram", "mean_cov")
 MAX_STEPS = 100_000
 MAX_STYLES = 16
-MAX_STAGES = 16
+# The style strength at which --content_weight and --style_weight apply as given.
+DEFAULT_STYLE_STRENGTH = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +34,10 @@ class RunOptions:
     optimizer: ``lbfgs`` (default; converges in far fewer steps) or ``adam``.
     learning_rate: Adam's step in pixels (0..255), or L-BFGS's multiplier of its
       quasi-Newton step; None takes the optimiser's default.
-    content_weight, style_weight: α and β of the paper (default α/β = 1e-3).
+    content_weight, style_weight: α and β of the paper, at the default style strength.
+    style_strength: one knob for the balance, 0 (the photo) to 1 (as painted); α, β and
+      γ follow it (``tfstyle.losses.strength_weights``), equal to the three weights at
+      ``DEFAULT_STYLE_STRENGTH``.
     tv_weight: γ, total variation on the [0, 1] image, to suppress high-frequency noise.
     init: ``content``, ``noise``, ``style``, or the path of an image to start from.
     seed: makes the noise (and so the run) reproducible; None draws one and reports it.
@@ -58,6 +63,7 @@ class RunOptions:
     learning_rate: float | None = None
     content_weight: float = 1.0
     style_weight: float = 1e3
+    style_strength: float = DEFAULT_STYLE_STRENGTH
     tv_weight: float = 100.0
     init: str = "content"
     seed: int | None = None
@@ -92,18 +98,19 @@ class RunOptions:
 
     def stages(self) -> list:
         """The coarse-to-fine plan: [(longest side, steps), ...], coarsest first, ending
-        at ``size``. Default split: each stage half the steps of the one before (most
-        steps where they are cheap), the rounding remainder to the first."""
-        sizes = [self.size]
-        if self.stage_size > 0:
-            k = 1
-            while round(self.size / self.stage_factor ** k) >= self.stage_size:
-                sizes.insert(0, int(round(self.size / self.stage_factor ** k)))
-                k += 1
-                if len(sizes) > MAX_STAGES:
-                    raise ConfigError(f"stage_size={self.stage_size} and stage_factor="
-                                      f"{self.stage_factor:g} make more than {MAX_STAGES} "
-                                      f"stages: raise one of them")
+        at ``size``: ``tfstyle.schedule.stage_plan``, the tensor function the exported
+        model runs too, evaluated here. ``stage_steps``, if set, replaces its split."""
+        import tensorflow as tf  # on first use: the CLI checks its flags without it
+
+        from tfstyle import schedule
+        try:
+            sizes, steps = schedule.stage_plan(self.size, self.steps, self.stage_size,
+                                               self.stage_factor)
+        except tf.errors.InvalidArgumentError as e:
+            # The graph's assertion message, without the op's framing around it.
+            raise ConfigError(re.search(r"stage_size=.*stages: raise one of them",
+                                        e.message).group(0)) from None
+        sizes = [int(s) for s in sizes.numpy()]
         if self.stage_steps is not None:
             if len(self.stage_steps) != len(sizes):
                 raise ConfigError(
@@ -111,10 +118,15 @@ class RunOptions:
                     f"({', '.join(map(str, sizes))} px): give one per stage, or change "
                     f"size / stage_size")
             return list(zip(sizes, (int(n) for n in self.stage_steps)))
-        shares = [2.0 ** (len(sizes) - 1 - i) for i in range(len(sizes))]
-        steps = [int(self.steps * share / sum(shares)) for share in shares]
-        steps[0] += self.steps - sum(steps)
-        return list(zip(sizes, steps))
+        return list(zip(sizes, (int(n) for n in steps.numpy())))
+
+    def loss_weights(self) -> tuple:
+        """(α, β, γ): the content, style and TV weights at ``style_strength`` (floats, or
+        scalar tensors where the fields are tensors, as in the exported graph)."""
+        from tfstyle.losses import strength_weights  # imports TensorFlow: not at start-up
+
+        return strength_weights(self.content_weight, self.style_weight, self.tv_weight,
+                                self.style_strength, DEFAULT_STYLE_STRENGTH)
 
     def validate(self) -> "RunOptions":
         """Returns self if every value is usable, else raises ConfigError naming it."""
@@ -124,6 +136,10 @@ class RunOptions:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: use lbfgs or adam")
         for name in ("content_weight", "style_weight", "tv_weight"):
             _check_float(name, getattr(self, name), minimum=0.0)
+        _check_float("style_strength", self.style_strength, minimum=0.0)
+        if float(self.style_strength) > 1.0:
+            raise ConfigError(f"style_strength must be between 0 (the photo) and 1 (as "
+                              f"painted), got {self.style_strength}")
         if self.learning_rate is not None:
             _check_float("learning_rate", self.learning_rate, minimum=0.0, strict=True)
         for scale in _as_tuple(self.style_scale):
@@ -150,9 +166,10 @@ class RunOptions:
                 _check_int("stage_steps", n, 0, MAX_STEPS)
             if sum(steps) > MAX_STEPS:
                 raise ConfigError(f"stage_steps add up to {sum(steps)}, above {MAX_STEPS}")
-        if self.content_weight == 0 and self.style_weight == 0 and self.tv_weight == 0:
+        if all(w == 0 for w in self.loss_weights()):
             raise ConfigError("all loss weights are 0: nothing to optimise; set --style_weight "
-                              "or --content_weight above 0")
+                              "or --content_weight above 0 (--style_strength 0 zeroes the "
+                              "style and TV weights, 1 the content weight)")
         if self.init not in INITS and not os.path.isfile(self.init):
             raise ConfigError(f"init {self.init!r} is neither one of {', '.join(INITS)} nor an "
                               f"existing image file")

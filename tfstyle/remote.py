@@ -108,7 +108,8 @@ def run_remote(options) -> None:
                        style_weight=options.style_weight, tv_weight=options.tv_weight,
                        seed=seed, init=options.init, style_scale=options.style_scale,
                        preserve_colors=options.preserve_colors, style_loss=options.style_loss,
-                       stage_size=options.stage_size, stage_factor=options.stage_factor)
+                       stage_size=options.stage_size, stage_factor=options.stage_factor,
+                       style_strength=options.style_strength)
     logging.info("sending %d image%s to %s (%s, model %s): %d px, %d steps, seed %d (pass "
                  "--seed=%d to repeat)", len(jobs), "" if len(jobs) == 1 else "s",
                  client.target, client.protocol, client.model_name, options.size,

@@ -34,6 +34,7 @@ from tfstyle.losses import LossTerms, StyleLoss, Targets
 from tfstyle.optimizers import get_optimizer
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STYLES,
                              RunOptions)
+from tfstyle.precision import resolve_precision
 
 log = logging.getLogger("tfstyle")
 
@@ -101,16 +102,17 @@ class Stylizer:
       content_layers, style_layers: layer names (``conv4_2`` or ``block4_conv2`` style),
         as a sequence or a comma-separated string.
       style_layer_weights: w_l per style layer; default equal weights summing to 1.
-      precision: ``float32`` (default) or ``mixed_bfloat16``: the network in bfloat16
-        (about half the memory traffic; fast on GPUs and on CPUs with AVX512-BF16),
-        the losses, Gram matrices and the image in float32.
+      precision: ``auto`` (default), ``float32`` or ``mixed_bfloat16``: the network in
+        bfloat16 (about half the memory traffic; fast on GPUs and on CPUs with AVX512-BF16),
+        the losses, Gram matrices and the image in float32. ``auto`` picks bfloat16 where
+        the hardware has it (see ``tfstyle.precision``); ``self.precision`` is the choice.
       jit_compile: compile the optimisation loop with XLA (Adam only: TF 2.21's XLA
         fails on the L-BFGS loop). Meant for GPUs; on a CPU it is slower.
     """
 
     def __init__(self, backbone: str = "vgg19", pooling: str = "max", weights="imagenet",
                  content_layers=DEFAULT_CONTENT_LAYERS, style_layers=DEFAULT_STYLE_LAYERS,
-                 style_layer_weights=None, precision: str = "float32",
+                 style_layer_weights=None, precision: str = "auto",
                  jit_compile: bool = False):
         self.backbone = backbone
         self.content_layers = resolve_layers(content_layers, backbone)
@@ -125,8 +127,9 @@ class Stylizer:
                                   f"{style_layer_weights}")
         self.style_layer_weights = style_layer_weights
         self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+        self.precision = resolve_precision(precision)
         self.model = build_feature_model(self.layers, backbone, pooling, weights,
-                                         dtype=precision)
+                                         dtype=self.precision)
         self.jit_compile = bool(jit_compile)
         # The smallest image whose deepest feature map still has one position.
         self.min_side = max(layer_stride(name) for name in self.layers)
@@ -146,8 +149,9 @@ class Stylizer:
 
     def make_loss(self, options: RunOptions) -> StyleLoss:
         """The weighted loss of ``options`` for this feature model's layers."""
-        return StyleLoss(self.content_layers, self.style_layers, options.content_weight,
-                         options.style_weight, options.tv_weight,
+        content_weight, style_weight, tv_weight = options.loss_weights()
+        return StyleLoss(self.content_layers, self.style_layers, content_weight,
+                         style_weight, tv_weight,
                          style_layer_weights=self.style_layer_weights,
                          style_loss=options.style_loss)
 
@@ -370,10 +374,8 @@ class Stylizer:
                          else content_t)
                 stage_state = optimizer.init(start)
             else:  # the previous stage's result, upsampled
-                previous_state = _read(state)
-                previous = optimizer.result(image.read_value(), previous_state)
-                start = upsample(previous, tf.shape(content_t)[1:3])
-                stage_state = optimizer.resize_state(previous_state, start)
+                start, stage_state = next_stage(optimizer, image.read_value(), _read(state),
+                                                tf.shape(content_t)[1:3])
             log.info("stage %d/%d: %d px, %d steps", index + 1, len(plan), size, stage_steps)
             image = tf.Variable(start, name="image")
             state = tf.nest.map_structure(tf.Variable, stage_state)
@@ -444,7 +446,7 @@ class Stylizer:
     def _functions(self, loss, optimizer, options):
         """tf.functions for one loss/optimiser setting, cached so that a folder of
         images with the same settings pays for tracing once."""
-        key = (options.content_weight, options.style_weight, options.tv_weight, optimizer.name,
+        key = (options.loss_weights(), optimizer.name,
                optimizer.learning_rate, options.style_loss)
         if key in self._compiled:
             return self._compiled[key]
@@ -553,10 +555,22 @@ def _read(variables):
     return tf.nest.map_structure(lambda v: v.read_value(), variables)
 
 
-def upsample(image: tf.Tensor, size) -> tf.Tensor:
-    """The previous stage's (1, h, w, 3) result resized to ``size`` (H, W), bicubic and
-    clipped to [0, 255]: the start of the next coarse-to-fine stage."""
-    return tf.clip_by_value(tf.image.resize(image, size, "bicubic"), 0.0, 255.0)
+def next_stage(optimizer, image, state, size):
+    """The start of the next coarse-to-fine stage, from where the last one ended.
+
+    Args:
+      optimizer: the run's optimiser.
+      image, state: the last stage's image (1, h, w, 3) in [0, 255] and optimiser state.
+      size: the next stage's (H, W), an int32 vector.
+
+    Returns:
+      (start, state): the optimiser's result upsampled (bicubic, clipped to [0, 255])
+      and its state carried over (``optimizer.resize_state``). One function for the
+      library's stage loop and the exported graph's.
+    """
+    previous = optimizer.result(image, state)
+    start = tf.clip_by_value(tf.image.resize(previous, size, "bicubic"), 0.0, 255.0)
+    return start, optimizer.resize_state(state, start)
 
 
 def _open_mask(source, content_size, what) -> Image.Image:
