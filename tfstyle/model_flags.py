@@ -20,7 +20,7 @@ flags.DEFINE_list("content_layers", list(DEFAULT_CONTENT_LAYERS),
                   "Content layers: conv4_2 / relu4_2 / block4_conv2 style names.")
 flags.DEFINE_list("style_layers", list(DEFAULT_STYLE_LAYERS), "Style layers.")
 flags.DEFINE_list("style_layer_weights", None,
-                  "One weight per style layer; default equal weights summing to 1.")
+                  "One weight per style layer; default each a quarter of the one before, summing to 1.")
 
 FLAGS = flags.FLAGS
 

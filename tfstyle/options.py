@@ -58,11 +58,11 @@ class RunOptions:
       split so that each stage gets half the steps of the one before.
     """
     size: int = 512
-    steps: int = 500
+    steps: int = 340
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     content_weight: float = 1.0
-    style_weight: float = 1e3
+    style_weight: float = 3.4e4
     style_strength: float = DEFAULT_STYLE_STRENGTH
     tv_weight: float = 100.0
     init: str = "content"
@@ -70,8 +70,8 @@ class RunOptions:
     style_scale: float | tuple = 1.0
     style_blend_weights: tuple | None = None
     preserve_colors: str = "none"
-    style_loss: str = "gram"
-    stage_size: int = 256
+    style_loss: str = "mean_cov"
+    stage_size: int = 128
     stage_factor: float = 2.0
     stage_steps: tuple | None = None
 

@@ -101,7 +101,8 @@ class Stylizer:
         (random; for tests).
       content_layers, style_layers: layer names (``conv4_2`` or ``block4_conv2`` style),
         as a sequence or a comma-separated string.
-      style_layer_weights: w_l per style layer; default equal weights summing to 1.
+      style_layer_weights: w_l per style layer; default each a quarter of the one before,
+        summing to 1 (``losses.default_style_layer_weights``).
       precision: ``auto`` (default), ``float32`` or ``mixed_bfloat16``: the network in
         bfloat16 (about half the memory traffic; fast on GPUs and on CPUs with AVX512-BF16),
         the losses, Gram matrices and the image in float32. ``auto`` picks bfloat16 where
