@@ -54,3 +54,33 @@ def test_cli_stylizes_tubingen_with_starry_night(stylizer, output_dir):
     # And it did change: not the content with a tint.
     assert np.abs(image.astype(float) - np.asarray(
         Image.open(content).convert("RGB").resize((128, 96), Image.LANCZOS), float)).mean() > 10
+
+
+def _colour_distance(image, painting):
+    """(|mean − mean_p| / 255, ‖cov − cov_p‖ / ‖cov_p‖) of the RGB pixels, numpy float64."""
+    a = image.reshape(-1, 3).astype(np.float64)
+    b = painting.reshape(-1, 3).astype(np.float64)
+    cov_b = np.cov(b.T)
+    return (np.linalg.norm(a.mean(0) - b.mean(0)) / 255,
+            np.linalg.norm(np.cov(a.T) - cov_b) / np.linalg.norm(cov_b))
+
+
+def test_default_loss_takes_the_paintings_palette_at_128_px():
+    """The defaults (mean/covariance loss, layer weights 4^-l) reach The Scream's colour
+    statistics within 100 steps at 128 px. The old defaults (Gram loss, equal layer
+    weights, beta 1e3) stay near the photo's: measured 0.32 off in mean and 1.6 in
+    covariance, against 0.003 and 0.05 now."""
+    from tfstyle import RunOptions, Stylizer
+    content, style = sample_image("golden_gate.jpg"), sample_image("the_scream.jpg")
+    stylizer = Stylizer(backbone="vgg16", weights=hed_weights_path(), precision="float32")
+    options = RunOptions(size=128, steps=100, seed=0)
+    result = stylizer.stylize(content, style, options)
+    painting = np.asarray(Image.open(style).convert("RGB").resize((100, 128), Image.LANCZOS))
+    photo = np.asarray(Image.open(content).convert("RGB").resize(
+        result.image.shape[1::-1], Image.LANCZOS))
+    mean_off, cov_off = _colour_distance(result.image, painting)
+    assert mean_off < 0.05 and cov_off < 0.25, (mean_off, cov_off)
+    assert _colour_distance(photo, painting)[1] > 4 * cov_off  # the photo's were far off
+    # Still the photo's layout: far closer to its features than noise is.
+    noise = stylizer.stylize(content, style, options, steps=0, init="noise").losses
+    assert result.losses["content"] < 0.5 * noise["content"], (result.losses, noise)
