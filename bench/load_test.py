@@ -53,6 +53,10 @@ for path in (str(REPO), str(REPO / "tests")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from tfstyle.options import RunOptions  # noqa: E402 (after the path set-up)
+
+# What the client sends for every option the load test leaves at its default.
+DEFAULTS = RunOptions()
 MARK_BEGIN, MARK_END = "<!-- load:begin -->", "<!-- load:end -->"
 SEEDS = tuple(range(8))
 SIZE = 16
@@ -182,8 +186,9 @@ def make_workload(base_path) -> Workload:
         for seed, options in good.items():
             values = {"content": content, "style": style, "steps": np.int32(options["steps"]),
                       "size": np.int32(SIZE), "seed": np.int64(seed), "init": b"noise",
-                      "content_weight": np.float32(1), "style_weight": np.float32(1e3),
-                      "tv_weight": np.float32(100), "style_scale": np.float32(1)}
+                      "content_weight": np.float32(DEFAULTS.content_weight),
+                      "style_weight": np.float32(DEFAULTS.style_weight),
+                      "tv_weight": np.float32(DEFAULTS.tv_weight), "style_scale": np.float32(1)}
             out = session.run(sig.outputs["image_bytes"].name,
                               {sig.inputs[k].name: v for k, v in values.items()})
             expected[seed] = np.asarray(Image.open(io.BytesIO(out)))

@@ -715,7 +715,7 @@ def tiny_export() -> str:
 
     tf.keras.utils.set_random_seed(0)
     stylizer = Stylizer("vgg16", weights=None, content_layers=["conv2_1"],
-                        style_layers=["conv1_1", "conv2_1"])
+                        style_layers=["conv1_1", "conv2_1"], precision="float32")
     root = tempfile.mkdtemp(prefix="tfstyle-serving-")
     atexit.register(shutil.rmtree, root, True)
     base_path = os.path.join(root, "tfstyle")

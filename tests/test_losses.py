@@ -89,7 +89,9 @@ def ref_style_loss(image, image_content, image_style, content_targets, style_tar
     if content_layer_weights is None:
         content_layer_weights = [1.0] * len(content_targets)
     if style_layer_weights is None:
-        style_layer_weights = [1.0 / len(style_targets)] * len(style_targets)
+        # The documented default: each layer a quarter of the one before, summing to 1.
+        raw = [0.25 ** layer for layer in range(len(style_targets))]
+        style_layer_weights = [w / sum(raw) for w in raw]
     content = 0.0
     for w, f, p in zip(content_layer_weights, image_content, content_targets, strict=True):
         s = ref_scale(p)
@@ -334,9 +336,9 @@ def test_style_loss_with_a_dead_style_layer_uses_scale_one():
         assert rel_err(got[name], expected[name]) < RTOL, name
 
 
-def test_default_style_layer_weights_are_equal_and_sum_to_one():
+def test_default_style_layer_weights_fall_by_four_and_sum_to_one():
     loss = StyleLoss(CONTENT_LAYERS, STYLE_LAYERS, 1.0, 1.0, 0.0)
-    assert loss.style_layer_weights == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+    assert loss.style_layer_weights == pytest.approx((16 / 21, 4 / 21, 1 / 21), rel=1e-12)
     assert loss.content_layer_weights == (1.0, 1.0)
 
 
@@ -521,13 +523,15 @@ def grad_setup():
     # Weights that give content, style and TV equal RMS directional derivatives
     # (measured by finite differences at unit weights), so that each term carries an
     # O(1) share of the gradient whatever the terms' normalisation constants.
-    unit = stylizer.make_loss(RunOptions(content_weight=1.0, style_weight=1.0, tv_weight=1.0))
+    # The Gram loss: the one the numpy reference implements.
+    unit = stylizer.make_loss(RunOptions(content_weight=1.0, style_weight=1.0, tv_weight=1.0,
+                                         style_loss="gram"))
     unit_targets = stylizer.compute_targets(unit, tf32(content), tf32(style))
     derivatives = directional_fd(stylizer, unit, unit_targets, image, directions)
     weights = {f"{name}_weight": 1.0 / float(np.sqrt(np.mean(derivatives[name] ** 2)))
                for name in ("content", "style", "tv")}
 
-    loss = stylizer.make_loss(RunOptions(**weights))
+    loss = stylizer.make_loss(RunOptions(**weights, style_loss="gram"))
     targets = stylizer.compute_targets(loss, tf32(content), tf32(style))
     return dict(stylizer=stylizer, loss=loss, targets=targets, image=image, weights=weights,
                 content=content, style=style, directions=directions)

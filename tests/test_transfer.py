@@ -119,8 +119,8 @@ def test_stylizer_reuses_model_and_compiled_functions(stylizer):
     model = stylizer.model
     stylizer.stylize(CONTENT, STYLE, options)
     compiled = dict(stylizer._compiled)
-    chunk = compiled[(options.content_weight, options.style_weight, options.tv_weight, "adam",
-                      Adam().learning_rate, "gram")]["chunk"].function
+    chunk = compiled[(options.loss_weights(), "adam", Adam().learning_rate,
+                      options.style_loss)]["chunk"].function
     traces = chunk.experimental_get_tracing_count()
     for seed, (height, width) in enumerate([(32, 32), (24, 32), (32, 20)]):
         stylizer.stylize(synthetic_image(seed + 20, height, width), STYLE, options, seed=seed)

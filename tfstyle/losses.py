@@ -128,16 +128,16 @@ def style_distance(second, mean, target_second, target_mean, kind="gram") -> tf.
     ``kind`` may be a Python string or a scalar string tensor (the exported model).
     """
     n = tf.cast(tf.shape(second)[-1], second.dtype)
-    gram = tf.reduce_sum(tf.square(second - target_second)) / (4.0 * n * n)
-    if isinstance(kind, str) and kind == "gram":
-        return gram
-    cov = second - mean[:, None] * mean[None, :]
-    target_cov = target_second - target_mean[:, None] * target_mean[None, :]
-    mean_cov = (tf.reduce_sum(tf.square(cov - target_cov)) / (4.0 * n * n)
-                + tf.reduce_sum(tf.square(mean - target_mean)) / n)
-    if isinstance(kind, str):
-        return mean_cov
-    return tf.where(tf.equal(kind, "mean_cov"), mean_cov, gram)
+    # One formula for both: with c = 0 it is the Gram distance, with c = 1 mean_cov.
+    # Python string or string tensor, the same ops run (the library and the exported
+    # graph then agree to the bit).
+    c = tf.cast(tf.equal(kind, "mean_cov"), second.dtype)
+    if isinstance(kind, str) and kind not in ("gram", "mean_cov"):
+        raise ValueError(f"unknown style distance {kind!r}")
+    cov = second - c * mean[:, None] * mean[None, :]
+    target_cov = target_second - c * target_mean[:, None] * target_mean[None, :]
+    return (tf.reduce_sum(tf.square(cov - target_cov)) / (4.0 * n * n)
+            + c * tf.reduce_sum(tf.square(mean - target_mean)) / n)
 
 
 def default_style_layer_weights(count: int) -> tuple:
