@@ -87,31 +87,65 @@ def total_variation(image: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(dy)) + tf.reduce_sum(tf.square(dx))
 
 
+class LayerSums(NamedTuple):
+    """Sums over the positions p of one (N-channel) feature map, with weights w_p
+    (1 without a mask): what the style statistics are made of. Sums of disjoint sets
+    of positions add up, which is what lets a large image be evaluated tile by tile
+    (``tfstyle.tiling``).
+
+    second: (N, N) Σ_p w_p F_p F_pᵀ. first: (N,) Σ_p w_p F_p. weight: Σ_p w_p.
+    magnitude: Σ_p |F_p| summed over channels too, unweighted (for ``feature_scale``).
+    count: the number of positions, unweighted.
+    """
+    second: tf.Tensor
+    first: tf.Tensor
+    weight: tf.Tensor
+    magnitude: tf.Tensor
+    count: tf.Tensor
+
+
+def mask_weights(mask: tf.Tensor, shape) -> tf.Tensor:
+    """A mask (1, H, W, 1) in [0, 1] area-resized to a feature map's (h, w): each
+    position weighs by how much of its cell the mask covers. (1, h, w, 1) float32."""
+    return tf.image.resize(tf.cast(mask, tf.float32), shape, "area")
+
+
+def layer_sums(features: tf.Tensor, weights: tf.Tensor | None = None) -> LayerSums:
+    """``LayerSums`` of a feature map (1, h, w, N), float32; ``weights`` None or
+    (1, h, w, 1) (``mask_weights``)."""
+    flat = tf.reshape(tf.cast(features, tf.float32), (-1, tf.shape(features)[-1]))
+    count = tf.cast(tf.shape(flat)[0], tf.float32)
+    magnitude = tf.reduce_sum(tf.abs(flat))
+    if weights is None:
+        return LayerSums(tf.matmul(flat, flat, transpose_a=True), tf.reduce_sum(flat, 0),
+                         count, magnitude, count)
+    weights = tf.reshape(weights, (-1, 1))
+    return LayerSums(tf.matmul(flat, flat * weights, transpose_a=True),
+                     tf.reduce_sum(flat * weights, 0), tf.reduce_sum(weights), magnitude, count)
+
+
+def sums_moments(sums: LayerSums, scale=1.0):
+    """(S, mu, area) of ``moments`` from ``LayerSums`` of features F, for F / scale."""
+    # An empty region has no statistics; the caller drops its term (see StyleLoss).
+    safe = tf.maximum(sums.weight, 1e-6)
+    return sums.second / (safe * scale * scale), sums.first / (safe * scale), sums.weight
+
+
 def moments(features: tf.Tensor, mask: tf.Tensor | None = None):
     """Per-position second moment and mean of a feature map, optionally mask-weighted.
 
     Args:
       features: (1, h, w, N).
-      mask: None, or (1, H, W, 1) weights in [0, 1] over the image at any resolution;
-        it is area-resized to (h, w), so each position weighs by how much of its cell
-        the mask covers.
+      mask: None, or (1, H, W, 1) weights in [0, 1] over the image at any resolution
+        (``mask_weights``).
 
     Returns:
       (S, mu, area): S (N, N) = Σ_p m_p F_p F_pᵀ / Σ_p m_p (the Gram matrix divided by
       the number of positions when unmasked), mu (N,) the weighted mean, and area the
       scalar Σ_p m_p (the number of positions when unmasked).
     """
-    flat = tf.reshape(features, (-1, tf.shape(features)[-1]))
-    if mask is None:
-        area = tf.cast(tf.shape(flat)[0], flat.dtype)
-        return tf.matmul(flat, flat, transpose_a=True) / area, tf.reduce_mean(flat, 0), area
-    weights = tf.image.resize(tf.cast(mask, flat.dtype), tf.shape(features)[1:3], "area")
-    weights = tf.reshape(weights, (-1, 1))
-    area = tf.reduce_sum(weights)
-    # An empty region has no statistics; the caller drops its term (see StyleLoss).
-    safe = tf.maximum(area, 1e-6)
-    second = tf.matmul(flat, flat * weights, transpose_a=True) / safe
-    return second, tf.reduce_sum(flat * weights, 0) / safe, area
+    weights = None if mask is None else mask_weights(mask, tf.shape(features)[1:3])
+    return sums_moments(layer_sums(features, weights))
 
 
 def style_distance(second, mean, target_second, target_mean, kind="gram") -> tf.Tensor:
@@ -207,7 +241,13 @@ class LossTerms(NamedTuple):
 
 def feature_scale(features: tf.Tensor) -> tf.Tensor:
     """Mean activation of a (rectified) feature map, guarded against dead layers."""
-    mean = tf.reduce_mean(tf.abs(features))
+    return sums_scale(layer_sums(features))
+
+
+def sums_scale(sums: LayerSums) -> tf.Tensor:
+    """``feature_scale`` from a feature map's ``LayerSums``."""
+    channels = tf.cast(tf.shape(sums.first)[0], tf.float32)
+    mean = sums.magnitude / (sums.count * channels)
     return tf.where(mean > 1e-12, mean, tf.ones_like(mean))
 
 
@@ -258,26 +298,33 @@ class StyleLoss:
             the output image, either one (all styles, blended, apply inside it) or one
             per style (style k applies inside mask k, with its own target).
         """
-        # Losses are float32 whatever the network computes in (bfloat16, float64).
-        content_features = [tf.cast(f, tf.float32) for f in content_features]
         styles = list(style_features)
         if not styles or not isinstance(styles[0], (list, tuple)):
             styles = [styles]
-        styles = [[tf.cast(f, tf.float32) for f in fs] for fs in styles]
+        style_sums = [[layer_sums(f) for f in fs] for fs in styles]
+        return self.targets_from_sums(content_features, style_sums, blend_weights, masks)
+
+    def targets_from_sums(self, content_features: Sequence[tf.Tensor], style_sums,
+                          blend_weights=None, masks=()) -> Targets:
+        """``targets`` from the style images' ``LayerSums`` (a list per style, one per
+        style layer) instead of their feature maps: what a tiled pass accumulates."""
+        # Losses are float32 whatever the network computes in (bfloat16, float64).
+        content_features = [tf.cast(f, tf.float32) for f in content_features]
         if blend_weights is None:
-            blend_weights = [1.0 / len(styles)] * len(styles)
-        weights = [blend_weights[k] for k in range(len(styles))]
+            blend_weights = [1.0 / len(style_sums)] * len(style_sums)
+        weights = [blend_weights[k] for k in range(len(style_sums))]
         c_scales = tuple(feature_scale(f) for f in content_features)
         content = tuple(f / s for f, s in zip(content_features, c_scales))
         # One scale per layer for all styles (the image's features are divided by it):
         # the blend of the styles' scales, exactly the style's own for one style.
-        s_scales = tuple(_blend(weights, [feature_scale(fs[layer]) for fs in styles])
+        s_scales = tuple(_blend(weights, [sums_scale(ss[layer]) for ss in style_sums])
                          for layer in range(len(self.style_layers)))
-        per_style = [[moments(f / s)[:2] for f, s in zip(fs, s_scales)] for fs in styles]
+        per_style = [[sums_moments(sums, s)[:2] for sums, s in zip(ss, s_scales)]
+                     for ss in style_sums]
         masks = tuple(masks)
         if len(masks) > 1:  # one region per style, each with its own target
-            if len(masks) != len(styles):
-                raise ValueError(f"{len(masks)} masks for {len(styles)} styles")
+            if len(masks) != len(style_sums):
+                raise ValueError(f"{len(masks)} masks for {len(style_sums)} styles")
             groups = per_style
         else:
             groups = [[(_blend(weights, [ps[layer][0] for ps in per_style]),
@@ -291,25 +338,59 @@ class StyleLoss:
                  style_features: Sequence[tf.Tensor], targets: Targets) -> LossTerms:
         """The weighted loss terms of ``image`` (1, H, W, 3) in [0, 255], given its
         features at the content and style layers."""
+        weights = self.style_weights_maps(targets, [tf.shape(f)[1:3] for f in style_features])
+        return self.combine(image, self.content_sums(content_features, targets.content,
+                                                     targets),
+                            [tf.cast(tf.reduce_prod(tf.shape(f)[1:3]), tf.float32)
+                             for f in content_features],
+                            self.style_sums(style_features, weights), targets)
+
+    # The loss as a function of sums over positions, in three pieces, so that a tiled
+    # evaluation (``tfstyle.tiling``) adds the sums up tile by tile and runs ``combine``
+    # once: ``content_sums`` and ``style_sums`` of disjoint positions add up.
+
+    def style_weights_maps(self, targets: Targets, shapes) -> tuple:
+        """Per style group, per style layer: the group's mask area-resized to that
+        layer's (h, w) in ``shapes``, or (None,) per layer without masks."""
+        if not targets.style_masks:
+            return ((None,) * len(self.style_layers),)
+        return tuple(tuple(mask_weights(m, shape) for shape in shapes)
+                     for m in targets.style_masks)
+
+    def content_sums(self, content_features, content_targets, targets: Targets) -> tuple:
+        """Per content layer, Σ_positions ½ Σ_channels (F / s − P)² of features F and
+        targets P (both (1, h, w, N), the same positions)."""
+        return tuple(content_loss(tf.cast(f, tf.float32) / s, p)
+                     for f, p, s in zip(content_features, content_targets,
+                                        targets.content_scales))
+
+    def style_sums(self, style_features, weights_maps) -> tuple:
+        """Per style group, per style layer, the ``LayerSums`` of the features, weighted
+        by that group's ``style_weights_maps`` (sliced to the same positions)."""
+        return tuple(tuple(layer_sums(f, w) for f, w in zip(style_features, maps))
+                     for maps in weights_maps)
+
+    def combine(self, image, content_sums, content_positions, style_sums,
+                targets: Targets) -> LossTerms:
+        """The weighted terms from the sums over all positions of the image's feature
+        maps: ``content_sums`` and their maps' position counts, ``style_sums``; and the
+        total variation of ``image`` (1, H, W, 3) in [0, 255]."""
         content = tf.constant(0.0)
-        for w, f, p, s in zip(self.content_layer_weights, content_features, targets.content,
-                              targets.content_scales):
-            f = tf.cast(f, tf.float32) / s
-            positions = tf.cast(tf.reduce_prod(tf.shape(f)[:-1]), tf.float32)
-            content += w * content_loss(f, p) / positions
+        for w, part, positions in zip(self.content_layer_weights, content_sums,
+                                      content_positions):
+            content += w * part / positions
         style = tf.constant(0.0)
-        masks = targets.style_masks or (None,)
-        for group, mask in enumerate(masks):
-            for layer, (w, f, s) in enumerate(zip(self.style_layer_weights, style_features,
-                                                 targets.style_scales)):
-                second, mean, area = moments(tf.cast(f, tf.float32) / s, mask)
+        masked = bool(targets.style_masks)
+        for group, sums in enumerate(style_sums):
+            for layer, (w, layer_sum, s) in enumerate(zip(self.style_layer_weights, sums,
+                                                          targets.style_scales)):
+                second, mean, area = sums_moments(layer_sum, s)
                 term = style_distance(second, mean, targets.style_grams[group][layer],
                                       targets.style_means[group][layer], self.style_loss)
-                if mask is not None:
+                if masked:
                     # Each region counts by its share of the image, so two regions
                     # covering it add up to one unmasked style loss.
-                    positions = tf.cast(tf.reduce_prod(tf.shape(f)[1:3]), tf.float32)
-                    term *= area / positions
+                    term *= area / layer_sum.count
                 style += w * term
         pixels = tf.cast(tf.reduce_prod(tf.shape(image)[1:3]), tf.float32)
         tv = total_variation(tf.cast(image, tf.float32) / 255.0) / pixels
