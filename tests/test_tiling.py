@@ -1,0 +1,144 @@
+"""Tiled evaluation (tfstyle.tiling): exact against the untiled loss and gradient."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import synthetic_image
+from tfstyle import RunOptions
+from tfstyle.features import layer_names
+from tfstyle.tiling import TiledLoss, Tiling, receptive_halo
+
+# Large enough that crops are cut out of the image at a tile's every side (some tile's).
+HEIGHT, WIDTH = 240, 208
+TILE = 64
+
+
+def untiled(stylizer, loss, image, targets):
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        content, style = stylizer.features(image)
+        terms = loss(image, content, style, targets)
+    return terms, tape.gradient(terms.total, image)
+
+
+def problem(stylizer, style_loss, masked):
+    options = RunOptions(style_loss=style_loss)
+    loss = stylizer.make_loss(options)
+    content = tf.constant(synthetic_image(1, HEIGHT, WIDTH)[None], tf.float32)
+    style = tf.constant(synthetic_image(2, 150, 170)[None], tf.float32)
+    # A moved, noisy content: the gradient is far from zero everywhere.
+    rng = np.random.default_rng(3)
+    image = tf.constant(np.clip(content.numpy() + rng.normal(0, 30, content.shape), 0, 255),
+                        tf.float32)
+    masks = ()
+    if masked:
+        y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+        masks = (tf.constant(((x + 0.6 * y) < 190).astype(np.float32)[None, :, :, None]),)
+    targets = stylizer.compute_targets(loss, content, style, None, masks)
+    return loss, content, style, image, masks, targets
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def test_receptive_halo_of_vgg_layers():
+    # VGG19 conv5_1: 16q − 70 .. 16q + 85 (a 156 px field), so 70 px either side.
+    assert receptive_halo(["block5_conv1"], "vgg19") == 70
+    assert receptive_halo(["block4_conv2"], "vgg19") == 38
+    assert receptive_halo(["block5_conv1"], "vgg16") == 58  # a 132 px field
+    assert receptive_halo(["block1_conv1"], "vgg19") == 1
+    # The deepest layer decides.
+    assert receptive_halo(layer_names("vgg19")[:3] + ["block4_conv2"], "vgg19") == 38
+
+
+@pytest.mark.parametrize("style_loss,masked", [("gram", False), ("mean_cov", False),
+                                               ("mean_cov", True), ("gram", True)])
+def test_tiled_loss_and_gradient_equal_the_untiled(stylizer, style_loss, masked):
+    loss, content, style, image, masks, targets = problem(stylizer, style_loss, masked)
+    want_terms, want_grad = untiled(stylizer, loss, image, targets)
+    halo = receptive_halo(stylizer.layers, stylizer.backbone)
+    tiled = TiledLoss(stylizer.features, loss, stylizer.content_layers, stylizer.style_layers,
+                      Tiling(TILE, halo))
+    terms, grad = tf.function(tiled.value_and_gradient)(image, targets)
+    for name in ("total", "content", "style", "tv"):
+        assert rel(getattr(terms, name), getattr(want_terms, name)) < 1e-5, name
+    assert rel(grad, want_grad) < 1e-4
+    # Every tile contributes: the gradient is not zero in any tile's square.
+    per_tile = np.abs(grad.numpy()[0]).reshape(HEIGHT // 16, 16, WIDTH // 16, 16, 3).sum((1, 3, 4))
+    assert (per_tile > 0).all()
+
+
+def test_tiled_targets_equal_the_untiled(stylizer):
+    loss, content, style, image, masks, want = problem(stylizer, "mean_cov", True)
+    halo = receptive_halo(stylizer.layers, stylizer.backbone)
+    tiled = TiledLoss(stylizer.features, loss, stylizer.content_layers, stylizer.style_layers,
+                      Tiling(TILE, halo))
+    got = tiled.targets(content, [style], None, masks)
+    for a, b in zip(tf.nest.flatten(got), tf.nest.flatten(want)):
+        assert rel(a, b) < 1e-5
+
+
+def test_a_short_halo_is_not_exact(stylizer):
+    """The test above would pass with a broken halo only if the halo did not matter."""
+    loss, content, style, image, masks, targets = problem(stylizer, "mean_cov", False)
+    _, want_grad = untiled(stylizer, loss, image, targets)
+    tiled = TiledLoss(stylizer.features, loss, stylizer.content_layers, stylizer.style_layers,
+                      Tiling(TILE, 16))
+    _, grad = tf.function(tiled.value_and_gradient)(image, targets)
+    assert rel(grad, want_grad) > 1e-3
+
+
+def stop_after(calls):
+    count = [0]
+
+    def should_stop():
+        count[0] += 1
+        return count[0] >= calls
+    return should_stop
+
+
+def test_a_tiled_stage_resumes_and_matches_the_untiled_run(stylizer):
+    from tfstyle.errors import Interrupted
+    content, style = synthetic_image(1, 72, 96), synthetic_image(2, 64, 64)
+    options = RunOptions(size=96, steps=24, seed=0, stage_size=48)
+    progress = []
+    tiled = stylizer.stylize(content, style, options, tile_size=48, callback=progress.append,
+                             callback_every=4)
+    # The second stage (96 px) ran in 48 px tiles and said so; the first (48 px) did not.
+    assert {(p.size, p.tile) for p in progress} == {(48, 0), (96, 48)}
+    with pytest.raises(Interrupted) as info:
+        stylizer.stylize(content, style, options, tile_size=48, callback_every=1,
+                         should_stop=stop_after(20))
+    checkpoint = info.value.checkpoint
+    assert 16 < checkpoint["step"] < 24
+    # Resumed untiled or tiled, from the same checkpoint: tiling is not part of the job.
+    resumed = stylizer.stylize(content, style, options, tile_size=48, resume=checkpoint)
+    np.testing.assert_array_equal(resumed.image, tiled.image)
+    plain = stylizer.stylize(content, style, options)
+    diff = np.abs(plain.image.astype(int) - tiled.image.astype(int))
+    assert diff.max() <= 3, diff.max()
+
+
+def test_memory_limit_decides_the_tiling():
+    from tfstyle import memory
+    layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block4_conv2",
+              "block5_conv1"]
+    args = (layers, "vgg19", "float32", 10)
+    need = memory.step_bytes(1536, 2048, *args)
+    assert memory.plan_tiling(1536, 2048, *args, budget=need, halo=70) is None
+    tile = memory.plan_tiling(1536, 2048, *args, budget=need // 3, halo=70)
+    assert tile % 16 == 0 and 16 <= tile < 2048
+    # The largest tile that fits: one more row of 16 px would not.
+    assert memory.step_bytes(1536, 2048, *args, crop=tile + 140) <= need // 3
+    assert memory.step_bytes(1536, 2048, *args, crop=tile + 16 + 140) > need // 3
+    with pytest.raises(Exception, match="memory_limit"):
+        memory.plan_tiling(1536, 2048, *args, budget=2**20, halo=70)
+    # Bytes per pixel grow with the history, and L-BFGS keeps fewer pairs when large.
+    assert memory.lbfgs_history(512 * 512, 10) == 10
+    assert memory.lbfgs_history(4096 * 3072, 10) == 3
+    assert memory.parse_memory("6G") == 6 * 2**30 and memory.parse_memory("512M") == 2**29
+    with pytest.raises(Exception, match="memory_limit"):
+        memory.parse_memory("lots")
