@@ -40,6 +40,11 @@ flags.DEFINE_enum("precision", "float32", ["auto", "float32", "mixed_bfloat16"],
                   "≥ 8.0 or, without a GPU, a CPU with amx_bf16/avx512_bf16; else float32. "
                   "Export on, or choose for, the serving hardware.")
 
+flags.DEFINE_integer("tile_size", 0,
+                     "0, or evaluate every stage longer than this many px in exact tiles of "
+                     "this side: a request's memory stops growing with its activations, so "
+                     "a larger --max_side fits the same server (SERVING.md).")
+
 FLAGS = flags.FLAGS
 
 
@@ -80,7 +85,7 @@ def main(argv):
             max_input_side=FLAGS.max_input_side, optimizer=FLAGS.optimizer,
             learning_rate=FLAGS.learning_rate, warmup=FLAGS.warmup,
             model_name=FLAGS.model_name, overwrite=FLAGS.overwrite,
-            precision=precision)
+            precision=precision, tile_size=FLAGS.tile_size)
     except TfstyleError as e:
         _fail(str(e))
     print(path)

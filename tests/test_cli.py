@@ -84,6 +84,13 @@ def test_flagfile_presets_parse_and_run(images, tmp_path):
         assert result.returncode == 0, (preset, result.stderr)
         assert output.exists()
     assert "avg" in (REPO / "configs" / "paper.cfg").read_text()
+    # The print preset, shortened to two stages, its second one tiled.
+    output = tmp_path / "print.png"
+    result = run_cli("--flagfile=configs/print.cfg", f"--content={content}", f"--style={style}",
+                     f"--output={output}", "--weights=none", "--size=64", "--stage_size=32",
+                     "--stage_steps=2,2", "--tile_size=32")
+    assert result.returncode == 0, result.stderr
+    assert "tiled in 32 px tiles" in result.stderr and output.exists()
 
 
 @pytest.mark.parametrize("case", ["missing", "not_image", "truncated", "layer", "steps",

@@ -312,6 +312,29 @@ def test_adam_export_carries_its_state_across_stages(stylizer, tmp_path):
     assert np.abs(decode(single["image_bytes"]).astype(int) - image).mean() > 3 * diff
 
 
+def test_tiled_export_matches_the_tiled_library(stylizer, tmp_path):
+    # tile_size: stages longer than 16 px run in exact 16 px tiles (tfstyle.tiling),
+    # in the graph as in the library, which tiles likewise with --tile_size.
+    tiled_dir = export_model(tmp_path / "tiled" / "1", stylizer, max_side=MAX_SIDE,
+                             max_steps=MAX_STEPS, warmup=False, tile_size=16)
+    content, style = smooth(26, 34, 4), smooth(30, 34, 5)
+    served = Served(tiled_dir)
+    try:
+        out = served.run(**request(content, style, steps=np.int32(8), seed=np.int64(5),
+                                   size=np.int32(34), style_loss="gram"))
+    finally:
+        served.session.close()
+    options = dict(size=34, steps=8, seed=5, style_loss="gram")
+    tiled = stylizer.stylize(content, style, tile_size=16, **options)
+    image = decode(out["image_bytes"])
+    assert np.abs(image.astype(int) - tiled.image).max() <= 1
+    assert out["loss"] == pytest.approx(tiled.losses["total"], rel=1e-4)
+    # Exact tiles: the untiled run ends at the same picture, to rounding.
+    plain = stylizer.stylize(content, style, **options)
+    assert np.abs(plain.image.astype(int) - tiled.image).max() <= 2
+    assert plain.losses["total"] == pytest.approx(tiled.losses["total"], rel=1e-3)
+
+
 def test_steps_zero_returns_the_decoded_content(served):
     for fmt, mode, pixels in [("PNG", None, CONTENT), ("PNG", "RGBA", None), ("PNG", "LA", None),
                               ("PNG", "L", None), ("PNG", "P", None), ("GIF", None, CONTENT),

@@ -48,6 +48,15 @@ flags.DEFINE_integer("stage_size", _DEFAULTS.stage_size,
                      "Coarse-to-fine: longest side of the first stage; stages grow by "
                      "--stage_factor up to --size. 0 optimises at --size only.")
 flags.DEFINE_float("stage_factor", _DEFAULTS.stage_factor, "Size ratio between stages (> 1).")
+flags.DEFINE_string("memory_limit", "0",
+                    "Memory a step may use (6G, 512M; 0 = 0.7 of the free RAM, or of the "
+                    "GPU's memory): larger stages run tiled, in exact tiles that fit.")
+flags.DEFINE_integer("tile_size", 0,
+                     "Tile every stage larger than this many px in tiles of this side "
+                     "(0: only stages over --memory_limit, in the largest tiles that fit).")
+flags.DEFINE_integer("tile_halo", -1,
+                     "Pixels of context around each tile (-1: the default, exact to "
+                     "rounding; smaller is faster and approximate).")
 flags.DEFINE_list("stage_steps", None,
                   "Steps per stage, coarsest first (replaces --steps); default: --steps "
                   "split with each stage getting half the steps of the one before.")
@@ -106,7 +115,8 @@ def options_from_flags() -> RunOptions:
         style_blend_weights=_numbers("style_blend_weights", float),
         preserve_colors=FLAGS.preserve_colors, style_loss=FLAGS.style_loss,
         stage_size=FLAGS.stage_size, stage_factor=FLAGS.stage_factor,
-        stage_steps=_numbers("stage_steps", int)).validate()
+        stage_steps=_numbers("stage_steps", int), memory_limit=FLAGS.memory_limit,
+        tile_size=FLAGS.tile_size, tile_halo=FLAGS.tile_halo).validate()
 
 
 def _numbers(name, kind):
@@ -192,7 +202,9 @@ def run_local(output, options, images):
     def progress(p):
         last = p.step == p.steps
         if FLAGS.log_every and (p.step % FLAGS.log_every == 0 or last):
-            stage = f"  [stage {p.stage}/{p.stages}, {p.size} px]" if p.stages > 1 else ""
+            tiled = f", tiled in {p.tile} px tiles" if p.tile else ""
+            stage = (f"  [stage {p.stage}/{p.stages}, {p.size} px{tiled}]" if p.stages > 1
+                     else f"  [tiled in {p.tile} px tiles]" if p.tile else "")
             logging.info("step %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
                          "%.2f steps/s  %s left%s", p.step, p.steps, p.losses["total"],
                          p.losses["content"], p.losses["style"], p.losses["tv"],

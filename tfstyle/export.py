@@ -73,6 +73,7 @@ from tfstyle.features import layer_stride
 from tfstyle import color, schedule
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, INITS,
                              MAX_STEPS, PRESERVE_COLORS, STYLE_LOSSES, RunOptions)
+from tfstyle.tiling import Tiling
 from tfstyle.transfer import Stylizer, make_optimizer, next_stage, noise_image
 
 __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES", "SIGNATURES",
@@ -113,7 +114,8 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
                  max_input_side: int | None = None, optimizer: str = "lbfgs",
                  learning_rate: float | None = None, warmup: bool = True,
                  verify: bool = True, model_name: str = "tfstyle",
-                 overwrite: bool = False, precision: str = "float32") -> str:
+                 overwrite: bool = False, precision: str = "float32",
+                 tile_size: int = 0) -> str:
     """Writes a servable SavedModel to ``export_dir`` (the *version* directory).
 
     Args:
@@ -138,6 +140,11 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
       overwrite: replace an existing, non-empty ``export_dir``.
       precision: the network's precision when ``stylizer`` is None (see ``Stylizer``),
         fixed in the graph: ``auto`` resolves on *this* machine, not the server's.
+      tile_size: 0, or evaluate every stage whose longest side exceeds it in tiles of
+        this side with the exact halo (``tfstyle.tiling``): a request's memory then stops
+        growing with the activations of its size (SERVING.md). L-BFGS keeps fewer
+        curvature pairs where ``max_side``² pixels would need more than 1 GiB of them
+        (``memory.lbfgs_history``), for every request.
 
     Returns:
       The absolute path of ``export_dir``.
@@ -168,7 +175,14 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
 
-    servable = _Servable(stylizer, make_optimizer(options), limits)
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or not \
+            0 <= tile_size <= 16384:
+        raise ConfigError(f"tile_size must be an integer between 0 (no tiles) and 16384, "
+                          f"got {tile_size!r}")
+    optimizer, _ = stylizer.stage_setup(options, make_optimizer(options), limits.max_side,
+                                        limits.max_side)
+    tiling = Tiling(tile_size, stylizer.default_halo) if tile_size else None
+    servable = _Servable(stylizer, optimizer, limits, tiling)
     archive = keras.export.ExportArchive()
     # Tracking the Keras model (not a tf.Module holding it) is what lets the
     # session-based loader of TF Serving and saved_model_cli find every variable.
@@ -268,10 +282,11 @@ def default_inputs(limits=None) -> dict:
 class _Servable:
     """Builds the two endpoint functions for one stylizer, optimiser and set of limits."""
 
-    def __init__(self, stylizer: Stylizer, optimizer, limits: _Limits):
+    def __init__(self, stylizer: Stylizer, optimizer, limits: _Limits, tiling=None):
         self.stylizer = stylizer
         self.optimizer = optimizer
         self.limits = limits
+        self.tiling = tiling
         self.defaults = default_inputs(limits)
 
     def input_signature(self, image_dtype, image_shape):
@@ -520,7 +535,7 @@ class _Servable:
         loss = st.make_loss(self._options(o))
         loss.style_loss = o["style_loss"]
         optimizer = self.optimizer
-        step = st.make_step(loss, optimizer)
+        step = st.make_step(loss, optimizer, self.tiling)
 
         content_0, run_content_0, raw_style_0, _ = stage_inputs(0)
         init = o["init"]
@@ -541,7 +556,8 @@ class _Servable:
 
         def body(k, image, state, total, ran):
             _, run_content, _, style_k = stage_inputs(k)
-            targets = st.compute_targets(loss, run_content[None], style_k[None])
+            targets = st.compute_targets(loss, run_content[None], style_k[None],
+                                         tiling=self.tiling)
             image, state = tf.cond(
                 k > 0, lambda: next_stage(optimizer, image, state, tf.shape(run_content)[:2]),
                 lambda: (image, optimizer.init(image)))

@@ -56,6 +56,13 @@ class RunOptions:
     stage_factor: size ratio between successive stages, > 1.
     stage_steps: steps per stage, coarsest first; replaces ``steps``. Default: ``steps``
       split so that each stage gets half the steps of the one before.
+    memory_limit: bytes a step may use (an int, or a string like ``6G``); a stage whose
+      untiled step would need more runs tiled (``tfstyle.tiling``), in tiles that fit.
+      0: ``memory.DEFAULT_FRACTION`` of the GPU's memory, or of the free RAM.
+    tile_size: 0 tiles only stages over ``memory_limit``; N > 0 tiles every stage
+      larger than N px in tiles of N px (rounded up to a multiple of 16).
+    tile_halo: pixels of context around each tile; -1: the default, ``DEFAULT_HALO``
+      (exact within rounding: see BENCHMARKS.md, "tiled steps").
     """
     size: int = 512
     steps: int = 340
@@ -74,6 +81,9 @@ class RunOptions:
     stage_size: int = 128
     stage_factor: float = 2.0
     stage_steps: tuple | None = None
+    memory_limit: str | int = 0
+    tile_size: int = 0
+    tile_halo: int = -1
 
     def style_scales(self, count: int) -> tuple:
         """One style scale per style, for ``count`` styles."""
@@ -175,6 +185,12 @@ class RunOptions:
                               f"existing image file")
         if self.seed is not None:
             _check_int("seed", self.seed, 0, 2**63 - 1)
+        from tfstyle.memory import parse_memory
+        if parse_memory(self.memory_limit) < 0:
+            raise ConfigError(f"memory_limit must be ≥ 0 (0 = automatic), got "
+                              f"{self.memory_limit}")
+        _check_int("tile_size", self.tile_size, 0, 16384)
+        _check_int("tile_halo", self.tile_halo, -1, 1024)
         self.stages()  # a stage_steps list of the wrong length fails here, up front
         return self
 

@@ -26,15 +26,16 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tfstyle import color, image_io
+from tfstyle import color, image_io, memory
 from tfstyle.checkpoint import fingerprint
 from tfstyle.errors import ConfigError, Interrupted, NumericalError
 from tfstyle.features import build_feature_model, layer_stride, resolve_layers
 from tfstyle.losses import LossTerms, StyleLoss, Targets
-from tfstyle.optimizers import get_optimizer
+from tfstyle.optimizers import LBFGS, get_optimizer
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STYLES,
                              RunOptions)
 from tfstyle.precision import resolve_precision
+from tfstyle.tiling import TiledLoss, Tiling, receptive_halo
 
 log = logging.getLogger("tfstyle")
 
@@ -47,7 +48,8 @@ class Progress(NamedTuple):
     eta_seconds: measured rate and estimated time left. image: a callable returning
     the current image, uint8 (H, W, 3); fetching it costs a device-to-host copy.
     stage, stages, size: the coarse-to-fine stage (1-based), their number, and this
-    stage's longest side in pixels.
+    stage's longest side in pixels. tile: the stage's tile side in pixels where it
+    runs tiled (``tfstyle.tiling``), else 0.
     """
     step: int
     steps: int
@@ -59,6 +61,7 @@ class Progress(NamedTuple):
     stage: int = 1
     stages: int = 1
     size: int = 0
+    tile: int = 0
 
 
 class Inputs(NamedTuple):
@@ -134,6 +137,8 @@ class Stylizer:
         self.jit_compile = bool(jit_compile)
         # The smallest image whose deepest feature map still has one position.
         self.min_side = max(layer_stride(name) for name in self.layers)
+        # Exact tiles: the receptive field of the deepest layer (tfstyle.tiling).
+        self.default_halo = receptive_halo(self.layers, backbone)
         self._compiled = {}
 
     # ----- pure tensor functions (shared with the SavedModel export) -----
@@ -157,35 +162,83 @@ class Stylizer:
                          style_loss=options.style_loss)
 
     def compute_targets(self, loss: StyleLoss, content: tf.Tensor, style,
-                        blend_weights=None, masks=()) -> Targets:
+                        blend_weights=None, masks=(), tiling: Tiling | None = None) -> Targets:
         """Targets from the content image and one or more style images.
 
         Args:
           content: (1, H, W, 3) in [0, 255].
           style: one (1, h, w, 3) image in [0, 255], or a sequence of them (any sizes).
           blend_weights, masks: see ``StyleLoss.targets``.
+          tiling: None, or evaluate the images tile by tile (``tfstyle.tiling``) where
+            the content's longest side exceeds ``tiling.tile``.
         """
-        content_features, _ = self.features(content)
         styles = style if isinstance(style, (list, tuple)) else (style,)
-        style_features = [self.features(s)[1] for s in styles]
-        return loss.targets(content_features, style_features, blend_weights, masks)
+        def untiled():
+            content_features, _ = self.features(content)
+            style_features = [self.features(s)[1] for s in styles]
+            return loss.targets(content_features, style_features, blend_weights, masks)
 
-    def make_step(self, loss: StyleLoss, optimizer):
+        if tiling is None:
+            return untiled()
+        tiled = self.tiled_loss(loss, tiling)
+        return tf.cond(_larger_than(content, tiling.tile),
+                       lambda: tiled.targets(content, styles, blend_weights, masks), untiled)
+
+    def tiled_loss(self, loss: StyleLoss, tiling: Tiling) -> TiledLoss:
+        """``loss`` on this feature model, evaluated tile by tile (``tfstyle.tiling``)."""
+        return TiledLoss(self.features, loss, self.content_layers, self.style_layers, tiling)
+
+    def make_step(self, loss: StyleLoss, optimizer, tiling: Tiling | None = None):
         """The pure update: ``step(image, state, targets) -> (image, state, LossTerms)``.
 
-        One forward and backward pass through the feature model and one optimiser
-        update. ``image`` is (1, H, W, 3) float32 in [0, 255]; the returned terms are
-        those of the image passed in (before the update).
+        One forward and backward pass through the feature model (tile by tile with
+        ``tiling`` where the image's longest side exceeds ``tiling.tile``: the same
+        loss and gradient, in the memory of a tile) and one optimiser update. ``image`` is (1, H, W, 3) float32 in [0, 255]; the returned
+        terms are those of the image passed in (before the update).
         """
-        def step(image, state, targets):
+        def value_and_gradient(image, targets):
             with tf.GradientTape() as tape:
                 tape.watch(image)
                 content_features, style_features = self.features(image)
                 terms = loss(image, content_features, style_features, targets)
-            grad = tape.gradient(terms.total, image)
+            return terms, tape.gradient(terms.total, image)
+
+        evaluate = value_and_gradient
+        if tiling is not None:
+            tiled = self.tiled_loss(loss, tiling).value_and_gradient
+
+            def evaluate(image, targets):
+                return tf.cond(_larger_than(image, tiling.tile), lambda: tiled(image, targets),
+                               lambda: value_and_gradient(image, targets))
+
+        def step(image, state, targets):
+            terms, grad = evaluate(image, targets)
             new_image, new_state = optimizer.update(image, grad, terms.total, state)
             return new_image, new_state, terms
         return step
+
+    def stage_setup(self, options: RunOptions, optimizer, height: int, width: int,
+                    budget: int | None = None):
+        """(optimizer, tiling) for a stage of ``height`` × ``width``: tiled where
+        ``options.tile_size`` says so or the untiled step would pass ``budget`` bytes
+        (default ``options.memory_limit``, or ``memory.default_budget()``); L-BFGS with a
+        history short enough to fit (``memory.lbfgs_history``). Nothing changes for
+        stages that fit."""
+        if isinstance(optimizer, LBFGS):
+            history = memory.lbfgs_history(height * width, optimizer.history)
+            if history != optimizer.history:
+                optimizer = LBFGS(history, optimizer.learning_rate, optimizer.first_step,
+                                  optimizer.armijo)
+        history = getattr(optimizer, "history", 1)
+        halo = options.tile_halo if options.tile_halo >= 0 else self.default_halo
+        if options.tile_size:
+            tile = options.tile_size if max(height, width) > options.tile_size else None
+        else:
+            budget = budget or memory.parse_memory(options.memory_limit) or \
+                memory.default_budget()
+            tile = memory.plan_tiling(height, width, self.layers, self.backbone,
+                                      self.precision, history, budget, halo, self.min_side)
+        return optimizer, (None if tile is None else Tiling(tile, halo))
 
     @staticmethod
     def optimize(step, image, state, targets, steps):
@@ -345,8 +398,10 @@ class Stylizer:
                                   f"{total_steps}")
 
         loss = self.make_loss(options)
-        optimizer = make_optimizer(options)
-        fns = self._functions(loss, optimizer, options)
+        run_optimizer = make_optimizer(options)
+        # Once, before this run's own allocations lower the free memory.
+        budget = memory.parse_memory(options.memory_limit) or (
+            None if options.tile_size else memory.default_budget())
         weights = tf.constant(options.blend_weights(len(inputs.styles)), tf.float32)
         started = time.perf_counter()
         done, first, terms = 0, 0, None
@@ -357,6 +412,9 @@ class Stylizer:
                 done = end  # this stage finished before the interruption
                 continue
             arrays = self.stage_inputs(inputs, size, options)
+            optimizer, tiling = self.stage_setup(options, run_optimizer,
+                                                 *arrays.run_content.shape[:2], budget)
+            fns = self._functions(loss, optimizer, options, tiling)
             content_t = tf.constant(arrays.run_content[None])
             targets = fns["targets"](content_t, tuple(tf.constant(s[None]) for s in arrays.styles),
                                      weights, tuple(tf.constant(m) for m in arrays.masks))
@@ -377,7 +435,9 @@ class Stylizer:
             else:  # the previous stage's result, upsampled
                 start, stage_state = next_stage(optimizer, image.read_value(), _read(state),
                                                 tf.shape(content_t)[1:3])
-            log.info("stage %d/%d: %d px, %d steps", index + 1, len(plan), size, stage_steps)
+            log.info("stage %d/%d: %d px, %d steps%s", index + 1, len(plan), size, stage_steps,
+                     "" if tiling is None else
+                     f", tiled ({tiling.tile} px tiles, {tiling.halo} px halo)")
             image = tf.Variable(start, name="image")
             state = tf.nest.map_structure(tf.Variable, stage_state)
 
@@ -419,7 +479,8 @@ class Stylizer:
                     rate = (done - first) / elapsed if elapsed > 0 else float("inf")
                     callback(Progress(done, total_steps, terms, elapsed, rate,
                                       (total_steps - done) / rate if rate > 0 else 0.0, current,
-                                      index + 1, len(plan), size))
+                                      index + 1, len(plan), size,
+                                      0 if tiling is None else tiling.tile))
                 # Never at a stage's end: a checkpoint always lies inside a stage.
                 if should_stop is not None and done < end and should_stop():
                     raise Interrupted(f"stopped at step {done}/{total_steps}", current(), done,
@@ -430,7 +491,10 @@ class Stylizer:
 
     def _fingerprint(self, inputs, options, seed):
         settings = dataclasses.asdict(options)
-        settings.update(steps=None, seed=seed)
+        # How a stage is evaluated (tiled or not) is not the job: a run resumes on
+        # a machine with other free memory.
+        settings.update(steps=None, seed=seed, memory_limit=None, tile_size=None,
+                        tile_halo=None)
         if len(options.stages()) > 1 and options.stage_steps is None:
             settings.update(steps=options.steps)  # the stage boundaries follow from it
         model = {"layers": self.layers, "content": self.content_layers,
@@ -444,14 +508,14 @@ class Stylizer:
             arrays.append(image_io.to_array(inputs.init))
         return fingerprint(*arrays, settings, model)
 
-    def _functions(self, loss, optimizer, options):
-        """tf.functions for one loss/optimiser setting, cached so that a folder of
-        images with the same settings pays for tracing once."""
-        key = (options.loss_weights(), optimizer.name,
-               optimizer.learning_rate, options.style_loss)
+    def _functions(self, loss, optimizer, options, tiling=None):
+        """tf.functions for one loss/optimiser/tiling setting, cached so that a folder
+        of images with the same settings pays for tracing once."""
+        key = (options.loss_weights(), optimizer.name, optimizer.learning_rate,
+               getattr(optimizer, "history", None), options.style_loss, tiling)
         if key in self._compiled:
             return self._compiled[key]
-        step = self.make_step(loss, optimizer)
+        step = self.make_step(loss, optimizer, tiling)
 
         # Tensors in and out, not variables: a trace reused for a variable of another
         # shape would read the variable it was traced with.
@@ -462,10 +526,12 @@ class Stylizer:
 
         @tf.function
         def targets_fn(content, styles, blend_weights, masks):
-            return self.compute_targets(loss, content, styles, blend_weights, masks)
+            return self.compute_targets(loss, content, styles, blend_weights, masks, tiling)
 
         @tf.function
         def evaluate(image, targets):
+            if tiling is not None:  # no stage is both tiled and run for 0 steps: rare
+                return self.tiled_loss(loss, tiling).value_and_gradient(image, targets)[0]
             content_features, style_features = self.features(image)
             return loss(image, content_features, style_features, targets)
 
@@ -549,6 +615,11 @@ def load_inputs(content, style, options: RunOptions, content_mask=None,
         # Restricting every style region to the content mask.
         masks = [_multiply_masks(m, mask) for m in masks] if masks else [mask]
     return Inputs(content_img, style_imgs, init_img, masks)
+
+
+def _larger_than(image, side):
+    """Whether an image (1, H, W, C)'s longest side exceeds ``side``: a bool tensor."""
+    return tf.reduce_max(tf.shape(image)[1:3]) > side
 
 
 def _read(variables):

@@ -1,0 +1,143 @@
+"""How much memory a step needs, how much there is, and when to tile.
+
+A step's memory is the feature model's activations, kept for the backward pass, plus
+a few image-sized buffers and the optimiser's state (L-BFGS keeps ``history`` pairs of
+image-sized vectors). The activations dominate and grow with the pixel count; past a
+budget, a stage runs tiled (``tfstyle.tiling``), whose activations are those of one
+crop. The estimate is deliberately simple (floats per pixel, times a factor fitted to
+peak RSS measured on this project's CPUs: BENCHMARKS.md, "tiled steps"), and errs
+high.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+
+from tfstyle.errors import ConfigError
+from tfstyle.features import layer_names
+
+log = logging.getLogger("tfstyle")
+
+# Bytes per activation float kept through a step, per activation float of the forward
+# pass: the forward maps, their ReLU masks and pooling indices for the backward pass,
+# and the backward's transient gradients. Fitted to peak RSS (BENCHMARKS.md).
+ACTIVATION_FACTOR = 2.2
+# Image-sized float32 RGB buffers besides the optimiser's history: image, gradient,
+# candidate, L-BFGS's accepted image, gradient and direction, the tiled gradient's sum.
+IMAGE_BUFFERS = 10
+# The process before any image: TensorFlow, the feature model's weights.
+BASE_BYTES = 900 * 2 ** 20
+# L-BFGS's curvature pairs may take at most this much; larger stages keep fewer pairs.
+HISTORY_BYTES = 1 << 30
+# The fraction of the free memory a run budgets by default.
+DEFAULT_FRACTION = 0.7
+
+
+def activation_floats_per_pixel(layers, backbone: str = "vgg19") -> float:
+    """Floats of the forward pass per input pixel, up to the deepest of ``layers``."""
+    wanted = set(layers)
+    total, area = 0.0, 1.0
+    for name in layer_names(backbone):
+        if not wanted:
+            break
+        if name.endswith("_pool"):
+            area *= 4
+        total += min(64 * 2 ** (int(name[5]) - 1), 512) / area
+        wanted.discard(name)
+    return total
+
+
+def lbfgs_history(pixels: int, history: int) -> int:
+    """L-BFGS's history at a stage of ``pixels`` pixels: ``history``, or fewer where
+    its pairs would take more than ``HISTORY_BYTES`` (at least 3)."""
+    pair_bytes = 2 * 3 * 4 * pixels
+    return int(max(3, min(history, HISTORY_BYTES // pair_bytes)))
+
+
+def step_bytes(height: int, width: int, layers, backbone: str, precision: str,
+               history: int = 0, crop: int | None = None) -> int:
+    """Estimated peak bytes of a run's step on an image of ``height`` × ``width``:
+    untiled, or tiled with square crops of side ``crop``."""
+    pixels = height * width
+    act_bytes = 2 if "bfloat16" in precision else 8 if precision == "float64" else 4
+    act_pixels = pixels if crop is None else min(pixels, crop * crop)
+    activations = ACTIVATION_FACTOR * act_bytes * activation_floats_per_pixel(
+        layers, backbone) * act_pixels
+    buffers = 12 * pixels * (IMAGE_BUFFERS + 2 * history)
+    return int(BASE_BYTES + activations + buffers)
+
+
+def plan_tiling(height: int, width: int, layers, backbone: str, precision: str,
+                history: int, budget: int, halo: int, align: int = 16):
+    """The tile side for a stage of ``height`` × ``width``: None where the untiled step
+    fits ``budget`` bytes, else the largest multiple of ``align`` whose crops (tile plus
+    a halo on each side) fit. Raises ConfigError when not even the smallest tile fits."""
+    if step_bytes(height, width, layers, backbone, precision, history) <= budget:
+        return None
+    tile = align
+    while (tile + align < max(height, width) and
+           step_bytes(height, width, layers, backbone, precision, history,
+                      crop=tile + align + 2 * halo) <= budget):
+        tile += align
+    if step_bytes(height, width, layers, backbone, precision, history,
+                  crop=tile + 2 * halo) > budget:
+        need = step_bytes(height, width, layers, backbone, precision, history,
+                          crop=align + 2 * halo)
+        raise ConfigError(f"a {width}x{height} stage needs about {need / 2**30:.1f} GiB even "
+                          f"tiled, above --memory_limit={budget / 2**30:.1f} GiB: raise "
+                          f"--memory_limit or lower --size")
+    return tile
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_memory(text) -> int:
+    """Bytes from ``6G``, ``512M``, ``1.5g``, ``2e9`` or a number of bytes; 0 = auto."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    m = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)i?b?\s*", str(text).lower())
+    if not m:
+        raise ConfigError(f"memory_limit must be a size like 6G or 512M (0 = automatic), "
+                          f"got {text!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def default_budget() -> int:
+    """``DEFAULT_FRACTION`` of the memory a step can use: the GPU's, where TensorFlow
+    has one, else the RAM available now."""
+    gpu = _gpu_memory()
+    if gpu:
+        return int(DEFAULT_FRACTION * gpu)
+    return int(DEFAULT_FRACTION * available_ram())
+
+
+def available_ram() -> int:
+    """MemAvailable from /proc/meminfo (Linux), else the physical memory size."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _gpu_memory() -> int:
+    """The first visible GPU's total memory in bytes, or 0 without one."""
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return 0
+    try:  # TensorFlow reports no total; the driver does.
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,"
+                              "nounits", "-i", "0"], capture_output=True, text=True, timeout=10)
+        return int(out.stdout.split()[0]) * 2**20
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        log.warning("cannot read the GPU's memory size (nvidia-smi): budgeting 8 GiB; "
+                    "set --memory_limit")
+        return 8 * 2**30
