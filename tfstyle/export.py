@@ -42,8 +42,9 @@ concurrent requests on one session do not interact.
 
 Every limit is checked in the graph before any large allocation and fails the request
 with INVALID_ARGUMENT and a message naming the limit: ``steps`` in [0, max_steps];
-declared and decoded image sides at most ``max_input_side``; output (and style) sides at
-most ``max_side`` and at least ``stylizer.min_side``; weights finite and ≥ 0, not all 0
+declared and decoded image sides at most ``max_input_side``; output sides at most
+``max_side`` (the resized style's at most ``STYLE_SIDE_FACTOR`` times that), and at least
+``stylizer.min_side``; weights finite and ≥ 0, not all 0
 once ``style_strength`` (in [0, 1]) has moved them; ``style_scale`` finite and > 0;
 ``init``, ``preserve_colors`` and ``style_loss`` one of theirs; ``seed`` ≥ 0;
 ``stage_size`` in [0, 16384], ``stage_factor`` finite and > 1, at most 16 stages; the
@@ -95,6 +96,9 @@ INPUT_SIDE_FACTOR = 4
 # Padding appended before reading header fields, so that short data yields zeros (and a
 # readable error) instead of an out-of-range substr.
 _HEADER_PAD = 32
+# The resized style image may be this multiple of max_side on its longest side: the
+# default style_scale is 1.5, and the style only runs forward, once per stage.
+STYLE_SIDE_FACTOR = 2
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -126,7 +130,7 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
       stylizer: the feature model to export. If None, one is built from ``backbone``,
         ``pooling``, ``weights``, ``content_layers``, ``style_layers`` and
         ``style_layer_weights`` (see ``Stylizer``).
-      max_side: the largest output side (and resized style side), pixels.
+      max_side: the largest output side, pixels (the resized style's: twice that).
       max_steps: the most optimisation steps one request may ask for (≤ MAX_STEPS).
       max_input_side: the largest side of a *decoded* input image; default
         ``INPUT_SIDE_FACTOR * max_side``. Checked on the encoded header before decoding.
@@ -508,10 +512,10 @@ class _Servable:
                          "the output would be {}x{}, but the deepest layer used "
                          f"({deepest}) needs at least {lim.min_side} px on each side: "
                          "raise size (or stage_size)", first_w, first_h),
-                  _check(last_style <= lim.max_side,
+                  _check(last_style <= STYLE_SIDE_FACTOR * lim.max_side,
                          "style_scale={} makes the style image {} px on its longest side, "
-                         f"above max_side={lim.max_side} of this model: lower style_scale",
-                         o["style_scale"], last_style)]
+                         f"above {STYLE_SIDE_FACTOR} × max_side={lim.max_side} of this "
+                         "model: lower style_scale", o["style_scale"], last_style)]
         with tf.control_dependencies(checks):
             st_h, st_w = _longest_side_dims(s_shape[0], s_shape[1],
                                             tf.maximum(tf.cast(first_style, tf.int32), 1))
