@@ -160,7 +160,10 @@ class TiledLoss:
         def body(k, total):
             return k + 1, tf.nest.map_structure(tf.add, total, fn(k, grid))
 
-        _, total = tf.while_loop(lambda k, total: k < grid[3], body, (tf.constant(1), first))
+        # One tile at a time: the default runs up to ten iterations at once, and so
+        # holds ten tiles' activations.
+        _, total = tf.while_loop(lambda k, total: k < grid[3], body, (tf.constant(1), first),
+                                 parallel_iterations=1)
         return total
 
     # ----- the loss and its gradient -----
