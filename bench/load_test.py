@@ -188,7 +188,8 @@ def make_workload(base_path) -> Workload:
                       "size": np.int32(SIZE), "seed": np.int64(seed), "init": b"noise",
                       "content_weight": np.float32(DEFAULTS.content_weight),
                       "style_weight": np.float32(DEFAULTS.style_weight),
-                      "tv_weight": np.float32(DEFAULTS.tv_weight), "style_scale": np.float32(1)}
+                      "tv_weight": np.float32(DEFAULTS.tv_weight),
+                      "style_scale": np.float32(DEFAULTS.style_scale)}
             out = session.run(sig.outputs["image_bytes"].name,
                               {sig.inputs[k].name: v for k, v in values.items()})
             expected[seed] = np.asarray(Image.open(io.BytesIO(out)))

@@ -72,7 +72,8 @@ def reference_values(content, style, steps=2, size=16, seed=5):
     return {"content": content, "style": style, "steps": np.int32(steps),
             "content_weight": np.float32(1), "style_weight": np.float32(DEFAULTS.style_weight),
             "tv_weight": np.float32(100), "size": np.int32(size), "seed": np.int64(seed),
-            "init": b"content", "style_scale": np.float32(1), "preserve_colors": b"none",
+            "init": b"content", "style_scale": np.float32(DEFAULTS.style_scale),
+            "preserve_colors": b"none",
             "style_loss": DEFAULTS.style_loss.encode(),
             "stage_size": np.int32(DEFAULTS.stage_size), "stage_factor": np.float32(2),
             "style_strength": np.float32(0.5)}
@@ -338,7 +339,8 @@ def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
         "content": {"b64": base64.b64encode(encoded(CONTENT)).decode()},
         "style": {"b64": base64.b64encode(encoded(STYLE)).decode()},
         "steps": 2, "size": 16, "seed": 5, "init": "content", "content_weight": 1.0,
-        "style_weight": DEFAULTS.style_weight, "tv_weight": 100.0, "style_scale": 1.0,
+        "style_weight": DEFAULTS.style_weight, "tv_weight": 100.0,
+        "style_scale": DEFAULTS.style_scale,
         "preserve_colors": "none", "style_loss": DEFAULTS.style_loss,
         "stage_size": DEFAULTS.stage_size, "stage_factor": 2.0,
         "style_strength": 0.5}}).encode()

@@ -240,10 +240,11 @@ def test_matches_library(served, stylizer, init):
     # (measured: 10 levels at most, loss 0.4 % apart); mean_cov is compared within
     # tolerances in test_controls_match_the_library.
     steps = MAX_STEPS
+    # style_scale 1: the style is sent at its output size, so no resize differs.
     out = served.run(**request(steps=np.int32(steps), init=init, seed=np.int64(11),
-                               style_loss="gram"))
+                               style_loss="gram", style_scale=np.float32(1)))
     result = stylizer.stylize(CONTENT, STYLE, size=32, steps=steps, seed=11, init=init,
-                              style_loss="gram")
+                              style_loss="gram", style_scale=1.0)
     image = decode(out["image_bytes"])
     assert image.shape == result.image.shape
     assert np.abs(image.astype(int) - result.image).max() <= 1
@@ -257,8 +258,10 @@ def test_matches_library_bit_for_bit(served, stylizer):
     content, style = smooth(26, 34, 4), smooth(30, 34, 5)
     steps = MAX_STEPS
     out = served.run(**request(content, style, steps=np.int32(steps), seed=np.int64(5),
-                               size=np.int32(34), style_loss="gram"))  # see above
-    result = stylizer.stylize(content, style, size=34, steps=steps, seed=5, style_loss="gram")
+                               size=np.int32(34), style_loss="gram",
+                               style_scale=np.float32(1)))  # see above
+    result = stylizer.stylize(content, style, size=34, steps=steps, seed=5, style_loss="gram",
+                              style_scale=1.0)
     assert np.array_equal(decode(out["image_bytes"]), result.image)
     assert out["loss"] == np.float32(result.losses["total"])
 
@@ -278,8 +281,11 @@ def test_controls_match_the_library(served, stylizer, controls):
     # after 3 steps (2 at 16 px, 1 at 32 px).
     steps, seed = (3 if "stage_size" in controls else 10), 3
     inputs = {k: np.int32(v) if k == "stage_size" else v for k, v in controls.items()}
-    out = served.run(**request(steps=np.int32(steps), seed=np.int64(seed), **inputs))
-    result = stylizer.stylize(CONTENT, STYLE, size=32, steps=steps, seed=seed, **controls)
+    # style_scale 1: the style is sent at the output's size (no style resize to differ).
+    out = served.run(**request(steps=np.int32(steps), seed=np.int64(seed),
+                               style_scale=np.float32(1), **inputs))
+    result = stylizer.stylize(CONTENT, STYLE, size=32, steps=steps, seed=seed, style_scale=1.0,
+                              **controls)
     image = decode(out["image_bytes"])
     assert image.shape == result.image.shape == (24, 32, 3)
     diff = np.abs(image.astype(int) - result.image)
@@ -287,6 +293,7 @@ def test_controls_match_the_library(served, stylizer, controls):
     assert out["loss"] == pytest.approx(result.losses["total"], rel=2e-2)
     # Each control changes the served result (it is not ignored).
     plain = decode(served.run(**request(steps=np.int32(steps), seed=np.int64(seed),
+                                        style_scale=np.float32(1),
                                         init=controls.get("init", "content")))["image_bytes"])
     assert np.abs(plain.astype(int) - image).mean() > 1.0
 
@@ -321,10 +328,11 @@ def test_tiled_export_matches_the_tiled_library(stylizer, tmp_path):
     served = Served(tiled_dir)
     try:
         out = served.run(**request(content, style, steps=np.int32(8), seed=np.int64(5),
-                                   size=np.int32(34), style_loss="gram"))
+                                   size=np.int32(34), style_loss="gram",
+                                   style_scale=np.float32(1)))
     finally:
         served.session.close()
-    options = dict(size=34, steps=8, seed=5, style_loss="gram")
+    options = dict(size=34, steps=8, seed=5, style_loss="gram", style_scale=1.0)
     tiled = stylizer.stylize(content, style, tile_size=16, **options)
     image = decode(out["image_bytes"])
     assert np.abs(image.astype(int) - tiled.image).max() <= 1

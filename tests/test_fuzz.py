@@ -26,6 +26,7 @@ from PIL import Image
 
 from tfstyle import image_io
 from tfstyle.errors import ConfigError, ImageError, TfstyleError
+from tfstyle.options import RunOptions
 from tfstyle.transfer import Stylizer
 
 SCALE = max(1, int(os.environ.get("TFSTYLE_FUZZ_SCALE", "1")))
@@ -197,7 +198,9 @@ def test_stylize_random_images_and_options(stylizer, content, style, size, steps
                                            init, optimizer, seed):
     content_weight, style_weight, tv_weight = weights
     out_w, out_h = resized(content.size, size)
-    style_w, style_h = resized(style.size, max(out_w, out_h))
+    # The library's rule: the style's longest side is round(output's × style_scale).
+    style_w, style_h = resized(style.size,
+                               max(1, round(max(out_w, out_h) * RunOptions().style_scale)))
     unusable = (weights == (0.0, 0.0, 0.0) or min(out_w, out_h) < stylizer.min_side
                 or min(style_w, style_h) < stylizer.min_side)
     try:
