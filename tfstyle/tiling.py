@@ -127,8 +127,10 @@ class TiledLoss:
         return feature_map[:, y0 // stride - oy:y1 // stride - oy,
                            x0 // stride - ox:x1 // stride - ox, :]
 
-    def _tile_sums(self, image, k, grid, targets, weights_maps, content_maps=True):
-        """One tile's crop, and its content and style sums as a function of the crop."""
+    def _tile_sums(self, image, k, grid, targets, weights_maps, content_errors=True):
+        """One tile's crop, its bounds, and ``sums(crop)``: the owned positions' content
+        errors (or, without ``content_errors``, their content feature maps, for the
+        targets) and style ``LayerSums``."""
         height, width, across, _ = grid
         owned, (cy0, cy1, cx0, cx1) = self._bounds(k, height, width, across)
         crop = image[:, cy0:cy1, cx0:cx1, :]
@@ -144,7 +146,7 @@ class TiledLoss:
                                for w, s in zip(group, self.style_strides))
                          for group in weights_maps)
             style_sums = self.loss.style_sums(style, maps)
-            if not content_maps:
+            if not content_errors:
                 return content, style_sums
             goals = tuple(self._owned(p, s, owned)
                           for p, s in zip(targets.content, self.content_strides))
@@ -218,7 +220,7 @@ class TiledLoss:
         none = ((None,) * len(self.style_strides),)
 
         def content_tile(k, grid):
-            crop, _, sums = self._tile_sums(content, k, grid, None, none, content_maps=False)
+            crop, _, sums = self._tile_sums(content, k, grid, None, none, content_errors=False)
             owned, _ = self._bounds(k, *grid[:3])
             maps, _ = sums(crop)
             # Each tile's positions, zero elsewhere: the sum over tiles is the map.
@@ -229,7 +231,7 @@ class TiledLoss:
 
         def style_tile(image):
             def fn(k, grid):
-                crop, _, sums = self._tile_sums(image, k, grid, None, none, content_maps=False)
+                crop, _, sums = self._tile_sums(image, k, grid, None, none, content_errors=False)
                 return sums(crop)[1][0]
             return list(self._accumulate(image, fn))
 

@@ -173,6 +173,7 @@ class Stylizer:
             the content's longest side exceeds ``tiling.tile``.
         """
         styles = style if isinstance(style, (list, tuple)) else (style,)
+
         def untiled():
             content_features, _ = self.features(content)
             style_features = [self.features(s)[1] for s in styles]
@@ -193,8 +194,9 @@ class Stylizer:
 
         One forward and backward pass through the feature model (tile by tile with
         ``tiling`` where the image's longest side exceeds ``tiling.tile``: the same
-        loss and gradient, in the memory of a tile) and one optimiser update. ``image`` is (1, H, W, 3) float32 in [0, 255]; the returned
-        terms are those of the image passed in (before the update).
+        loss and gradient, in the memory of a tile) and one optimiser update.
+        ``image`` is (1, H, W, 3) float32 in [0, 255]; the returned terms are those
+        of the image passed in (before the update).
         """
         def value_and_gradient(image, targets):
             with tf.GradientTape() as tape:
