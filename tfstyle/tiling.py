@@ -36,7 +36,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from tfstyle.features import layer_names, layer_stride
-from tfstyle.losses import LayerSums, StyleLoss, Targets
+from tfstyle.losses import StyleLoss, Targets
 
 
 class Tiling(NamedTuple):

@@ -205,8 +205,9 @@ class Stylizer:
                 terms = loss(image, content_features, style_features, targets)
             return terms, tape.gradient(terms.total, image)
 
-        evaluate = value_and_gradient
-        if tiling is not None:
+        if tiling is None:
+            evaluate = value_and_gradient
+        else:
             tiled = self.tiled_loss(loss, tiling).value_and_gradient
 
             def evaluate(image, targets):
