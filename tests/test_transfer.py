@@ -214,7 +214,7 @@ def test_lbfgs_line_search_rejects_a_step_that_raises_the_loss():
     for _ in range(30):
         loss, grad = value_and_grad(x)
         x, state = optimizer.update(x, grad, loss, state)
-        losses.append(float(state[7]))  # the accepted loss
+        losses.append(float(state.f))  # the accepted loss
     assert all(b <= a for a, b in zip(losses, losses[1:]))
     assert losses[-1] < 1e-2 * losses[0]
 

@@ -190,9 +190,10 @@ def run_local(output, options, images):
     ``images``: the decoded inputs from ``_decode_inputs``."""
     import tensorflow as tf
 
-    from tfstyle import image_io
+    from tfstyle import image_io, memory
     from tfstyle.transfer import Stylizer
 
+    memory.return_freed_memory()  # this process's own; bounds a tiled run's peak
     stylizer = Stylizer(**model_options(), precision=FLAGS.precision,
                         jit_compile=FLAGS.jit_compile)
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None

@@ -11,6 +11,8 @@ Pixels live in [0, 255]; every update projects back into that box.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
 
 from tfstyle.errors import ConfigError
@@ -108,16 +110,17 @@ class LBFGS:
         self.first_step = float(first_step)
         self.armijo = float(armijo)
 
-    def init(self, image: tf.Tensor) -> tuple:
-        """State: (S, Y (history, n), rho (history,), pairs stored, newest slot,
-        accepted image, its gradient, its loss, direction (n,), step length, steps)."""
+    def init(self, image: tf.Tensor) -> "LBFGSState":
+        """The state for an image (1, H, W, 3): ``LBFGSState``, no pairs stored."""
         n = tf.size(image)
-        zeros_hn = tf.zeros(tf.stack([self.history, n]), image.dtype)
         zeros_n = tf.zeros(tf.reshape(n, [1]), image.dtype)
-        return (zeros_hn, zeros_hn, tf.zeros([self.history], image.dtype),
-                tf.constant(0), tf.constant(self.history - 1),
-                zeros_n, zeros_n, tf.constant(float("inf"), image.dtype), zeros_n,
-                tf.constant(0.0, image.dtype), tf.constant(0))
+        # One tensor per pair (all the same zeros until written): storing a pair then
+        # shifts references instead of copying a (history, n) block, which at 4096 px
+        # is hundreds of MB.
+        pairs = (zeros_n,) * self.history
+        return LBFGSState(pairs, pairs, tf.zeros([self.history], image.dtype), tf.constant(0),
+                          zeros_n, zeros_n, tf.constant(float("inf"), image.dtype), zeros_n,
+                          tf.constant(0.0, image.dtype), tf.constant(0))
 
     def resize_state(self, state, image):
         """A fresh state for ``image``, the next coarse-to-fine stage: curvature pairs
@@ -127,69 +130,84 @@ class LBFGS:
 
     def result(self, image, state):
         """The last accepted image, (1, H, W, 3) in [0, 255] (``image`` before any step)."""
-        steps = state[-1]
-        return tf.cond(steps > 0, lambda: tf.reshape(state[5], tf.shape(image)), lambda: image)
+        return tf.cond(state.steps > 0, lambda: tf.reshape(state.x, tf.shape(image)),
+                       lambda: image)
 
     def update(self, image, grad, loss, state):
         """Evaluates a candidate; returns (next candidate in [0, 255], new state)."""
-        s_mem, y_mem, rho, count, newest, x_acc, g_acc, f_acc, d, t, steps = state
-        m = self.history
+        s_mem, y_mem, rho, count, x_acc, g_acc, f_acc, d, t, steps = state
         x = tf.reshape(image, [-1])
         g = tf.reshape(grad, [-1])
         loss = tf.cast(loss, x.dtype)
 
         # Armijo on the projected move: f(x) ≤ f(x_acc) + c₁ g_accᵀ (x − x_acc).
-        accept = (steps == 0) | (loss <= f_acc + self.armijo * tf.tensordot(g_acc, x - x_acc, 1))
-
-        # On acceptance, store the curvature pair of the move, if positive.
         s = x - x_acc
+        accept = (steps == 0) | (loss <= f_acc + self.armijo * tf.tensordot(g_acc, s, 1))
+
+        # On acceptance, store the curvature pair of the move, if positive: it becomes
+        # pair 0, the others move one place older, the oldest is dropped.
         y = g - g_acc
         sy = tf.tensordot(s, y, 1)
         store = accept & (steps > 0) & (sy > 1e-10 * tf.maximum(tf.tensordot(y, y, 1), 1e-30))
-        slot = tf.where(store, (newest + 1) % m, newest)
-        onehot = tf.cast(tf.one_hot(slot, m), x.dtype) * tf.cast(store, x.dtype)
-        s_mem = s_mem + onehot[:, None] * (s[None, :] - s_mem)
-        y_mem = y_mem + onehot[:, None] * (y[None, :] - y_mem)
-        rho = rho + onehot * (1.0 / tf.where(store, sy, 1.0) - rho)
-        count = tf.where(store, tf.minimum(count + 1, m), count)
-        newest = slot
+        s_mem, y_mem, rho = tf.cond(
+            store, lambda: ((s,) + s_mem[:-1], (y,) + y_mem[:-1],
+                            tf.concat([tf.reshape(1.0 / sy, [1]), rho[:-1]], 0)),
+            lambda: (s_mem, y_mem, rho))
+        count = tf.where(store, tf.minimum(count + 1, self.history), count)
 
         x_acc = tf.where(accept, x, x_acc)
         g_acc = tf.where(accept, g, g_acc)
         f_acc = tf.where(accept, loss, f_acc)
 
-        new_d, new_t, count = self._direction(g_acc, s_mem, y_mem, rho, count, newest)
+        new_d, new_t, count = self._direction(g_acc, s_mem, y_mem, rho, count)
         d = tf.where(accept, new_d, d)
         t = tf.where(accept, new_t, 0.5 * t)
         candidate = tf.clip_by_value(x_acc + t * d, 0.0, PIXEL_MAX)
-        state = (s_mem, y_mem, rho, count, newest, x_acc, g_acc, f_acc, d, t, steps + 1)
+        state = LBFGSState(s_mem, y_mem, rho, count, x_acc, g_acc, f_acc, d, t, steps + 1)
         return tf.reshape(candidate, tf.shape(image)), state
 
-    def _direction(self, g, s_mem, y_mem, rho, count, newest):
+    def _direction(self, g, s_mem, y_mem, rho, count):
         """d = −H g by the two-loop recursion, with its first step length; falls back
         to the scaled gradient (and forgets the memory) if d is no descent direction."""
-        m = self.history
-        # Slots beyond `count` are masked out, which keeps the loop static for graph mode.
+        # Pairs beyond `count` are masked out, which keeps the loop static for graph mode.
         q = g
         alphas = []
-        for i in range(m):
-            j = (newest - i) % m
+        for i in range(self.history):  # newest first
             valid = tf.cast(i < count, g.dtype)
-            alpha = valid * rho[j] * tf.tensordot(s_mem[j], q, 1)
-            q = q - alpha * y_mem[j]
-            alphas.append((j, valid, alpha))
-        y_new = y_mem[newest]
-        gamma = tf.tensordot(s_mem[newest], y_new, 1) / tf.maximum(tf.tensordot(y_new, y_new, 1),
-                                                                   1e-30)
+            alpha = valid * rho[i] * tf.tensordot(s_mem[i], q, 1)
+            q = q - alpha * y_mem[i]
+            alphas.append((i, valid, alpha))
+        gamma = tf.tensordot(s_mem[0], y_mem[0], 1) / tf.maximum(
+            tf.tensordot(y_mem[0], y_mem[0], 1), 1e-30)
         r = gamma * q
-        for j, valid, alpha in reversed(alphas):
-            beta = valid * rho[j] * tf.tensordot(y_mem[j], r, 1)
-            r = r + s_mem[j] * (alpha - beta)
+        for i, valid, alpha in reversed(alphas):
+            beta = valid * rho[i] * tf.tensordot(y_mem[i], r, 1)
+            r = r + s_mem[i] * (alpha - beta)
         quasi_newton = (count > 0) & (tf.tensordot(g, r, 1) > 0)
         gradient_step = self.first_step / tf.maximum(tf.reduce_max(tf.abs(g)), 1e-30)
         d = tf.where(quasi_newton, -r, -g)
         t = tf.where(quasi_newton, tf.constant(self.learning_rate, g.dtype), gradient_step)
         return d, t, tf.where(quasi_newton, count, 0)
+
+
+class LBFGSState(NamedTuple):
+    """L-BFGS's state, tensors whose shapes depend only on the image's n pixels × 3.
+
+    s, y: ``history`` tensors (n,) each, the curvature pairs, newest first; rho (history,):
+    1 / sᵀy of each; count: pairs stored; x, g, f: the last accepted image (n,), its
+    gradient and loss; d (n,), t: the direction and step length of the next candidate;
+    steps: updates so far.
+    """
+    s: tuple
+    y: tuple
+    rho: tf.Tensor
+    count: tf.Tensor
+    x: tf.Tensor
+    g: tf.Tensor
+    f: tf.Tensor
+    d: tf.Tensor
+    t: tf.Tensor
+    steps: tf.Tensor
 
 
 OPTIMIZERS = {"adam": Adam, "lbfgs": LBFGS}

@@ -221,14 +221,17 @@ class Stylizer:
         return step
 
     def stage_setup(self, options: RunOptions, optimizer, height: int, width: int,
-                    budget: int | None = None):
+                    budget: int | None = None, steps: int | None = None):
         """(optimizer, tiling) for a stage of ``height`` × ``width``: tiled where
         ``options.tile_size`` says so or the untiled step would pass ``budget`` bytes
         (default ``options.memory_limit``, or ``memory.default_budget()``); L-BFGS with a
-        history short enough to fit (``memory.lbfgs_history``). Nothing changes for
-        stages that fit."""
+        history short enough to fit (``memory.lbfgs_history``), and no longer than the
+        ``steps - 1`` pairs a stage of ``steps`` steps can store (the same steps, less
+        memory). Nothing changes for stages that fit."""
         if isinstance(optimizer, LBFGS):
             history = memory.lbfgs_history(height * width, optimizer.history)
+            if steps is not None:
+                history = min(history, max(1, steps - 1))
             if history != optimizer.history:
                 optimizer = LBFGS(history, optimizer.learning_rate, optimizer.first_step,
                                   optimizer.armijo)
@@ -416,7 +419,8 @@ class Stylizer:
                 continue
             arrays = self.stage_inputs(inputs, size, options)
             optimizer, tiling = self.stage_setup(options, run_optimizer,
-                                                 *arrays.run_content.shape[:2], budget)
+                                                 *arrays.run_content.shape[:2], budget,
+                                                 stage_steps)
             fns = self._functions(loss, optimizer, options, tiling)
             content_t = tf.constant(arrays.run_content[None])
             targets = fns["targets"](content_t, tuple(tf.constant(s[None]) for s in arrays.styles),
@@ -426,8 +430,12 @@ class Stylizer:
                 if start.shape != content_t.shape:
                     raise ConfigError("the checkpoint's image does not fit this job's stage "
                                       "sizes: drop --resume")
+                fresh = optimizer.init(start)
                 stage_state = [tf.constant(v) for v in resume["state"]]
-                stage_state = tf.nest.pack_sequence_as(optimizer.init(start), stage_state)
+                if [s.shape for s in stage_state] != [s.shape for s in tf.nest.flatten(fresh)]:
+                    raise ConfigError("the checkpoint's optimiser state does not fit this "
+                                      "version of tfstyle: drop --resume")
+                stage_state = tf.nest.pack_sequence_as(fresh, stage_state)
                 done, first = int(resume["step"]), int(resume["step"])
                 resume = None
             elif image is None:
