@@ -131,6 +131,9 @@ def test_memory_limit_decides_the_tiling():
     assert memory.step_bytes(1536, 2048, *args, crop=tile + 16 + 140) > need // 3
     with pytest.raises(Exception, match="memory_limit"):
         memory.plan_tiling(1536, 2048, *args, budget=2**20, halo=70)
+    # The content targets (conv4_2: 512 maps at 1/8 × 1/8) stay whole when tiled.
+    assert memory.step_bytes(1536, 2048, *args, crop=256, content_layers=["block4_conv2"]) - \
+        memory.step_bytes(1536, 2048, *args, crop=256) == 4 * 1536 * 2048 * 512 // 64
     # Bytes per pixel grow with the history, and L-BFGS keeps fewer pairs when large.
     assert memory.lbfgs_history(512 * 512, 10) == 10
     assert memory.lbfgs_history(4096 * 3072, 10) == 3

@@ -205,6 +205,22 @@ def test_lbfgs_solves_an_ill_conditioned_quadratic_where_adam_cannot():
     assert float(value_and_grad(x_lbfgs)[0]) < 1e-3 * float(value_and_grad(x_adam)[0])
 
 
+def test_lbfgs_history_beyond_the_steps_changes_nothing_and_a_short_stage_keeps_less(
+        stylizer):
+    """A stage of n steps stores at most n − 1 pairs, so the stage keeps only those:
+    bit for bit the same steps, less memory. Switched off, the history stays 10."""
+    c, value_and_grad = quadratic(1e2)
+    x0 = tf.fill(c.shape, 128.0)
+    short, state = run(LBFGS(history=5), value_and_grad, x0, 6)
+    long, _ = run(LBFGS(history=10), value_and_grad, x0, 6)
+    assert int(state.count) == 5  # every pair was stored, so none was to spare
+    np.testing.assert_array_equal(short, long)
+    for steps, history in ((6, 5), (2, 1), (1, 1), (400, 10)):
+        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 64, 64,
+                                            steps=steps)
+        assert optimizer.history == history
+
+
 def test_lbfgs_line_search_rejects_a_step_that_raises_the_loss():
     c, value_and_grad = quadratic(10.0)
     optimizer = LBFGS(learning_rate=50.0)  # overshoots: the line search must halve

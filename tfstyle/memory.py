@@ -18,7 +18,7 @@ import re
 import subprocess
 
 from tfstyle.errors import ConfigError
-from tfstyle.features import layer_names
+from tfstyle.features import layer_names, layer_stride
 
 log = logging.getLogger("tfstyle")
 
@@ -46,7 +46,7 @@ def activation_floats_per_pixel(layers, backbone: str = "vgg19") -> float:
             break
         if name.endswith("_pool"):
             area *= 4
-        total += min(64 * 2 ** (int(name[5]) - 1), 512) / area
+        total += _channels(name) / area
         wanted.discard(name)
     return total
 
@@ -58,35 +58,48 @@ def lbfgs_history(pixels: int, history: int) -> int:
     return int(max(3, min(history, HISTORY_BYTES // pair_bytes)))
 
 
+def target_floats_per_pixel(content_layers) -> float:
+    """Floats per input pixel of the content targets: the content layers' whole maps,
+    which a stage keeps, tiled or not."""
+    return sum(_channels(name) / layer_stride(name) ** 2 for name in content_layers)
+
+
+def _channels(name: str) -> int:
+    """Channels of a VGG layer ``blockB_...``: 64 doubling per block, at most 512."""
+    return min(64 * 2 ** (int(name[5]) - 1), 512)
+
+
 def step_bytes(height: int, width: int, layers, backbone: str, precision: str,
-               history: int = 0, crop: int | None = None) -> int:
+               history: int = 0, crop: int | None = None, content_layers=()) -> int:
     """Estimated peak bytes of a run's step on an image of ``height`` × ``width``:
-    untiled, or tiled with square crops of side ``crop``."""
+    untiled, or tiled with square crops of side ``crop``; ``content_layers`` (a subset
+    of ``layers``) for the content targets' maps, which tiles do not bound."""
     pixels = height * width
     act_bytes = 2 if "bfloat16" in precision else 8 if precision == "float64" else 4
     act_pixels = pixels if crop is None else min(pixels, crop * crop)
     activations = ACTIVATION_FACTOR * act_bytes * activation_floats_per_pixel(
         layers, backbone) * act_pixels
     buffers = 12 * pixels * (IMAGE_BUFFERS + 2 * history)
-    return int(BASE_BYTES + activations + buffers)
+    targets = 4 * pixels * target_floats_per_pixel(content_layers)
+    return int(BASE_BYTES + activations + buffers + targets)
 
 
 def plan_tiling(height: int, width: int, layers, backbone: str, precision: str,
-                history: int, budget: int, halo: int, align: int = 16):
+                history: int, budget: int, halo: int, align: int = 16, content_layers=()):
     """The tile side for a stage of ``height`` × ``width``: None where the untiled step
     fits ``budget`` bytes, else the largest multiple of ``align`` whose crops (tile plus
     a halo on each side) fit. Raises ConfigError when not even the smallest tile fits."""
-    if step_bytes(height, width, layers, backbone, precision, history) <= budget:
+    def estimate(crop=None):
+        return step_bytes(height, width, layers, backbone, precision, history, crop,
+                          content_layers)
+
+    if estimate() <= budget:
         return None
     tile = align
-    while (tile + align < max(height, width) and
-           step_bytes(height, width, layers, backbone, precision, history,
-                      crop=tile + align + 2 * halo) <= budget):
+    while tile + align < max(height, width) and estimate(tile + align + 2 * halo) <= budget:
         tile += align
-    if step_bytes(height, width, layers, backbone, precision, history,
-                  crop=tile + 2 * halo) > budget:
-        need = step_bytes(height, width, layers, backbone, precision, history,
-                          crop=align + 2 * halo)
+    if estimate(tile + 2 * halo) > budget:
+        need = estimate(align + 2 * halo)
         raise ConfigError(f"a {width}x{height} stage needs about {need / 2**30:.1f} GiB even "
                           f"tiled, above --memory_limit={budget / 2**30:.1f} GiB: raise "
                           f"--memory_limit or lower --size")

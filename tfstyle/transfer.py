@@ -243,7 +243,8 @@ class Stylizer:
             budget = budget or memory.parse_memory(options.memory_limit) or \
                 memory.default_budget()
             tile = memory.plan_tiling(height, width, self.layers, self.backbone,
-                                      self.precision, history, budget, halo, self.min_side)
+                                      self.precision, history, budget, halo, self.min_side,
+                                      self.content_layers)
         return optimizer, (None if tile is None else Tiling(tile, halo))
 
     @staticmethod
@@ -425,6 +426,9 @@ class Stylizer:
             content_t = tf.constant(arrays.run_content[None])
             targets = fns["targets"](content_t, tuple(tf.constant(s[None]) for s in arrays.styles),
                                      weights, tuple(tf.constant(m) for m in arrays.masks))
+            # The targets hold the styles' statistics; their pixels (style_scale² times
+            # the output's area: 360 MB at 4096 px) need not stay through the stage.
+            arrays = arrays._replace(styles=())
             if resume is not None and done <= resume["step"]:
                 start = tf.constant(resume["image"])
                 if start.shape != content_t.shape:
