@@ -26,6 +26,10 @@ log = logging.getLogger("tfstyle")
 # pass: the forward maps, their ReLU masks and pooling indices for the backward pass,
 # and the backward's transient gradients. Fitted to peak RSS (BENCHMARKS.md).
 ACTIVATION_FACTOR = 2.2
+# The same for a tile's crop: twice as much per pixel, fitted to tiled peaks at 2048 and
+# 4096 px (BENCHMARKS.md, "tiled steps"). Pass two keeps a crop's forward maps for its
+# backward, and the owned slices, style sums and the padded gradient come on top.
+TILED_ACTIVATION_FACTOR = 4.3
 # Image-sized float32 RGB buffers besides the optimiser's history: image, gradient,
 # candidate, L-BFGS's accepted image, gradient and direction, the tiled gradient's sum.
 IMAGE_BUFFERS = 10
@@ -76,9 +80,11 @@ def step_bytes(height: int, width: int, layers, backbone: str, precision: str,
     of ``layers``) for the content targets' maps, which tiles do not bound."""
     pixels = height * width
     act_bytes = 2 if "bfloat16" in precision else 8 if precision == "float64" else 4
-    act_pixels = pixels if crop is None else min(pixels, crop * crop)
-    activations = ACTIVATION_FACTOR * act_bytes * activation_floats_per_pixel(
-        layers, backbone) * act_pixels
+    if crop is None:
+        act_pixels, factor = pixels, ACTIVATION_FACTOR
+    else:
+        act_pixels, factor = min(pixels, crop * crop), TILED_ACTIVATION_FACTOR
+    activations = factor * act_bytes * activation_floats_per_pixel(layers, backbone) * act_pixels
     buffers = 12 * pixels * (IMAGE_BUFFERS + 2 * history)
     targets = 4 * pixels * target_floats_per_pixel(content_layers)
     return int(BASE_BYTES + activations + buffers + targets)
@@ -141,6 +147,12 @@ def parse_memory(text) -> int:
         raise ConfigError(f"memory_limit must be a size like 6G or 512M (0 = automatic), "
                           f"got {text!r}")
     return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def run_budget(memory_limit) -> int:
+    """The bytes a run may use: ``memory_limit`` (see ``parse_memory``), or where that
+    is 0, ``default_budget()``."""
+    return parse_memory(memory_limit) or default_budget()
 
 
 def default_budget() -> int:

@@ -240,8 +240,7 @@ class Stylizer:
         if options.tile_size:
             tile = options.tile_size if max(height, width) > options.tile_size else None
         else:
-            budget = budget or memory.parse_memory(options.memory_limit) or \
-                memory.default_budget()
+            budget = budget or memory.run_budget(options.memory_limit)
             tile = memory.plan_tiling(height, width, self.layers, self.backbone,
                                       self.precision, history, budget, halo, self.min_side,
                                       self.content_layers)
@@ -407,8 +406,7 @@ class Stylizer:
         loss = self.make_loss(options)
         run_optimizer = make_optimizer(options)
         # Once, before this run's own allocations lower the free memory.
-        budget = memory.parse_memory(options.memory_limit) or (
-            None if options.tile_size else memory.default_budget())
+        budget = None if options.tile_size else memory.run_budget(options.memory_limit)
         weights = tf.constant(options.blend_weights(len(inputs.styles)), tf.float32)
         started = time.perf_counter()
         done, first, terms = 0, 0, None
