@@ -224,7 +224,7 @@ class Stylizer:
                     budget: int | None = None, steps: int | None = None):
         """(optimizer, tiling) for a stage of ``height`` × ``width``: tiled where
         ``options.tile_size`` says so or the untiled step would pass ``budget`` bytes
-        (default ``options.memory_limit``, or ``memory.default_budget()``); L-BFGS with a
+        (default ``memory.run_budget(options.memory_limit)``); L-BFGS with a
         history short enough to fit (``memory.lbfgs_history``), and no longer than the
         ``steps - 1`` pairs a stage of ``steps`` steps can store (the same steps, less
         memory). Nothing changes for stages that fit."""
