@@ -1,11 +1,13 @@
 """Tiled steps (tfstyle.tiling): what the halo costs and changes, and peak memory by size.
 
-    python bench/tiling.py --sections=halo,steps,print --write
+    python bench/tiling.py --tiling_sections=halo,steps,print --write
 
 Sections, each configuration in its own process (peak RSS is its own):
 
 * ``halo``: at one size, the relative error of the tiled gradient against the untiled
   one, and the seconds per evaluation, for several halos (the exact one last);
+* ``passes``: one forward pass, and one forward and backward pass, untiled: what the
+  two passes of an exact tiled step cost before any halo;
 * ``steps``: a few single-stage L-BFGS steps at each size, untiled and tiled: seconds
   per step (median) and peak RSS;
 * ``print``: the CLI with ``configs/print.cfg`` to 4096 px under ``--memory_limit``:
@@ -38,10 +40,11 @@ sys.path.insert(0, str(REPO))
 import benchmark  # noqa: E402  (its flags: --content, --style, --backbone, --weights, --write)
 
 flags.DEFINE_list("tiling_sections", ["halo", "steps", "print"],
-                  "halo, steps, print, picture.")
+                  "halo, passes, steps, print, picture.")
 flags.DEFINE_integer("halo_size", 1024, "Size of the halo measurement.")
 flags.DEFINE_integer("halo_tile", 512, "Tile side of the halo measurement.")
 flags.DEFINE_list("halos", ["0", "16", "32", "48"], "Halos tried (the exact one is added).")
+flags.DEFINE_integer("passes_size", 640, "Size of the passes measurement.")
 flags.DEFINE_list("step_sizes", ["1024", "2048"], "Sizes of the steps section.")
 flags.DEFINE_integer("step_tile", 512, "Tile side of the steps section's tiled runs.")
 flags.DEFINE_integer("step_count", 3, "L-BFGS steps per run of the steps section.")
@@ -129,9 +132,47 @@ def step_probe(config):
     return {"step_s": statistics.median(per_step) if per_step else float("nan")}
 
 
+def passes_probe(config):
+    """Seconds of one forward pass (the loss's sums, as pass one runs it) and of one
+    forward and backward pass (as an untiled step, or pass two), untiled, medians."""
+    import tensorflow as tf
+
+    from tfstyle import RunOptions
+    stylizer = _stylizer(config)
+    options = RunOptions(size=config["size"], stage_size=0)
+    loss = stylizer.make_loss(options)
+    inputs = stylizer.prepare(config["content"], config["style"], options)
+    arrays = stylizer.stage_inputs(inputs, config["size"], options)
+    content = tf.constant(arrays.run_content[None])
+    targets = stylizer.compute_targets(loss, content, tf.constant(arrays.styles[0][None]))
+
+    @tf.function
+    def forward(image):
+        c, s = stylizer.features(image)
+        return loss(image, c, s, targets).total
+
+    @tf.function
+    def forward_backward(image):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            total = forward.python_function(image)
+        return tape.gradient(total, image)
+
+    out = {}
+    for name, fn in (("forward_s", forward), ("forward_backward_s", forward_backward)):
+        fn(content)  # trace
+        times = []
+        for _ in range(config["repeats"]):
+            start = time.perf_counter()
+            fn(content).numpy()
+            times.append(time.perf_counter() - start)
+        out[name] = statistics.median(times)
+    return out
+
+
 def worker(spec):
     config = json.loads(spec)
-    kinds = {"halo": halo_probe, "steps": step_probe}
+    kinds = {"halo": halo_probe, "steps": step_probe, "passes": passes_probe}
     result = kinds[config["kind"]](config)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
@@ -185,6 +226,18 @@ def halo_table(common):
         lines.append(f"| {name} | {row['grad_rel']:.2e} | {row['loss_rel']:.1e} | "
                      f"{row['s']:.2f} | {row['s'] / r['untiled_s']:.2f} |")
     return lines
+
+
+def passes_table(common):
+    r = run_worker(dict(common, kind="passes", size=FLAGS.passes_size, repeats=4))
+    if "failed" in r:
+        return [f"passes probe failed: {r['failed']}"]
+    f, u = r["forward_s"], r["forward_backward_s"]
+    return [f"### Passes: one forward, and one forward and backward, untiled ({FLAGS.passes_size} "
+            f"px, {common['precision']}, medians of 4)", "",
+            "| forward s | forward and backward s | backward ÷ forward | "
+            "two passes ÷ one, before any halo |", "|---|---|---|---|",
+            f"| {f:.2f} | {u:.2f} | {(u - f) / f:.2f} | {(u + f) / u:.2f} |"]
 
 
 def steps_table(common):
@@ -284,8 +337,8 @@ def main(argv):
     backbone, weights = benchmark.default_model()
     common = {"backbone": backbone, "weights": weights, "precision": FLAGS.precision,
               "content": FLAGS.content, "style": FLAGS.style}
-    tables = {"halo": halo_table, "steps": steps_table, "print": print_table,
-              "picture": picture_table}
+    tables = {"halo": halo_table, "passes": passes_table, "steps": steps_table,
+              "print": print_table, "picture": picture_table}
     lines = [line.replace("bench/benchmark.py", "bench/tiling.py")
              for line in benchmark.header_lines(backbone, weights)]
     for section in FLAGS.tiling_sections:
