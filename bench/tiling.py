@@ -66,13 +66,12 @@ def _stylizer(config):
                     precision=config["precision"])
 
 
-def halo_probe(config):
-    """Gradient error and time per evaluation of tiled against untiled, per halo."""
-    import numpy as np
+def _problem(config):
+    """(stylizer, loss, content (1, H, W, 3), targets) of one untiled stage at
+    ``config["size"]`` with the default options."""
     import tensorflow as tf
 
     from tfstyle import RunOptions
-    from tfstyle.tiling import Tiling
     stylizer = _stylizer(config)
     options = RunOptions(size=config["size"], stage_size=0)
     loss = stylizer.make_loss(options)
@@ -80,6 +79,16 @@ def halo_probe(config):
     arrays = stylizer.stage_inputs(inputs, config["size"], options)
     content = tf.constant(arrays.run_content[None])
     targets = stylizer.compute_targets(loss, content, tf.constant(arrays.styles[0][None]))
+    return stylizer, loss, content, targets
+
+
+def halo_probe(config):
+    """Gradient error and time per evaluation of tiled against untiled, per halo."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfstyle.tiling import Tiling
+    stylizer, loss, content, targets = _problem(config)
     # A point on the way: the photo with the painting's texture half put in is not at
     # hand, so noise on the photo (the gradient is then large everywhere).
     rng = np.random.default_rng(0)
@@ -137,14 +146,7 @@ def passes_probe(config):
     forward and backward pass (as an untiled step, or pass two), untiled, medians."""
     import tensorflow as tf
 
-    from tfstyle import RunOptions
-    stylizer = _stylizer(config)
-    options = RunOptions(size=config["size"], stage_size=0)
-    loss = stylizer.make_loss(options)
-    inputs = stylizer.prepare(config["content"], config["style"], options)
-    arrays = stylizer.stage_inputs(inputs, config["size"], options)
-    content = tf.constant(arrays.run_content[None])
-    targets = stylizer.compute_targets(loss, content, tf.constant(arrays.styles[0][None]))
+    stylizer, loss, content, targets = _problem(config)
 
     @tf.function
     def forward(image):
