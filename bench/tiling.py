@@ -82,6 +82,20 @@ def _problem(config):
     return stylizer, loss, content, targets
 
 
+def _timed(fn, image, repeats):
+    """(median seconds of ``repeats`` calls ``fn(image)`` after one to trace, the last
+    call's output), each call's tensors read back before its clock stops."""
+    import tensorflow as tf
+    fn(image)
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn(image)
+        tf.nest.map_structure(lambda t: t.numpy(), out)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
 def halo_probe(config):
     """Gradient error and time per evaluation of tiled against untiled, per halo."""
     import numpy as np
@@ -103,23 +117,13 @@ def halo_probe(config):
             terms = loss(image, c, s, targets)
         return terms.total, tape.gradient(terms.total, image)
 
-    def timed(fn):
-        fn(image)  # trace
-        times, out = [], None
-        for _ in range(3):
-            start = time.perf_counter()
-            out = fn(image)
-            out[1].numpy()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times), out
-
-    base_s, (base_loss, base_grad) = timed(untiled)
+    base_s, (base_loss, base_grad) = _timed(untiled, image, 3)
     rows = []
     for halo in config["halos"] + [stylizer.default_halo]:
         tiled = stylizer.tiled_loss(loss, Tiling(config["tile"], halo))
         fn = tf.function(lambda x, t=tiled: (lambda r: (r[0].total, r[1]))(
             t.value_and_gradient(x, targets)))
-        seconds, (value, grad) = timed(fn)
+        seconds, (value, grad) = _timed(fn, image, 3)
         diff = (grad - base_grad).numpy()
         rows.append({"halo": halo, "exact": halo == stylizer.default_halo,
                      "grad_rel": float(np.linalg.norm(diff) / np.linalg.norm(base_grad)),
@@ -160,16 +164,8 @@ def passes_probe(config):
             total = forward.python_function(image)
         return tape.gradient(total, image)
 
-    out = {}
-    for name, fn in (("forward_s", forward), ("forward_backward_s", forward_backward)):
-        fn(content)  # trace
-        times = []
-        for _ in range(config["repeats"]):
-            start = time.perf_counter()
-            fn(content).numpy()
-            times.append(time.perf_counter() - start)
-        out[name] = statistics.median(times)
-    return out
+    return {"forward_s": _timed(forward, content, config["repeats"])[0],
+            "forward_backward_s": _timed(forward_backward, content, config["repeats"])[0]}
 
 
 def worker(spec):
@@ -230,13 +226,13 @@ def halo_table(common):
     return lines
 
 
-def passes_table(common):
-    r = run_worker(dict(common, kind="passes", size=FLAGS.passes_size, repeats=4))
+def passes_table(common, repeats=4):
+    r = run_worker(dict(common, kind="passes", size=FLAGS.passes_size, repeats=repeats))
     if "failed" in r:
         return [f"passes probe failed: {r['failed']}"]
     f, u = r["forward_s"], r["forward_backward_s"]
     return [f"### Passes: one forward, and one forward and backward, untiled ({FLAGS.passes_size} "
-            f"px, {common['precision']}, medians of 4)", "",
+            f"px, {common['precision']}, medians of {repeats})", "",
             "| forward s | forward and backward s | backward ÷ forward | "
             "two passes ÷ one, before any halo |", "|---|---|---|---|",
             f"| {f:.2f} | {u:.2f} | {(u - f) / f:.2f} | {(u + f) / u:.2f} |"]
