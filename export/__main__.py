@@ -41,9 +41,13 @@ flags.DEFINE_enum("precision", "float32", ["auto", "float32", "mixed_bfloat16"],
                   "Export on, or choose for, the serving hardware.")
 
 flags.DEFINE_integer("tile_size", 0,
-                     "0, or evaluate every stage longer than this many px in exact tiles of "
+                     "0, or evaluate every stage longer than this many px in tiles of "
                      "this side: a request's memory stops growing with its activations, so "
                      "a larger --max_side fits the same server (SERVING.md).")
+flags.DEFINE_integer("tile_halo", -1,
+                     "Pixels of context around each tile (-1: the default, half the deepest "
+                     "layer's receptive field; that field, 70 px for VGG19, is exact to "
+                     "rounding).")
 
 FLAGS = flags.FLAGS
 
@@ -85,7 +89,8 @@ def main(argv):
             max_input_side=FLAGS.max_input_side, optimizer=FLAGS.optimizer,
             learning_rate=FLAGS.learning_rate, warmup=FLAGS.warmup,
             model_name=FLAGS.model_name, overwrite=FLAGS.overwrite,
-            precision=precision, tile_size=FLAGS.tile_size)
+            precision=precision, tile_size=FLAGS.tile_size,
+            tile_halo=FLAGS.tile_halo)
     except TfstyleError as e:
         _fail(str(e))
     print(path)

@@ -320,10 +320,11 @@ def test_adam_export_carries_its_state_across_stages(stylizer, tmp_path):
 
 
 def test_tiled_export_matches_the_tiled_library(stylizer, tmp_path):
-    # tile_size: stages longer than 16 px run in exact 16 px tiles (tfstyle.tiling),
-    # in the graph as in the library, which tiles likewise with --tile_size.
+    # tile_size: stages longer than 16 px run in 16 px tiles (tfstyle.tiling), here
+    # with the exact halo, in the graph as in the library, which tiles likewise.
+    halo = stylizer.exact_halo
     tiled_dir = export_model(tmp_path / "tiled" / "1", stylizer, max_side=MAX_SIDE,
-                             max_steps=MAX_STEPS, warmup=False, tile_size=16)
+                             max_steps=MAX_STEPS, warmup=False, tile_size=16, tile_halo=halo)
     content, style = smooth(26, 34, 4), smooth(30, 34, 5)
     served = Served(tiled_dir)
     try:
@@ -333,7 +334,7 @@ def test_tiled_export_matches_the_tiled_library(stylizer, tmp_path):
     finally:
         served.session.close()
     options = dict(size=34, steps=8, seed=5, style_loss="gram", style_scale=1.0)
-    tiled = stylizer.stylize(content, style, tile_size=16, **options)
+    tiled = stylizer.stylize(content, style, tile_size=16, tile_halo=halo, **options)
     image = decode(out["image_bytes"])
     assert np.abs(image.astype(int) - tiled.image).max() <= 1
     assert out["loss"] == pytest.approx(tiled.losses["total"], rel=1e-4)

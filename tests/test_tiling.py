@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import stop_after, synthetic_image
 from tfstyle import RunOptions
 from tfstyle.features import layer_names
-from tfstyle.tiling import TiledLoss, Tiling, receptive_halo
+from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 
 # Large enough that crops are cut out of the image at a tile's every side (some tile's).
 HEIGHT, WIDTH = 240, 208
@@ -56,6 +56,26 @@ def test_receptive_halo_of_vgg_layers():
     assert receptive_halo(layer_names("vgg19")[:3] + ["block4_conv2"], "vgg19") == 38
 
 
+def test_the_default_halo_is_half_the_exact_one_on_the_deepest_stride():
+    # ceil(exact / 2), rounded up to a multiple of the deepest layer's stride.
+    assert default_halo(["block1_conv1", "block5_conv1"], "vgg19") == 48  # 35 -> 48 (16)
+    assert default_halo(["block5_conv1"], "vgg16") == 32  # 29 -> 32 (16)
+    assert default_halo(["block4_conv2"], "vgg19") == 24  # 19 -> 24 (8)
+    assert default_halo(["block1_conv1"], "vgg19") == 1  # 1 -> 1 (1)
+
+
+def test_a_stage_tiles_with_the_default_halo_unless_told(stylizer):
+    from tfstyle.transfer import make_optimizer
+    optimizer = make_optimizer(RunOptions())
+    _, tiling = stylizer.stage_setup(RunOptions(tile_size=64), optimizer, 96, 128)
+    assert tiling == Tiling(64, stylizer.default_halo)
+    assert 0 < stylizer.default_halo < stylizer.exact_halo == receptive_halo(stylizer.layers)
+    for halo in (0, 20, stylizer.exact_halo):
+        _, tiling = stylizer.stage_setup(RunOptions(tile_size=64, tile_halo=halo), optimizer,
+                                         96, 128)
+        assert tiling == Tiling(64, halo)
+
+
 @pytest.mark.parametrize("style_loss,masked", [("gram", False), ("mean_cov", False),
                                                ("mean_cov", True), ("gram", True)])
 def test_tiled_loss_and_gradient_equal_the_untiled(stylizer, style_loss, masked):
@@ -96,21 +116,23 @@ def test_a_short_halo_is_not_exact(stylizer):
 def test_a_tiled_stage_resumes_and_matches_the_untiled_run(stylizer):
     from tfstyle.errors import Interrupted
     content, style = synthetic_image(1, 72, 96), synthetic_image(2, 64, 64)
-    options = RunOptions(size=96, steps=24, seed=0, stage_size=48)
     progress = []
-    tiled = stylizer.stylize(content, style, options, tile_size=48, callback=progress.append,
+    # The exact halo: the untiled run below must end at the same picture.
+    options = RunOptions(size=96, steps=24, seed=0, stage_size=48, tile_size=48,
+                         tile_halo=stylizer.exact_halo)
+    tiled = stylizer.stylize(content, style, options, callback=progress.append,
                              callback_every=4)
     # The second stage (96 px) ran in 48 px tiles and said so; the first (48 px) did not.
     assert {(p.size, p.tile) for p in progress} == {(48, 0), (96, 48)}
     with pytest.raises(Interrupted) as info:
-        stylizer.stylize(content, style, options, tile_size=48, callback_every=1,
+        stylizer.stylize(content, style, options, callback_every=1,
                          should_stop=stop_after(20))
     checkpoint = info.value.checkpoint
     assert 16 < checkpoint["step"] < 24
     # Resumed untiled or tiled, from the same checkpoint: tiling is not part of the job.
-    resumed = stylizer.stylize(content, style, options, tile_size=48, resume=checkpoint)
+    resumed = stylizer.stylize(content, style, options, resume=checkpoint)
     np.testing.assert_array_equal(resumed.image, tiled.image)
-    plain = stylizer.stylize(content, style, options)
+    plain = stylizer.stylize(content, style, options, tile_size=0)
     # The tiled gradient differs from the untiled one by rounding (1e-6), which 24
     # L-BFGS steps grow into a few grey levels here and there.
     diff = np.abs(plain.image.astype(int) - tiled.image.astype(int))

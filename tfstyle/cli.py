@@ -50,13 +50,14 @@ flags.DEFINE_integer("stage_size", _DEFAULTS.stage_size,
 flags.DEFINE_float("stage_factor", _DEFAULTS.stage_factor, "Size ratio between stages (> 1).")
 flags.DEFINE_string("memory_limit", "0",
                     "Memory a step may use (6G, 512M; 0 = 0.7 of the free RAM, or of the "
-                    "GPU's memory): larger stages run tiled, in exact tiles that fit.")
+                    "GPU's memory): larger stages run tiled, in tiles that fit.")
 flags.DEFINE_integer("tile_size", 0,
                      "Tile every stage larger than this many px in tiles of this side "
                      "(0: only stages over --memory_limit, in the largest tiles that fit).")
 flags.DEFINE_integer("tile_halo", -1,
-                     "Pixels of context around each tile (-1: the default, exact to "
-                     "rounding; smaller is faster and approximate).")
+                     "Pixels of context around each tile (-1: the default, half the deepest "
+                     "layer's receptive field; that field, 70 px for VGG19 and 58 for VGG16, "
+                     "is exact to rounding; smaller is faster and approximate).")
 flags.DEFINE_list("stage_steps", None,
                   "Steps per stage, coarsest first (replaces --steps); default: --steps "
                   "split with each stage getting half the steps of the one before.")

@@ -119,7 +119,7 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
                  learning_rate: float | None = None, warmup: bool = True,
                  verify: bool = True, model_name: str = "tfstyle",
                  overwrite: bool = False, precision: str = "float32",
-                 tile_size: int = 0) -> str:
+                 tile_size: int = 0, tile_halo: int = -1) -> str:
     """Writes a servable SavedModel to ``export_dir`` (the *version* directory).
 
     Args:
@@ -145,10 +145,12 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
       precision: the network's precision when ``stylizer`` is None (see ``Stylizer``),
         fixed in the graph: ``auto`` resolves on *this* machine, not the server's.
       tile_size: 0, or evaluate every stage whose longest side exceeds it in tiles of
-        this side with the exact halo (``tfstyle.tiling``): a request's memory then stops
+        this side (``tfstyle.tiling``): a request's memory then stops
         growing with the activations of its size (SERVING.md). L-BFGS keeps fewer
         curvature pairs where ``max_side``² pixels would need more than 1 GiB of them
         (``memory.lbfgs_history``), for every request.
+      tile_halo: pixels of context around each tile; -1: ``Stylizer.default_halo``
+        (``RunOptions.tile_halo``).
 
     Returns:
       The absolute path of ``export_dir``.
@@ -166,7 +168,8 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
         stylizer = Stylizer(backbone, pooling, weights, content_layers, style_layers,
                             style_layer_weights, precision=precision)
     limits = _Limits.make(stylizer, max_side, max_steps, max_input_side)
-    options = dataclasses.replace(RunOptions(), optimizer=optimizer, learning_rate=learning_rate)
+    options = dataclasses.replace(RunOptions(), optimizer=optimizer, learning_rate=learning_rate,
+                                  tile_halo=tile_halo)
     try:
         options.validate()
     except ConfigError as e:
@@ -185,7 +188,7 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
                           f"got {tile_size!r}")
     optimizer, _ = stylizer.stage_setup(options, make_optimizer(options), limits.max_side,
                                         limits.max_side)
-    tiling = Tiling(tile_size, stylizer.default_halo) if tile_size else None
+    tiling = Tiling(tile_size, stylizer.halo(options.tile_halo)) if tile_size else None
     servable = _Servable(stylizer, optimizer, limits, tiling)
     archive = keras.export.ExportArchive()
     # Tracking the Keras model (not a tf.Module holding it) is what lets the

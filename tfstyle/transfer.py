@@ -35,7 +35,7 @@ from tfstyle.optimizers import LBFGS, get_optimizer
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STYLES,
                              RunOptions)
 from tfstyle.precision import resolve_precision
-from tfstyle.tiling import TiledLoss, Tiling, receptive_halo
+from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 
 log = logging.getLogger("tfstyle")
 
@@ -137,8 +137,10 @@ class Stylizer:
         self.jit_compile = bool(jit_compile)
         # The smallest image whose deepest feature map still has one position.
         self.min_side = max(layer_stride(name) for name in self.layers)
-        # Exact tiles: the receptive field of the deepest layer (tfstyle.tiling).
-        self.default_halo = receptive_halo(self.layers, backbone)
+        # Tiles' context (tfstyle.tiling): exact is the deepest layer's receptive
+        # field; the default is half of it.
+        self.exact_halo = receptive_halo(self.layers, backbone)
+        self.default_halo = default_halo(self.layers, backbone)
         self._compiled = {}
 
     # ----- pure tensor functions (shared with the SavedModel export) -----
@@ -220,6 +222,11 @@ class Stylizer:
             return new_image, new_state, terms
         return step
 
+    def halo(self, tile_halo: int = -1) -> int:
+        """The halo of a tiled stage, px: ``tile_halo``, or ``default_halo`` where it is
+        -1 (``RunOptions.tile_halo``)."""
+        return int(tile_halo) if tile_halo >= 0 else self.default_halo
+
     def stage_setup(self, options: RunOptions, optimizer, height: int, width: int,
                     budget: int | None = None, steps: int | None = None):
         """(optimizer, tiling) for a stage of ``height`` × ``width``: tiled where
@@ -236,7 +243,7 @@ class Stylizer:
                 optimizer = LBFGS(history, optimizer.learning_rate, optimizer.first_step,
                                   optimizer.armijo)
         history = getattr(optimizer, "history", 1)
-        halo = options.tile_halo if options.tile_halo >= 0 else self.default_halo
+        halo = self.halo(options.tile_halo)
         if options.tile_size:
             tile = options.tile_size if max(height, width) > options.tile_size else None
         else:
@@ -450,7 +457,8 @@ class Stylizer:
                                                 tf.shape(content_t)[1:3])
             log.info("stage %d/%d: %d px, %d steps%s", index + 1, len(plan), size, stage_steps,
                      "" if tiling is None else
-                     f", tiled ({tiling.tile} px tiles, {tiling.halo} px halo)")
+                     f", tiled ({tiling.tile} px tiles, {tiling.halo} px halo"
+                     f"{', exact' if tiling.halo >= self.exact_halo else ''})")
             image = tf.Variable(start, name="image")
             state = tf.nest.map_structure(tf.Variable, stage_state)
 
