@@ -1,4 +1,4 @@
-"""The loss and its gradient evaluated tile by tile, exact, in memory bounded by the tile.
+"""The loss and its gradient tile by tile, in memory bounded by the tile.
 
 Why it can be exact: every term of the loss is a function of sums over the positions
 of the image's feature maps (``losses.StyleLoss.combine``): the content term sums
@@ -26,7 +26,7 @@ Peak memory is then a tile's forward and backward pass, plus a few image-sized
 buffers, whatever the image's size. The price is a second forward pass per tile and
 the halo's recomputation. A smaller halo than the receptive field trades exactness
 for speed: positions near a tile's edge see zero padding instead of their
-neighbours. The default (``default_halo``) is half the exact one, which measured 14 %
+neighbours. The default (``default_halo``) is half the exact one, which measured 8-14 %
 faster with no visible change (BENCHMARKS.md, "tiled steps").
 """
 
