@@ -65,12 +65,12 @@ flags.DEFINE_integer("multiscale_large_size", 1024,
                      "Size of the large coarse-to-fine run (peak memory); 0 skips it.")
 flags.DEFINE_integer("multiscale_large_steps", 200, "Steps of the large run.")
 flags.DEFINE_list("sections", ["time", "steps", "reference", "flops"],
-                  "Which tables to build: time, steps, reference, flops, memory, "
-                  "multiscale (the last two are written to their own blocks).")
+                  "Which tables to build: time, steps, reference, flops, allocator, "
+                  "memory, multiscale (the last three are written to their own blocks).")
 flags.DEFINE_bool("write", False, "Replace the table in BENCHMARKS.md.")
 flags.DEFINE_string("block", "benchmark",
                     "Name of the marked block of BENCHMARKS.md that --write replaces (the "
-                    "memory and multiscale sections always write their own).")
+                    "allocator, memory and multiscale sections always write their own).")
 flags.DEFINE_string("worker", None, "Internal: run one configuration (JSON) and print JSON.")
 
 FLAGS = flags.FLAGS
@@ -95,19 +95,23 @@ def time_steps(config):
     stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
     options = RunOptions(size=config["size"], optimizer=config["optimizer"], seed=0,
                          stage_size=0)
-    times = []
+    marks = []  # wall clock, then this process's user and system CPU and page faults
 
     def progress(p):
-        times.append(time.perf_counter())
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        marks.append((time.perf_counter(), usage.ru_utime, usage.ru_stime, usage.ru_minflt))
 
     steps = config["chunk"] * (config["chunks"] + 1)
     start = time.perf_counter()
     stylizer.stylize(config["content"], config["style"], options, steps=steps,
                      callback=progress, callback_every=config["chunk"])
     # The first chunk includes tracing; the rest are steady state.
-    per_step = [(b - a) / config["chunk"] for a, b in zip(times, times[1:])]
-    return {"first_chunk_s": times[0] - start, "median_step_s": statistics.median(per_step),
-            "min_step_s": min(per_step)}
+    per_step = [[(b[i] - a[i]) / config["chunk"] for i in range(4)]
+                for a, b in zip(marks, marks[1:])]
+    median = [statistics.median(chunk[i] for chunk in per_step) for i in range(4)]
+    return {"first_chunk_s": marks[0][0] - start, "median_step_s": median[0],
+            "min_step_s": min(chunk[0] for chunk in per_step), "user_s": median[1],
+            "sys_s": median[2], "faults": median[3]}
 
 
 def trajectory(config):
@@ -241,9 +245,12 @@ def worker(spec):
     print("RESULT " + json.dumps(result))
 
 
-def run_worker(config, allow_failure=False):
+def run_worker(config, allow_failure=False, env=None):
+    """Runs one configuration in a fresh process; ``env``: variables to add to its
+    environment (TensorFlow reads some once, at its first op)."""
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(config)],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO,
+                          env=None if env is None else {**os.environ, **env})
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -297,6 +304,24 @@ def time_table(common):
                          f"{r['peak_rss_mib']:.0f} |")
             print(lines[-1], flush=True)
     return lines, medians
+
+
+def allocator_table(common):
+    """L-BFGS's time per step with TensorFlow's CPU allocator on malloc and on BFC (the
+    one ``import tfstyle`` picks; ``tfstyle.allocator``), each size in both, in turns."""
+    lines = ["### Allocator: malloc against BFC, L-BFGS, untiled", "",
+             "| size | allocator | s/step (median) | user CPU s/step | system CPU s/step | "
+             "page faults/step | peak RSS MiB |", "|---|---|---|---|---|---|---|"]
+    for size in map(int, FLAGS.sizes):
+        for name, value in (("malloc (`TF_CPU_ALLOCATOR_USE_BFC=0`)", "0"),
+                            ("BFC (tfstyle's default)", "1")):
+            r = run_worker(dict(common, kind="time", size=size, optimizer="lbfgs",
+                                chunk=FLAGS.chunk, chunks=FLAGS.timed_chunks),
+                           env={"TF_CPU_ALLOCATOR_USE_BFC": value})
+            lines.append(f"| {size} | {name} | {r['median_step_s']:.3f} | {r['user_s']:.3f} "
+                         f"| {r['sys_s']:.3f} | {r['faults']:.0f} | {r['peak_rss_mib']:.0f} |")
+            print(lines[-1], flush=True)
+    return lines
 
 
 def steps_table(common):
@@ -472,6 +497,11 @@ def build_table():
         print("\n".join(part))
         if FLAGS.write:
             write_benchmarks("\n".join(header_lines(backbone, weights) + part), "multiscale")
+    if "allocator" in FLAGS.sections:
+        part = allocator_table(common)
+        print("\n".join(part))
+        if FLAGS.write:
+            write_benchmarks("\n".join(header_lines(backbone, weights) + part), "allocator")
     if "memory" in FLAGS.sections:
         memory = memory_table(common)
         print("\n".join(memory))

@@ -150,3 +150,10 @@ def test_service(k8s):
     assert service["spec"]["selector"].items() <= pod_labels.items()
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
     assert ports == {"grpc": (GRPC, GRPC), "http": (REST, REST)}
+
+
+def test_server_gets_the_librarys_cpu_allocator(compose, container):
+    """Both deployments ask for the allocator ``import tfstyle`` picks (tfstyle.allocator)."""
+    from tfstyle import allocator
+    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    assert compose["environment"][allocator.ENV] == env[allocator.ENV] == "1"

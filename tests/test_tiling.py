@@ -164,6 +164,28 @@ def test_memory_limit_decides_the_tiling():
         memory.parse_memory("lots")
 
 
+def test_pooled_allocator_raises_the_estimate_and_tiles_sooner(monkeypatch):
+    """Under TensorFlow's BFC pool the activations' estimate grows by POOLED_FACTOR and
+    nothing else does; a budget that fits the malloc estimate then tiles; the default
+    follows what this process asks TensorFlow for."""
+    from tfstyle import allocator, memory
+    layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+    args = (1536, 2048, layers, "vgg19", "float32", 10)
+    activations = {None: memory.ACTIVATION_FACTOR * 4 * 1536 * 2048,
+                   576: memory.TILED_ACTIVATION_FACTOR * 4 * 576 * 576}
+    for crop, act in activations.items():
+        act *= memory.activation_floats_per_pixel(layers, "vgg19")
+        grown = (memory.step_bytes(*args, crop=crop, pooled=True)
+                 - memory.step_bytes(*args, crop=crop, pooled=False))
+        assert grown == pytest.approx((memory.POOLED_FACTOR - 1) * act, rel=1e-6, abs=2)
+    malloc = memory.step_bytes(*args, pooled=False)
+    assert memory.plan_tiling(*args, budget=malloc, halo=70, pooled=False) is None
+    assert memory.plan_tiling(*args, budget=malloc, halo=70, pooled=True) is not None
+    for value, pooled in (("0", False), ("1", True)):
+        monkeypatch.setenv(allocator.ENV, value)
+        assert memory.step_bytes(*args) == memory.step_bytes(*args, pooled=pooled)
+
+
 _HEAP_PROBE = """
 import ctypes, sys
 sys.path.insert(0, {repo!r})

@@ -6,9 +6,18 @@
     stylizer = tfstyle.Stylizer(weights="imagenet")   # build the VGG19 once...
     for path in paths:                                # ...and reuse it
         result = stylizer.stylize(path, "painting.jpg", steps=300)
+
+Importing tfstyle sets ``TF_CPU_ALLOCATOR_USE_BFC=1`` unless the environment sets it:
+TensorFlow's pooling allocator, which takes 19-25 % off a 512 px step on the CPU
+(``tfstyle.allocator``). Import tfstyle before running TensorFlow ops for it to apply.
 """
 
 import importlib
+
+from tfstyle import allocator
+
+# Before TensorFlow's first op, which fixes its CPU allocator (tfstyle.allocator says why).
+allocator.prefer_bfc()
 
 from tfstyle.errors import ConfigError, ImageError, NumericalError, TfstyleError, WeightsError
 from tfstyle.options import RunOptions

@@ -5,8 +5,8 @@ a few image-sized buffers and the optimiser's state (L-BFGS keeps ``history`` pa
 image-sized vectors). The activations dominate and grow with the pixel count; past a
 budget, a stage runs tiled (``tfstyle.tiling``), whose activations are those of one
 crop. The estimate is deliberately simple (floats per pixel, times a factor fitted to
-peak RSS measured on this project's CPUs: BENCHMARKS.md, "tiled steps"), and errs
-high.
+peak RSS measured on this project's CPUs: BENCHMARKS.md, "tiled steps", and another for
+TensorFlow's BFC pool, which tfstyle picks: "Allocator"), and errs high.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 
+from tfstyle import allocator
 from tfstyle.errors import ConfigError
 from tfstyle.features import layer_names, layer_stride
 
@@ -30,6 +31,13 @@ ACTIVATION_FACTOR = 2.2
 # 4096 px (BENCHMARKS.md, "tiled steps"). Pass two keeps a crop's forward maps for its
 # backward, and the owned slices, style sums and the padded gradient come on top.
 TILED_ACTIVATION_FACTOR = 4.3
+# Under TensorFlow's BFC pool (``tfstyle.allocator``, the default), a further factor on
+# the activations: the pool keeps every freed chunk and grows in doubling regions, so
+# more of the heap ends up resident than under malloc, which unmaps each large block.
+# Fitted to the larger of two peaks on the AVX2 EPYC (BENCHMARKS.md, "Allocator"): a
+# 2048 px VGG16 step peaked at 15776 MiB untiled (1.75 × these activations, where malloc
+# gave 1.18 ×) and 4453 MiB in 512 px tiles (1.48 ×; malloc 0.70 ×).
+POOLED_FACTOR = 1.75
 # Image-sized float32 RGB buffers besides the optimiser's history: image, gradient,
 # candidate, L-BFGS's accepted image, gradient and direction, the tiled gradient's sum.
 IMAGE_BUFFERS = 10
@@ -74,16 +82,21 @@ def _channels(name: str) -> int:
 
 
 def step_bytes(height: int, width: int, layers, backbone: str, precision: str,
-               history: int = 0, crop: int | None = None, content_layers=()) -> int:
+               history: int = 0, crop: int | None = None, content_layers=(),
+               pooled: bool | None = None) -> int:
     """Estimated peak bytes of a run's step on an image of ``height`` × ``width``:
     untiled, or tiled with square crops of side ``crop``; ``content_layers`` (a subset
-    of ``layers``) for the content targets' maps, which tiles do not bound."""
+    of ``layers``) for the content targets' maps, which tiles do not bound; ``pooled``:
+    whether TensorFlow's BFC pool serves the tensors (``POOLED_FACTOR``), by default
+    whether this process asks for it (``allocator.bfc_requested()``)."""
     pixels = height * width
     act_bytes = 2 if "bfloat16" in precision else 8 if precision == "float64" else 4
     if crop is None:
         act_pixels, factor = pixels, ACTIVATION_FACTOR
     else:
         act_pixels, factor = min(pixels, crop * crop), TILED_ACTIVATION_FACTOR
+    if allocator.bfc_requested() if pooled is None else pooled:
+        factor *= POOLED_FACTOR
     activations = factor * act_bytes * activation_floats_per_pixel(layers, backbone) * act_pixels
     buffers = 12 * pixels * (IMAGE_BUFFERS + 2 * history)
     targets = 4 * pixels * target_floats_per_pixel(content_layers)
@@ -91,13 +104,15 @@ def step_bytes(height: int, width: int, layers, backbone: str, precision: str,
 
 
 def plan_tiling(height: int, width: int, layers, backbone: str, precision: str,
-                history: int, budget: int, halo: int, align: int = 16, content_layers=()):
+                history: int, budget: int, halo: int, align: int = 16, content_layers=(),
+                pooled: bool | None = None):
     """The tile side for a stage of ``height`` × ``width``: None where the untiled step
     fits ``budget`` bytes, else the largest multiple of ``align`` whose crops (tile plus
-    a halo on each side) fit. Raises ConfigError when not even the smallest tile fits."""
+    a halo on each side) fit. Raises ConfigError when not even the smallest tile fits.
+    ``pooled``: as ``step_bytes``."""
     def estimate(crop=None):
         return step_bytes(height, width, layers, backbone, precision, history, crop,
-                          content_layers)
+                          content_layers, pooled)
 
     if estimate() <= budget:
         return None
@@ -125,7 +140,9 @@ def return_freed_memory(threshold: int = 1 << 20) -> bool:
     blocks of a few MiB (a tile's feature maps), and the freed ones stayed in the
     resident set: a fixed threshold lowered the peak RSS of a 2048 px tiled step from
     4.35 to 3.97 GB at the same speed (BENCHMARKS.md, "tiled steps"). It changes the
-    whole process's allocator, so the CLI calls it; library users decide for theirs.
+    whole process's allocator, so the CLI calls it, and only where TensorFlow's tensors
+    come from malloc (``TF_CPU_ALLOCATOR_USE_BFC=0``; ``tfstyle.allocator``); library
+    users decide for theirs.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -1,0 +1,54 @@
+"""``import tfstyle`` gives TensorFlow its pooling (BFC) CPU allocator, unless told not to.
+
+Checked by what the allocator is for: a step's large tensors, freed and allocated again
+on the next step, fault no fresh pages in. Each case runs in a new process, since
+TensorFlow fixes its allocator at its first op.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+# 64 MiB feature maps, freed after each call: over glibc's largest mmap threshold, so
+# malloc maps and unmaps them on every call and each call faults ~16 000 fresh pages in.
+_PROBE = """
+import resource
+import tfstyle  # before TensorFlow's first op, as a user's script would
+import tensorflow as tf
+x = tf.random.normal([1, 512, 512, 64])
+step = tf.function(lambda x: tf.reduce_sum(tf.nn.relu(x * 2.0 + 1.0) * x))
+step(x)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    step(x)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 5)
+"""
+
+
+def faults_per_call(env_value):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if env_value is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = env_value
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
+                         text=True, check=True, timeout=300)
+    return int(out.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc, Linux's "
+                    "fault counts")
+def test_import_pools_large_tensors_unless_the_environment_says_otherwise():
+    pooled, opted_out = faults_per_call(None), faults_per_call("0")
+    # Each call allocates two 64 MiB maps (16 384 pages each) besides small ones.
+    assert opted_out > 16_000, opted_out
+    assert pooled < 1_000, pooled
+
+
+def test_prefer_bfc_keeps_the_users_choice(monkeypatch):
+    from tfstyle import allocator
+    monkeypatch.delenv(allocator.ENV, raising=False)
+    assert allocator.prefer_bfc() and os.environ[allocator.ENV] == "1"
+    monkeypatch.setenv(allocator.ENV, "false")
+    assert not allocator.prefer_bfc() and os.environ[allocator.ENV] == "false"
