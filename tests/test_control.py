@@ -230,7 +230,7 @@ def test_style_loss_choice_changes_the_objective(stylizer):
 
 
 @pytest.mark.parametrize("options, plan", [
-    (RunOptions(), [(128, 195), (256, 97), (512, 48)]),  # the default run
+    (RunOptions(), [(128, 138), (256, 68), (512, 34)]),  # the default run
     (RunOptions(size=512, steps=300, stage_size=256), [(256, 200), (512, 100)]),
     (RunOptions(size=1024, steps=700, stage_size=256), [(256, 400), (512, 200), (1024, 100)]),
     (RunOptions(size=510, steps=300, stage_size=256), [(510, 300)]),

@@ -69,7 +69,7 @@ class RunOptions:
       rounding, smaller is faster and approximate (BENCHMARKS.md, "tiled steps").
     """
     size: int = 512
-    steps: int = 340
+    steps: int = 240
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     content_weight: float = 1.0
