@@ -282,11 +282,13 @@ def print_table(common):
             f"--stage_steps={FLAGS.print_steps}", "--seed=0", *cli_model_args(common)]
     rc, wall, rss, err = run_cli(args)
     stages = [m.group(0) for m in re.finditer(r"stage \d+/\d+: \d+ px, \d+ steps.*", err)]
+    pool = re.search(r"CPU tensors from (\w+)", err)
     lines = [f"### Print: the CLI to {FLAGS.print_size} px, `configs/print.cfg` with "
              f"`--stage_steps={FLAGS.print_steps} --memory_limit={FLAGS.print_memory_limit}`, "
              f"{common['precision']}", "",
-             "| exit | wall s | peak RSS MiB |", "|---|---|---|",
-             f"| {rc} | {wall:.0f} | {rss:.0f} |", "", "Stages as logged:", ""]
+             "| exit | wall s | peak RSS MiB | CPU tensors from |", "|---|---|---|---|",
+             f"| {rc} | {wall:.0f} | {rss:.0f} | {pool.group(1) if pool else '?'} |", "",
+             "Stages as logged:", ""]
     lines += [f"- {s}" for s in stages]
     return lines
 

@@ -52,3 +52,18 @@ def test_prefer_bfc_keeps_the_users_choice(monkeypatch):
     assert allocator.prefer_bfc() and os.environ[allocator.ENV] == "1"
     monkeypatch.setenv(allocator.ENV, "false")
     assert not allocator.prefer_bfc() and os.environ[allocator.ENV] == "false"
+
+
+def test_keep_malloc_takes_back_only_tfstyles_request():
+    """``keep_malloc`` turns the variable to 0 where ``import tfstyle`` set it, and
+    leaves it where the environment had set it first (each in a new process, since
+    the first ``prefer_bfc`` records whose choice it is)."""
+    code = ("import os, tfstyle\nfrom tfstyle import allocator\n"
+            "print(allocator.keep_malloc(), os.environ[allocator.ENV])")
+    for user, expected in ((None, "True 0"), ("1", "False 1"), ("0", "True 0")):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+        if user is not None:
+            env["TF_CPU_ALLOCATOR_USE_BFC"] = user
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True, timeout=300)
+        assert out.stdout.split()[-2:] == expected.split(), (user, out.stdout)

@@ -13,9 +13,9 @@ from conftest import REPO, synthetic_image
 TINY = ["--weights=none", "--size=32", "--steps=4", "--log_every=2"]
 
 
-def run_cli(*args, cwd=None):
+def run_cli(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "tfstyle", *args], capture_output=True,
-                          text=True, cwd=cwd or REPO, timeout=300)
+                          text=True, cwd=cwd or REPO, timeout=300, env=env)
 
 
 @pytest.fixture()
@@ -47,6 +47,36 @@ def test_run_writes_png_with_progress(images, tmp_path):
     assert "step 2/4" in result.stderr and "step 4/4" in result.stderr
     assert "steps/s" in result.stderr and "left" in result.stderr
     assert "seed 5" in result.stderr
+
+
+def test_a_memory_limit_that_needs_tiling_keeps_malloc(images, tmp_path):
+    """Under a --memory_limit that the untiled step would pass only in BFC's pool, the
+    CLI serves TensorFlow's tensors from malloc, whose peak the planner bounds; without
+    a limit it keeps the pool; a user's TF_CPU_ALLOCATOR_USE_BFC wins. Which allocator
+    ran is read back from TensorFlow (``allocator.in_effect``)."""
+    import os
+
+    from tfstyle import allocator, memory
+    from tfstyle.features import resolve_layers
+    from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+    content_layers = resolve_layers(DEFAULT_CONTENT_LAYERS)
+    layers = list(dict.fromkeys(content_layers + resolve_layers(DEFAULT_STYLE_LAYERS)))
+    malloc, pooled = (memory.step_bytes(32, 32, layers, "vgg19", "float32", 10,
+                                        content_layers=content_layers, pooled=p)
+                      for p in (False, True))
+    limit = (malloc + pooled) // 2
+    assert malloc < limit < pooled
+    # This test process imported tfstyle, which set the variable: not a user's choice.
+    env = {k: v for k, v in os.environ.items() if k != allocator.ENV}
+    content, style = images
+    for extra, user, expected in (([f"--memory_limit={limit}"], None, "malloc"),
+                                  ([], None, "bfc"),
+                                  ([f"--memory_limit={limit}"], "1", "bfc")):
+        run_env = dict(env, **({allocator.ENV: user} if user else {}))
+        result = run_cli(f"--content={content}", f"--style={style}",
+                         f"--output={tmp_path / 'out.png'}", *TINY, *extra, env=run_env)
+        assert result.returncode == 0, result.stderr
+        assert f"CPU tensors from {expected}" in result.stderr, (extra, user, result.stderr)
 
 
 def test_jpeg_output_by_extension(images, tmp_path):

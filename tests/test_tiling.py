@@ -186,6 +186,40 @@ def test_pooled_allocator_raises_the_estimate_and_tiles_sooner(monkeypatch):
         assert memory.step_bytes(*args) == memory.step_bytes(*args, pooled=pooled)
 
 
+def test_a_bound_that_needs_tiling_needs_malloc():
+    """``bound_needs_malloc`` is the pooled untiled estimate of the largest stage (a
+    ``size`` square) against the limit: a limit between the malloc and the pooled
+    estimates needs malloc, since under the pool the run would tile; L-BFGS's pairs
+    are counted as a stage would cap them."""
+    from tfstyle import memory
+    layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1",
+              "block4_conv2", "block5_conv1"]
+    content = ["block4_conv2"]
+    size, history = 4096, 10
+    kept = memory.lbfgs_history(size * size, history)
+    assert kept < history  # the cap matters at this size
+
+    def estimate(pooled, pairs=kept):
+        return memory.step_bytes(size, size, layers, "vgg19", "float32", pairs,
+                                 content_layers=content, pooled=pooled)
+
+    def needs(limit):
+        return memory.bound_needs_malloc(limit, size, layers, "vgg19", "float32", history,
+                                         content)
+
+    between = (estimate(False) + estimate(True)) // 2
+    assert estimate(False) < between < estimate(True)
+    assert needs(between)
+    assert needs(estimate(True) - 1) and not needs(estimate(True))
+    # An uncapped history would count more pairs than a stage keeps.
+    assert estimate(True, history) > estimate(True)
+    assert not needs(estimate(True, history) - 1)
+    # Adam (history 0) keeps no pairs.
+    for limit, expected in ((estimate(True, 0) - 1, True), (estimate(True, 0), False)):
+        assert memory.bound_needs_malloc(limit, size, layers, "vgg19", "float32", 0,
+                                         content) is expected
+
+
 _HEAP_PROBE = """
 import ctypes, sys
 sys.path.insert(0, {repo!r})

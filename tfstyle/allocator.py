@@ -13,6 +13,16 @@ faults per step, and the same results bit for bit (the allocator changes where a
 lives, not any arithmetic). It keeps more memory resident, which the memory planner
 budgets for (``memory.POOLED_FACTOR``).
 
+That budget is an estimate, not a bound: the pool never gives memory back, grows in
+doubling regions and hands a request a chunk up to twice its size, so a run through
+stages of different sizes keeps what each needed. A 4096 px print under
+``--memory_limit=5G`` peaked at 6052 MiB under BFC against 4522 under malloc
+(BENCHMARKS.md). Capping the pool (``TF_CPU_BFC_MEM_LIMIT_IN_MB``) turns that into
+out-of-memory errors well below the cap, since the cap counts the regions' reserved
+bytes (a 200 MB tensor failed in a 300 MB pool holding 64 MB). So where a run can keep
+its memory budget only by tiling, the CLI goes back to malloc (``keep_malloc``), whose
+peaks the planner's estimate bounds.
+
 TensorFlow reads the choice once, when it creates its CPU allocator at the first op.
 So ``import tfstyle`` makes it before TensorFlow runs anything, and only where the user
 has not chosen: ``TF_CPU_ALLOCATOR_USE_BFC=0`` in the environment keeps malloc. A
@@ -25,16 +35,45 @@ import os
 
 ENV = "TF_CPU_ALLOCATOR_USE_BFC"
 
+# Whether the environment set ENV before tfstyle did: that choice is the user's to keep.
+_user_chose = None
+
 
 def prefer_bfc() -> bool:
     """Asks TensorFlow for its BFC CPU allocator unless ``TF_CPU_ALLOCATOR_USE_BFC`` is
     already set. Returns ``bfc_requested()``; the request takes effect only if
     TensorFlow has not yet run an op in this process."""
+    global _user_chose
+    if _user_chose is None:
+        _user_chose = ENV in os.environ
     os.environ.setdefault(ENV, "1")
     return bfc_requested()
+
+
+def keep_malloc() -> bool:
+    """Takes back ``prefer_bfc``'s request, so that TensorFlow serves tensors from
+    malloc, unless the user set ``TF_CPU_ALLOCATOR_USE_BFC`` themselves. Returns whether
+    malloc is now requested. Like ``prefer_bfc``, it acts only before TensorFlow's
+    first op."""
+    if not _user_chose:
+        os.environ[ENV] = "0"
+    return not bfc_requested()
 
 
 def bfc_requested() -> bool:
     """Whether the environment asks TensorFlow for BFC (as TensorFlow reads it: ``1`` or
     ``true``, in any case)."""
     return os.environ.get(ENV, "").strip().lower() in ("1", "true")
+
+
+def in_effect() -> str:
+    """The allocator TensorFlow serves CPU tensors from in this process: ``"bfc"`` or
+    ``"malloc"``. Only BFC keeps statistics, which is how this tells them apart; it runs
+    TensorFlow, so call it after the choice is made."""
+    import tensorflow as tf
+
+    try:
+        tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError:  # "Allocator stats not available": malloc keeps none
+        return "malloc"
+    return "bfc"

@@ -50,7 +50,9 @@ flags.DEFINE_integer("stage_size", _DEFAULTS.stage_size,
 flags.DEFINE_float("stage_factor", _DEFAULTS.stage_factor, "Size ratio between stages (> 1).")
 flags.DEFINE_string("memory_limit", "0",
                     "Memory a step may use (6G, 512M; 0 = 0.7 of the free RAM, or of the "
-                    "GPU's memory): larger stages run tiled, in tiles that fit.")
+                    "GPU's memory): larger stages run tiled, in tiles that fit, and "
+                    "the run then takes TensorFlow's tensors from malloc, which keeps "
+                    "the bound, rather than its faster pool.")
 flags.DEFINE_integer("tile_size", 0,
                      "Tile every stage larger than this many px in tiles of this side "
                      "(0: only stages over --memory_limit, in the largest tiles that fit).")
@@ -199,6 +201,7 @@ def run_local(output, options, images):
     # go through malloc (60 MB a step) fault in anew: 0.05-0.1 s of a 128 px step.
     if not allocator.bfc_requested():
         memory.return_freed_memory()
+    logging.info("CPU tensors from %s (tfstyle.allocator)", allocator.in_effect())
     stylizer = Stylizer(**model_options(), precision=FLAGS.precision,
                         jit_compile=FLAGS.jit_compile)
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
@@ -306,6 +309,7 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
     try:
+        _choose_allocator()  # before options_from_flags, whose checks run TensorFlow ops
         options = options_from_flags()
         if FLAGS.server:  # runs on TF Serving; does its own path checks (folder mode)
             remote.run_remote(options)
@@ -314,6 +318,36 @@ def main(argv):
         run_local(output, options, _decode_inputs(options))
     except TfstyleError as e:
         _fail(str(e))
+
+
+def _choose_allocator():
+    """Keeps TensorFlow's tensors in malloc where the run's memory budget (--memory_limit,
+    or by default 0.7 of the free RAM) can be kept only by tiling
+    (``memory.bound_needs_malloc``); BFC's pool, which ``import tfstyle`` asked for,
+    everywhere else. A user's TF_CPU_ALLOCATOR_USE_BFC wins. Flags that do not parse are
+    left for ``options_from_flags`` to report."""
+    from tfstyle import allocator, memory
+    from tfstyle.features import resolve_layers
+    from tfstyle.optimizers import LBFGS
+
+    if FLAGS.server or not 0 < FLAGS.size <= 65536:
+        return
+    try:
+        budget = memory.run_budget(FLAGS.memory_limit)
+        content = resolve_layers(FLAGS.content_layers, FLAGS.backbone)
+        layers = list(dict.fromkeys(content + resolve_layers(FLAGS.style_layers,
+                                                             FLAGS.backbone)))
+    except (TfstyleError, ValueError):
+        return
+    history = LBFGS().history if FLAGS.optimizer == "lbfgs" else 0
+    if (budget > 0 and
+            memory.bound_needs_malloc(budget, FLAGS.size, layers, FLAGS.backbone,
+                                      "float32",  # the larger estimate where auto picks bf16
+                                      history, content) and allocator.keep_malloc()):
+        logging.info("a %d px run keeps its memory budget (%.1f GiB) only by tiling: "
+                     "TensorFlow's tensors come from malloc, which keeps the bound "
+                     "(TF_CPU_ALLOCATOR_USE_BFC=1 overrides: faster, not bounded)",
+                     FLAGS.size, budget / 2**30)
 
 
 def _fail(message):

@@ -39,8 +39,11 @@ TILED_ACTIVATION_FACTOR = 4.3
 # gave 1.18 ×) and 4453 MiB in 512 px tiles (1.48 ×; malloc 0.70 ×).
 POOLED_FACTOR = 1.75
 # Image-sized float32 RGB buffers besides the optimiser's history: image, gradient,
-# candidate, L-BFGS's accepted image, gradient and direction, the tiled gradient's sum.
-IMAGE_BUFFERS = 10
+# candidate, L-BFGS's accepted image, gradient and direction, the tiled gradient's sum,
+# and a chunk's new image and state beside the variables they replace. 10 left the
+# 4096 px print's last stage 91 MiB over its estimate, under malloc and 5G, where these
+# buffers are 40 % of the step (BENCHMARKS.md, "Print").
+IMAGE_BUFFERS = 12
 # The process before any image: TensorFlow, the feature model's weights.
 BASE_BYTES = 900 * 2 ** 20
 # L-BFGS's curvature pairs may take at most this much; larger stages keep fewer pairs.
@@ -125,6 +128,21 @@ def plan_tiling(height: int, width: int, layers, backbone: str, precision: str,
                           f"tiled, above --memory_limit={budget / 2**30:.1f} GiB: raise "
                           f"--memory_limit or lower --size")
     return tile
+
+
+def bound_needs_malloc(limit: int, size: int, layers, backbone: str, precision: str,
+                       history: int, content_layers=()) -> bool:
+    """Whether a memory budget of ``limit`` bytes (> 0) on a run of longest side ``size``
+    px needs TensorFlow's tensors from malloc rather than its BFC pool: where the run's
+    largest stage (at most a ``size`` square) would pass ``limit`` untiled in the pool,
+    the run must tile to keep it, and the pool's peak over a tiled, multi-stage run is
+    not one the estimate bounds (``tfstyle.allocator`` says why). ``history``: L-BFGS's
+    pairs (``lbfgs_history`` caps them here as a stage would); the rest as
+    ``step_bytes``. Pure arithmetic, so that a program can decide before TensorFlow's
+    first op fixes its allocator."""
+    history = lbfgs_history(size * size, history) if history else 0
+    return step_bytes(size, size, layers, backbone, precision, history,
+                      content_layers=content_layers, pooled=True) > limit
 
 
 # glibc's mallopt parameters (malloc.h).

@@ -60,7 +60,10 @@ class RunOptions:
       split so that each stage gets half the steps of the one before.
     memory_limit: bytes a step may use (an int, or a string like ``6G``); a stage whose
       untiled step would need more runs tiled (``tfstyle.tiling``), in tiles that fit.
-      0: ``memory.DEFAULT_FRACTION`` of the GPU's memory, or of the free RAM.
+      0: ``memory.DEFAULT_FRACTION`` of the GPU's memory, or of the free RAM. Under
+      TensorFlow's BFC pool (``tfstyle.allocator``) an estimate, not a hard bound:
+      the CLI switches to malloc where a run keeps its budget only by tiling; in
+      Python, set ``TF_CPU_ALLOCATOR_USE_BFC=0`` before importing tfstyle for that.
     tile_size: 0 tiles only stages over ``memory_limit``; N > 0 tiles every stage
       larger than N px in tiles of N px (rounded up to a multiple of 16).
     tile_halo: pixels of context around each tile; -1: the default, half the deepest
