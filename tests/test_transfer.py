@@ -207,8 +207,10 @@ def test_lbfgs_solves_an_ill_conditioned_quadratic_where_adam_cannot():
 
 def test_lbfgs_history_beyond_the_steps_changes_nothing_and_a_short_stage_keeps_less(
         stylizer):
-    """A stage of n steps stores at most n − 1 pairs, so the stage keeps only those:
-    bit for bit the same steps, less memory. Switched off, the history stays 10."""
+    """A stage of n steps stores at most n − 1 pairs, so a large stage keeps only
+    those: bit for bit the same steps, less memory. Switched off, the history stays 10.
+    A small stage, whose spare pairs hold little, keeps the run's history and so its
+    trace."""
     c, value_and_grad = quadratic(1e2)
     x0 = tf.fill(c.shape, 128.0)
     short, state = run(LBFGS(history=5), value_and_grad, x0, 6)
@@ -216,9 +218,14 @@ def test_lbfgs_history_beyond_the_steps_changes_nothing_and_a_short_stage_keeps_
     assert int(state.count) == 5  # every pair was stored, so none was to spare
     np.testing.assert_array_equal(short, long)
     for steps, history in ((6, 5), (2, 1), (1, 1), (400, 10)):
-        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 64, 64,
-                                            steps=steps)
+        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 2048, 2048,
+                                            budget=1 << 50, steps=steps)
         assert optimizer.history == history
+    # 256 px: nine spare pairs are 14 MiB.
+    for steps in (2, 10, 400):
+        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 256, 256,
+                                            steps=steps)
+        assert optimizer.history == 10
 
 
 def test_lbfgs_line_search_rejects_a_step_that_raises_the_loss():

@@ -48,6 +48,11 @@ IMAGE_BUFFERS = 12
 BASE_BYTES = 900 * 2 ** 20
 # L-BFGS's curvature pairs may take at most this much; larger stages keep fewer pairs.
 HISTORY_BYTES = 1 << 30
+# Pairs that a stage's steps cannot fill are dropped where they would hold more than
+# this (1 GB at a 2-step 4096 px stage); below it they are kept, so that the stages share
+# one trace of the step (another costs about 3 s on 2 cores: a 256 px preview's last
+# stage of 8-10 steps paid it).
+UNFILLED_PAIRS_BYTES = 64 << 20
 # The fraction of the free memory a run budgets by default.
 DEFAULT_FRACTION = 0.7
 
@@ -71,6 +76,20 @@ def lbfgs_history(pixels: int, history: int) -> int:
     its pairs would take more than ``HISTORY_BYTES`` (at least 3)."""
     pair_bytes = 2 * 3 * 4 * pixels
     return int(max(3, min(history, HISTORY_BYTES // pair_bytes)))
+
+
+def stage_history(pixels: int, history: int, steps: int | None = None) -> int:
+    """L-BFGS's history at a stage of ``pixels`` pixels and ``steps`` steps:
+    ``lbfgs_history``'s, cut to the ``steps - 1`` pairs (at least 1) that the steps can
+    store where the pairs they cannot fill would hold more than
+    ``UNFILLED_PAIRS_BYTES``. The cut changes no step (the pairs are never filled) but
+    changes the optimiser's state, and so costs the stage a trace of its own."""
+    kept = lbfgs_history(pixels, history)
+    if steps is not None:
+        fillable = max(1, steps - 1)
+        if (kept - fillable) * 2 * 3 * 4 * pixels > UNFILLED_PAIRS_BYTES:
+            kept = fillable
+    return kept
 
 
 def target_floats_per_pixel(content_layers) -> float:

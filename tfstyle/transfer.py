@@ -232,13 +232,11 @@ class Stylizer:
         """(optimizer, tiling) for a stage of ``height`` × ``width``: tiled where
         ``options.tile_size`` says so or the untiled step would pass ``budget`` bytes
         (default ``memory.run_budget(options.memory_limit)``); L-BFGS with a
-        history short enough to fit (``memory.lbfgs_history``), and no longer than the
+        history short enough to fit, and where it matters no longer than the
         ``steps - 1`` pairs a stage of ``steps`` steps can store (the same steps, less
-        memory). Nothing changes for stages that fit."""
+        memory; ``memory.stage_history``). Nothing changes for stages that fit."""
         if isinstance(optimizer, LBFGS):
-            history = memory.lbfgs_history(height * width, optimizer.history)
-            if steps is not None:
-                history = min(history, max(1, steps - 1))
+            history = memory.stage_history(height * width, optimizer.history, steps)
             if history != optimizer.history:
                 optimizer = LBFGS(history, optimizer.learning_rate, optimizer.first_step,
                                   optimizer.armijo)
