@@ -71,10 +71,15 @@ def activation_floats_per_pixel(layers, backbone: str = "vgg19") -> float:
     return total
 
 
+def lbfgs_pair_bytes(pixels: int) -> int:
+    """Bytes of one L-BFGS curvature pair (s and y, float32 RGB) at ``pixels`` pixels."""
+    return 2 * 3 * 4 * pixels
+
+
 def lbfgs_history(pixels: int, history: int) -> int:
     """L-BFGS's history at a stage of ``pixels`` pixels: ``history``, or fewer where
     its pairs would take more than ``HISTORY_BYTES`` (at least 3)."""
-    pair_bytes = 2 * 3 * 4 * pixels
+    pair_bytes = lbfgs_pair_bytes(pixels)
     return int(max(3, min(history, HISTORY_BYTES // pair_bytes)))
 
 
@@ -87,7 +92,7 @@ def stage_history(pixels: int, history: int, steps: int | None = None) -> int:
     kept = lbfgs_history(pixels, history)
     if steps is not None:
         fillable = max(1, steps - 1)
-        if (kept - fillable) * 2 * 3 * 4 * pixels > UNFILLED_PAIRS_BYTES:
+        if (kept - fillable) * lbfgs_pair_bytes(pixels) > UNFILLED_PAIRS_BYTES:
             kept = fillable
     return kept
 
