@@ -57,10 +57,10 @@ def test_a_memory_limit_that_needs_tiling_keeps_malloc(images, tmp_path):
     import os
 
     from tfstyle import allocator, memory
-    from tfstyle.features import resolve_layers
+    from tfstyle.features import feature_layers, resolve_layers
     from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
     content_layers = resolve_layers(DEFAULT_CONTENT_LAYERS)
-    layers = list(dict.fromkeys(content_layers + resolve_layers(DEFAULT_STYLE_LAYERS)))
+    layers = feature_layers(DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS)
     malloc, pooled = (memory.step_bytes(32, 32, layers, "vgg19", "float32", 10,
                                         content_layers=content_layers, pooled=p)
                       for p in (False, True))

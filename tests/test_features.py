@@ -21,6 +21,7 @@ from tfstyle.features import (
     IMAGENET_FILES,
     build_feature_model,
     build_vgg,
+    feature_layers,
     keras_cache_dir,
     layer_names,
     layer_stride,
@@ -108,6 +109,17 @@ def test_resolve_layers_list_and_comma_string():
     # (build_feature_model removes them).
     assert resolve_layers("conv4_2,,relu4_2,") == ["block4_conv2", "block4_conv2"]
     assert resolve_layers("conv3_2", "vgg16") == ["block3_conv2"]
+
+
+def test_feature_layers_are_the_union_content_first():
+    # relu4_2 is conv4_2 under another name: computed once, where content put it.
+    assert feature_layers("relu4_2", ["conv1_1", "conv4_2", "pool2"]) == [
+        "block4_conv2", "block1_conv1", "block2_pool"]
+    assert feature_layers(["conv2_1"], "conv1_1,conv2_1,conv1_1") == [
+        "block2_conv1", "block1_conv1"]
+    assert feature_layers([], "conv3_2", "vgg16") == ["block3_conv2"]
+    with pytest.raises(ConfigError, match="conv3_4"):
+        feature_layers("conv4_2", "conv3_4", "vgg16")
 
 
 @pytest.mark.parametrize("name", ["conv5_4", "relu5_4", "block5_conv4", "conv3_4", "conv4_4"])

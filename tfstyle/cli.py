@@ -327,7 +327,7 @@ def _choose_allocator():
     everywhere else. A user's TF_CPU_ALLOCATOR_USE_BFC wins. Flags that do not parse are
     left for ``options_from_flags`` to report."""
     from tfstyle import allocator, memory
-    from tfstyle.features import resolve_layers
+    from tfstyle.features import feature_layers, resolve_layers
     from tfstyle.optimizers import LBFGS
 
     if FLAGS.server or not 0 < FLAGS.size <= 65536:
@@ -335,8 +335,7 @@ def _choose_allocator():
     try:
         budget = memory.run_budget(FLAGS.memory_limit)
         content = resolve_layers(FLAGS.content_layers, FLAGS.backbone)
-        layers = list(dict.fromkeys(content + resolve_layers(FLAGS.style_layers,
-                                                             FLAGS.backbone)))
+        layers = feature_layers(content, FLAGS.style_layers, FLAGS.backbone)
     except (TfstyleError, ValueError):
         return
     history = LBFGS().history if FLAGS.optimizer == "lbfgs" else 0

@@ -91,6 +91,14 @@ def resolve_layers(names: Iterable[str], backbone: str = "vgg19") -> list[str]:
     return resolved
 
 
+def feature_layers(content_layers: Iterable[str], style_layers: Iterable[str],
+                   backbone: str = "vgg19") -> list[str]:
+    """The Keras layers one feature model computes for these content and style layers:
+    each once, content layers first (a layer can be both)."""
+    return list(dict.fromkeys(resolve_layers(content_layers, backbone) +
+                              resolve_layers(style_layers, backbone)))
+
+
 def layer_names(backbone: str = "vgg19") -> list[str]:
     """All Keras layer names of the backbone's convolutional stack, input to output."""
     _check_backbone(backbone)

@@ -29,7 +29,7 @@ from PIL import Image
 from tfstyle import color, image_io, memory
 from tfstyle.checkpoint import fingerprint
 from tfstyle.errors import ConfigError, Interrupted, NumericalError
-from tfstyle.features import build_feature_model, layer_stride, resolve_layers
+from tfstyle.features import build_feature_model, feature_layers, layer_stride, resolve_layers
 from tfstyle.losses import LossTerms, StyleLoss, Targets
 from tfstyle.optimizers import LBFGS, get_optimizer
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STYLES,
@@ -130,7 +130,7 @@ class Stylizer:
                 raise ConfigError(f"style layer weights must be finite and ≥ 0, got "
                                   f"{style_layer_weights}")
         self.style_layer_weights = style_layer_weights
-        self.layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+        self.layers = feature_layers(self.content_layers, self.style_layers, backbone)
         self.precision = resolve_precision(precision)
         self.model = build_feature_model(self.layers, backbone, pooling, weights,
                                          dtype=self.precision)
