@@ -537,17 +537,20 @@ class Stylizer:
         step = self.make_step(loss, optimizer, tiling)
 
         # Tensors in and out, not variables: a trace reused for a variable of another
-        # shape would read the variable it was traced with.
-        @tf.function(jit_compile=self.jit_compile)
+        # shape would read the variable it was traced with. No AutoGraph: the core's
+        # loops and branches are tf.while_loop and tf.cond already (the export's
+        # endpoints, which Keras traces without it, run the same code), and converting
+        # its Python was 3 s of a 2-core CPU's first trace.
+        @tf.function(jit_compile=self.jit_compile, autograph=False)
         def chunk(image, state, targets, n):
             new_image, new_state, terms = self.optimize(step, image, state, targets, n)
             return new_image, new_state, terms, tf.math.is_finite(terms.total)
 
-        @tf.function
+        @tf.function(autograph=False)
         def targets_fn(content, styles, blend_weights, masks):
             return self.compute_targets(loss, content, styles, blend_weights, masks, tiling)
 
-        @tf.function
+        @tf.function(autograph=False)
         def evaluate(image, targets):
             if tiling is not None:  # no stage is both tiled and run for 0 steps: rare
                 return self.tiled_loss(loss, tiling).value_and_gradient(image, targets)[0]
