@@ -2,6 +2,7 @@
 test is about what the flags do to a run (``main_in_process``)."""
 
 import logging
+import os
 import pathlib
 import subprocess
 import sys
@@ -70,8 +71,6 @@ def test_a_memory_limit_that_needs_tiling_keeps_malloc(images, tmp_path):
     CLI serves TensorFlow's tensors from malloc, whose peak the planner bounds; without
     a limit it keeps the pool; a user's TF_CPU_ALLOCATOR_USE_BFC wins. Which allocator
     ran is read back from TensorFlow (``allocator.in_effect``)."""
-    import os
-
     from tfstyle import allocator, memory
     from tfstyle.features import feature_layers, resolve_layers
     from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
@@ -185,6 +184,29 @@ def test_bad_input_exits_1_with_one_line_and_writes_nothing(case, images, tmp_pa
         assert content.read_bytes() == before
         return
     assert_clean_failure(result, output, needle)
+
+
+def test_a_bad_input_file_is_reported_before_tensorflow_is_imported(images, tmp_path):
+    """Missing and unreadable files are found by Pillow alone, so a typo costs a
+    fraction of a second rather than TensorFlow's import (4-5 s). A stand-in
+    ``tensorflow`` that refuses to import shows that none was attempted."""
+    fake = tmp_path / "fake"
+    (fake / "tensorflow").mkdir(parents=True)
+    (fake / "tensorflow" / "__init__.py").write_text("raise ImportError('imported')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(fake), os.environ.get("PYTHONPATH")])))
+    content, style = images
+    (tmp_path / "notes.jpg").write_text("this is text, not a JPEG")
+    output = tmp_path / "out.png"
+    for inputs, needle in (([f"--content={tmp_path / 'nowhere.jpg'}", f"--style={style}"],
+                            "nowhere.jpg"),
+                           ([f"--content={content}", f"--style={tmp_path / 'notes.jpg'}"],
+                            "notes.jpg")):
+        assert_clean_failure(run_cli(*inputs, f"--output={output}", env=env), output, needle)
+    # The stand-in is in the way of any run that gets past the inputs.
+    result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
+                     env=env)
+    assert result.returncode != 0 and "ImportError: imported" in result.stderr
 
 
 def test_stray_positional_argument_is_refused(images, tmp_path):

@@ -160,15 +160,14 @@ def _check_paths():
     return output
 
 
-def _decode_inputs(options):
-    """Every input image decoded once, so that a bad file fails before the model is
-    built and the run uses these rather than reading the files again; counts of
-    styles, weights, scales and masks and the masks' shapes checked too.
+def _decode_inputs():
+    """Every input image decoded once, with Pillow alone, so that a missing or bad file
+    fails before TensorFlow is imported (seconds) and the run uses these rather than
+    reading the files again. ``_check_inputs`` checks how they fit the options.
 
     Returns a dict of ``Stylizer.stylize``'s image arguments: content, style (a list),
     content_mask and style_masks (decoded RGB PIL images, or None)."""
     from tfstyle import image_io
-    from tfstyle.transfer import load_inputs
 
     styles = [image_io.open_image(path) for path in style_paths()]
     if not styles:
@@ -178,8 +177,15 @@ def _decode_inputs(options):
         content_mask=image_io.open_image(FLAGS.content_mask) if FLAGS.content_mask else None,
         style_masks=([image_io.open_image(path) for path in FLAGS.style_masks]
                      if FLAGS.style_masks else None))
-    load_inputs(options=options, **images)
     return images
+
+
+def _check_inputs(options, images):
+    """Counts of styles, weights, scales and masks, and the masks' shapes, against the
+    options: before the model is built."""
+    from tfstyle.transfer import load_inputs
+
+    load_inputs(options=options, **images)
 
 
 def _intermediate_path(output, step):
@@ -309,13 +315,16 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
     try:
+        if not FLAGS.server:  # a remote run does its own path checks (folder mode)
+            output = _check_paths()
+            images = _decode_inputs()
         _choose_allocator()  # before options_from_flags, whose checks run TensorFlow ops
         options = options_from_flags()
-        if FLAGS.server:  # runs on TF Serving; does its own path checks (folder mode)
+        if FLAGS.server:
             remote.run_remote(options)
             return
-        output = _check_paths()
-        run_local(output, options, _decode_inputs(options))
+        _check_inputs(options, images)
+        run_local(output, options, images)
     except TfstyleError as e:
         _fail(str(e))
 
