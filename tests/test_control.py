@@ -4,10 +4,13 @@ choice, coarse-to-fine. Each test fails when its feature is switched off or brok
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import synthetic_image
 from tfstyle import ConfigError, RunOptions
-from tfstyle import color
+from tfstyle import color, schedule
+from tfstyle.options import MAX_STEPS
 from tfstyle.errors import Interrupted
 from tfstyle.losses import StyleLoss, moments, style_distance
 
@@ -241,9 +244,67 @@ def test_style_loss_choice_changes_the_objective(stylizer):
     (RunOptions(size=512, steps=1, stage_size=256, stage_steps=(5, 7)), [(256, 5), (512, 7)]),
 ])
 def test_stage_plan(options, plan):
-    assert options.validate().stages() == plan
-    assert sum(n for _, n in plan) == (sum(options.stage_steps) if options.stage_steps
-                                       else options.steps)
+    # The literals are worked out by hand; the reference (below) must agree with them too,
+    # so that the property test checks against a rule that is itself checked.
+    got = options.validate().stages()
+    assert got == plan
+    if options.stage_steps is None:
+        assert reference_plan(options.size, options.steps, options.stage_size,
+                              options.stage_factor) == plan
+        assert sum(n for _, n in got) == options.steps
+    else:
+        assert [n for _, n in got] == list(options.stage_steps)
+
+
+def reference_plan(target, steps, stage_size, factor):
+    """tfstyle/schedule.py's rule, in plain Python: [(size, steps), ...], or None for a
+    plan of more than 16 stages.
+
+    The sizes round(target / factor^k), k = 1, 2, ..., while still ≥ stage_size (none
+    for stage_size 0), coarsest first, then target; each stage gets half the steps of
+    the next coarser one (shares 2^(n-1), ..., 2, 1), floored, the remainder going to
+    the first stage. The factor is taken as a float32, as the exported signature
+    declares it and the library passes it.
+    """
+    factor = float(np.float32(factor))
+    coarser = []
+    while stage_size > 0 and len(coarser) <= 16:
+        size = round(target / factor ** (len(coarser) + 1))
+        if size < stage_size:
+            break
+        coarser.append(size)
+    sizes = coarser[::-1] + [target]
+    if len(sizes) > 16:
+        return None
+    shares = [2 ** (len(sizes) - 1 - i) for i in range(len(sizes))]
+    split = [steps * share // sum(shares) for share in shares]
+    split[0] += steps - sum(split)
+    return list(zip(sizes, split))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(target=st.integers(1, 16384), steps=st.integers(0, MAX_STEPS),
+       stage_size=st.one_of(st.just(0), st.integers(1, 16384), st.integers(1, 512)),
+       factor=st.one_of(st.sampled_from([1.5, 2.0, 2 ** 0.5, 3.0]),
+                        st.floats(1.01, 16.0, allow_nan=False)))
+def test_stage_plan_follows_the_documented_rule(target, steps, stage_size, factor):
+    options = RunOptions(size=target, steps=steps, stage_size=stage_size,
+                         stage_factor=factor)
+    want = reference_plan(target, steps, stage_size, factor)
+    if want is None:
+        with pytest.raises(ConfigError, match="make more than 16 stages: raise one of them"):
+            options.stages()
+        return
+    assert options.stages() == want
+    # The exported model traces the same function with tensor inputs.
+    sizes, split = traced_stage_plan(tf.constant(target), tf.constant(steps),
+                                     tf.constant(stage_size), tf.constant(factor, tf.float32))
+    assert list(zip(sizes.numpy().tolist(), split.numpy().tolist())) == want
+
+
+traced_stage_plan = tf.function(schedule.stage_plan, input_signature=[
+    tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32),
+    tf.TensorSpec([], tf.float32)])
 
 
 def test_stage_steps_of_the_wrong_length_are_refused():

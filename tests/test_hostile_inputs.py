@@ -517,8 +517,10 @@ def test_signature_non_finite_loss_is_invalid_argument(served, files):
             content_weight=np.float32(3e38), init=b"noise", steps=np.int32(3))
 
 
-# ----------------------------------------------------------------------------- known bugs
-# Each fails today; strict, so the fix turns it into an XPASS that must be unmarked.
+# ----------------------------------------------------------------------------- fixed bugs
+# Each of these failed once and passes now; they keep it fixed. A case found failing is
+# added here marked pytest.mark.xfail(strict=True, reason=...), so that its fix shows as
+# an XPASS and the mark must come off.
 
 
 def _paletted(fmt, **params):
