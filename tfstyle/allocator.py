@@ -4,24 +4,24 @@ Why: TensorFlow's default CPU allocator hands each tensor to the C library's mal
 frees it when the op is done. glibc maps every block over its mmap threshold (at most
 32 MiB, and 1 MiB under the CLI's ``memory.return_freed_memory``) on its own and
 unmaps it when freed, so the next step's feature maps of the same sizes are mapped
-again and the kernel zeroes every page on first touch. A 512 px VGG16 step allocates
-about 1.5 GB that way: 390 000 page faults and 1.0 s of system time per step, which
-took 2.6 s against 2.0 s under BFC on this project's AVX2 CPU (an untiled 2048 px step:
-69 s against 31 s; BENCHMARKS.md, "Allocator"). TensorFlow's BFC allocator, the one it
-uses for GPU memory, keeps the freed chunks and hands them out again: a few hundred
-faults per step, and the same results bit for bit (the allocator changes where a tensor
-lives, not any arithmetic). It keeps more memory resident, which the memory planner
-budgets for (``memory.POOLED_FACTOR``).
+again and the kernel zeroes every page on first touch: every step faults its large
+feature maps in anew, page by page, and spends much of its time in the kernel, the
+more so the larger the image. TensorFlow's BFC allocator, the one it uses for GPU memory,
+keeps the freed chunks and hands them out again: next to no faults, and the same
+results bit for bit (the allocator changes where a tensor lives, not any arithmetic).
+It keeps more memory resident, which the memory planner budgets for
+(``memory.POOLED_FACTOR``). The figures (faults, system time, time per step at 256,
+512 and 2048 px, whole runs, TF Serving's path): BENCHMARKS.md, "Allocator".
 
 That budget is an estimate, not a bound: the pool never gives memory back, grows in
 doubling regions and hands a request a chunk up to twice its size, so a run through
-stages of different sizes keeps what each needed. A 4096 px print under
-``--memory_limit=5G`` peaked at 6052 MiB under BFC against 4522 under malloc
-(BENCHMARKS.md). Capping the pool (``TF_CPU_BFC_MEM_LIMIT_IN_MB``) turns that into
-out-of-memory errors well below the cap, since the cap counts the regions' reserved
-bytes (a 200 MB tensor failed in a 300 MB pool holding 64 MB). So where a run can keep
-its memory budget only by tiling, the CLI goes back to malloc (``keep_malloc``), whose
-peaks the planner's estimate bounds.
+stages of different sizes keeps what each needed: a 4096 px print under
+``--memory_limit=5G`` went over that limit under BFC and stayed under it with malloc.
+Capping the pool (``TF_CPU_BFC_MEM_LIMIT_IN_MB``) turns that into out-of-memory errors
+well below the cap, since the cap counts the regions' reserved bytes, not the bytes in
+use. So where a run can keep its memory budget only by tiling, the CLI goes back to
+malloc (``keep_malloc``), whose peaks the planner's estimate bounds. The peaks, and
+the refused tensor under a cap: BENCHMARKS.md, "Allocator", its last two notes.
 
 TensorFlow reads the choice once, when it creates its CPU allocator at the first op.
 So ``import tfstyle`` makes it before TensorFlow runs anything, and only where the user
@@ -68,12 +68,23 @@ def bfc_requested() -> bool:
 
 def in_effect() -> str:
     """The allocator TensorFlow serves CPU tensors from in this process: ``"bfc"`` or
-    ``"malloc"``. Only BFC keeps statistics, which is how this tells them apart; it runs
-    TensorFlow, so call it after the choice is made."""
+    ``"malloc"``, read back from TensorFlow: it runs TensorFlow, so call it after the
+    choice is made.
+
+    BFC keeps statistics and rounds every chunk up to a multiple of 256 bytes. Malloc
+    keeps none on most builds; where a build tracks it anyway (seen on an AVX512 CPU),
+    its count does not move by a rounded chunk. So a tensor of 4004 bytes tells them
+    apart."""
     import tensorflow as tf
 
+    def in_use():
+        return tf.config.experimental.get_memory_info("CPU:0")["current"]
+
     try:
-        tf.config.experimental.get_memory_info("CPU:0")
-    except ValueError:  # "Allocator stats not available": malloc keeps none
+        before = in_use()
+    except ValueError:  # "Allocator stats not available"
         return "malloc"
-    return "bfc"
+    probe = tf.random.uniform([1001])  # 4004 bytes: not a multiple of 256
+    grown = in_use() - before
+    del probe
+    return "bfc" if grown > 0 and grown % 256 == 0 else "malloc"
