@@ -87,3 +87,65 @@ def load_checkpoint(path) -> dict:
     except (OSError, ValueError, KeyError) as e:
         raise ConfigError(f"{path} is not a readable tfstyle checkpoint ({e}): delete it and "
                           f"run without --resume") from e
+
+
+# ----------------------------------------------------------------------------- resume
+# What a run does with a checkpoint: check that it is this job's, and take the image and
+# optimiser state it holds as the start of the stage it was stopped in.
+
+
+def job_fingerprint(model, inputs, options, seed) -> str:
+    """The fingerprint of a job: its decoded inputs, the options that shape its result,
+    the seed and the feature model. How a stage is evaluated (tiled or not) is not the
+    job: a run resumes on a machine with other free memory."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from tfstyle import image_io
+
+    settings = dataclasses.asdict(options)
+    settings.update(steps=None, seed=seed, memory_limit=None, tile_size=None,
+                    tile_halo=None)
+    if len(options.stages()) > 1 and options.stage_steps is None:
+        settings.update(steps=options.steps)  # the stage boundaries follow from it
+    described = {"layers": model.layers, "content": model.content_layers,
+                 "style": model.style_layers, "layer_weights": model.style_layer_weights,
+                 "model": [w.shape for w in model.model.weights],
+                 "weights": float(sum(float(tf.reduce_sum(w))
+                                      for w in model.model.weights[:2]))}
+    arrays = [image_io.to_array(inputs.content)]
+    arrays += [image_io.to_array(s) for s in inputs.styles]
+    arrays += [np.asarray(m) for m in inputs.masks]
+    if inputs.init is not None:
+        arrays.append(image_io.to_array(inputs.init))
+    return fingerprint(*arrays, settings, described)
+
+
+def check_resume(checkpoint: dict, job: str, total_steps: int) -> None:
+    """Raises ConfigError unless ``checkpoint`` belongs to the job ``job`` (its
+    fingerprint) of ``total_steps`` steps."""
+    if checkpoint["fingerprint"] != job:
+        raise ConfigError("the checkpoint belongs to another job (other images, size, "
+                          "weights or options): rerun the interrupted command "
+                          "unchanged with --resume, or drop --resume")
+    if checkpoint["step"] > total_steps:
+        raise ConfigError(f"the checkpoint is at step {checkpoint['step']}, past --steps="
+                          f"{total_steps}")
+
+
+def resumed_start(checkpoint: dict, optimizer, shape):
+    """(image, optimiser state) as tensors from ``checkpoint``, for a stage whose image
+    is of ``shape`` (1, H, W, 3); ConfigError if they do not fit it."""
+    import tensorflow as tf
+
+    start = tf.constant(checkpoint["image"])
+    if start.shape != shape:
+        raise ConfigError("the checkpoint's image does not fit this job's stage sizes: "
+                          "drop --resume")
+    fresh = optimizer.init(start)
+    state = [tf.constant(v) for v in checkpoint["state"]]
+    if [s.shape for s in state] != [s.shape for s in tf.nest.flatten(fresh)]:
+        raise ConfigError("the checkpoint's optimiser state does not fit this version of "
+                          "tfstyle: drop --resume")
+    return start, tf.nest.pack_sequence_as(fresh, state)

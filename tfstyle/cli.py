@@ -163,7 +163,7 @@ def _check_paths():
 def _decode_inputs():
     """Every input image decoded once, with Pillow alone, so that a missing or bad file
     fails before TensorFlow is imported (seconds) and the run uses these rather than
-    reading the files again. ``_check_inputs`` checks how they fit the options.
+    reading the files again. ``_load_inputs`` checks how they fit the options.
 
     Returns a dict of ``Stylizer.stylize``'s image arguments: content, style (a list),
     content_mask and style_masks (decoded RGB PIL images, or None)."""
@@ -180,12 +180,12 @@ def _decode_inputs():
     return images
 
 
-def _check_inputs(options, images):
-    """Counts of styles, weights, scales and masks, and the masks' shapes, against the
-    options: before the model is built."""
-    from tfstyle.transfer import load_inputs
+def _load_inputs(options, images):
+    """The job's ``inputs.Inputs``, checked against the options (counts of styles,
+    weights, scales and masks, and the masks' shapes): before the model is built."""
+    from tfstyle.inputs import load_inputs
 
-    load_inputs(options=options, **images)
+    return load_inputs(options=options, **images)
 
 
 def _intermediate_path(output, step):
@@ -193,10 +193,10 @@ def _intermediate_path(output, step):
     return f"{root}_{step:05d}{ext}"
 
 
-def run_local(output, options, images):
+def run_local(output, options, inputs):
     """Builds the model, runs the optimisation with progress, writes the image.
 
-    ``images``: the decoded inputs from ``_decode_inputs``."""
+    ``inputs``: the job's decoded and checked images (``_load_inputs``)."""
     import tensorflow as tf
 
     from tfstyle import allocator, image_io, memory
@@ -213,6 +213,48 @@ def run_local(output, options, images):
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
     every = [n for n in (FLAGS.log_every, FLAGS.save_every) if n > 0]
     callback_every = math.gcd(*every) if every else max(options.steps, 1)
+    checkpoint_path = pathlib.Path(FLAGS.checkpoint) if FLAGS.checkpoint else \
+        checkpoint.default_path(output)
+    resume = checkpoint.load_checkpoint(checkpoint_path) if FLAGS.resume else None
+    plan = options.stages()
+    logging.info("stylizing %s with %s: %s px, %s %s steps%s", FLAGS.content, FLAGS.style,
+                 " -> ".join(str(size) for size, _ in plan),
+                 "+".join(str(n) for _, n in plan), options.optimizer,
+                 f", resuming at step {resume['step']}" if resume else "")
+    stop = _StopOnSignal()
+    try:
+        with stop:
+            result = stylizer.stylize(options=options, callback=_progress(output, writer),
+                                      callback_every=callback_every, should_stop=stop,
+                                      resume=resume, inputs=inputs)
+    except NumericalError as e:
+        image_io.save_image(e.image, output)
+        raise NumericalError(f"{e} (wrote the last finite image, step {e.step}, to "
+                             f"{output})") from e
+    except Interrupted as e:
+        image_io.save_image(e.image, output)
+        checkpoint.save_checkpoint(checkpoint_path, **e.checkpoint)
+        print(f"tfstyle: interrupted by {stop.signal_name} at step {e.step}/"
+              f"{sum(n for _, n in plan)}: "
+              f"wrote the image so far to {output} and a checkpoint to {checkpoint_path}; "
+              f"to continue, run the same command with --resume", file=sys.stderr)
+        sys.exit(128 + stop.signal_number)
+    finally:
+        if writer is not None:
+            writer.flush()
+    image_io.save_image(result.image, output)
+    if resume is not None or checkpoint_path.exists():
+        checkpoint_path.unlink(missing_ok=True)  # consumed: the job is done
+    logging.info("wrote %s (seed %d; pass --seed=%d to repeat this run)", output, result.seed,
+                 result.seed)
+
+
+def _progress(output, writer):
+    """The run's progress callback: a log line every --log_every steps, the image every
+    --save_every, and TensorBoard scalars and images where ``writer`` is set."""
+    import tensorflow as tf
+
+    from tfstyle import image_io
 
     def progress(p):
         last = p.step == p.steps
@@ -234,41 +276,7 @@ def run_local(output, options, images):
                 tf.summary.scalar("steps_per_second", p.steps_per_second)
                 if saving or last:
                     tf.summary.image("image", p.image()[None], max_outputs=1)
-
-    checkpoint_path = pathlib.Path(FLAGS.checkpoint) if FLAGS.checkpoint else \
-        checkpoint.default_path(output)
-    resume = checkpoint.load_checkpoint(checkpoint_path) if FLAGS.resume else None
-    plan = options.stages()
-    logging.info("stylizing %s with %s: %s px, %s %s steps%s", FLAGS.content, FLAGS.style,
-                 " -> ".join(str(size) for size, _ in plan),
-                 "+".join(str(n) for _, n in plan), options.optimizer,
-                 f", resuming at step {resume['step']}" if resume else "")
-    stop = _StopOnSignal()
-    try:
-        with stop:
-            result = stylizer.stylize(options=options, callback=progress,
-                                      callback_every=callback_every, should_stop=stop,
-                                      resume=resume, **images)
-    except NumericalError as e:
-        image_io.save_image(e.image, output)
-        raise NumericalError(f"{e} (wrote the last finite image, step {e.step}, to "
-                             f"{output})") from e
-    except Interrupted as e:
-        image_io.save_image(e.image, output)
-        checkpoint.save_checkpoint(checkpoint_path, **e.checkpoint)
-        print(f"tfstyle: interrupted by {stop.signal_name} at step {e.step}/"
-              f"{sum(n for _, n in plan)}: "
-              f"wrote the image so far to {output} and a checkpoint to {checkpoint_path}; "
-              f"to continue, run the same command with --resume", file=sys.stderr)
-        sys.exit(128 + stop.signal_number)
-    finally:
-        if writer is not None:
-            writer.flush()
-    image_io.save_image(result.image, output)
-    if resume is not None or checkpoint_path.exists():
-        checkpoint_path.unlink(missing_ok=True)  # consumed: the job is done
-    logging.info("wrote %s (seed %d; pass --seed=%d to repeat this run)", output, result.seed,
-                 result.seed)
+    return progress
 
 
 class _StopOnSignal:
@@ -323,8 +331,7 @@ def main(argv):
         if FLAGS.server:
             remote.run_remote(options)
             return
-        _check_inputs(options, images)
-        run_local(output, options, images)
+        run_local(output, options, _load_inputs(options, images))
     except TfstyleError as e:
         _fail(str(e))
 

@@ -34,15 +34,15 @@ TILED_ACTIVATION_FACTOR = 4.3
 # Under TensorFlow's BFC pool (``tfstyle.allocator``, the default), a further factor on
 # the activations: the pool keeps every freed chunk and grows in doubling regions, so
 # more of the heap ends up resident than under malloc, which unmaps each large block.
-# Fitted to the larger of two peaks on the AVX2 EPYC (BENCHMARKS.md, "Allocator"): a
-# 2048 px VGG16 step peaked at 15776 MiB untiled (1.75 × these activations, where malloc
-# gave 1.18 ×) and 4453 MiB in 512 px tiles (1.48 ×; malloc 0.70 ×).
+# Fitted to the larger of the ratios, peak RSS to the activations' estimate, of a
+# 2048 px VGG16 step untiled and in 512 px tiles (BENCHMARKS.md, "Allocator", the
+# 2048 px note; the untiled step's is the larger).
 POOLED_FACTOR = 1.75
 # Image-sized float32 RGB buffers besides the optimiser's history: image, gradient,
 # candidate, L-BFGS's accepted image, gradient and direction, the tiled gradient's sum,
-# and a chunk's new image and state beside the variables they replace. 10 left the
-# 4096 px print's last stage 91 MiB over its estimate, under malloc and 5G, where these
-# buffers are 40 % of the step (BENCHMARKS.md, "Print").
+# and a chunk's new image and state beside the variables they replace. 10 were too few:
+# at 4096 px these buffers are a large part of a tiled step, and the print went over
+# its limit (BENCHMARKS.md, "Allocator", the last note).
 IMAGE_BUFFERS = 12
 # The process before any image: TensorFlow, the feature model's weights.
 BASE_BYTES = 900 * 2 ** 20
@@ -50,8 +50,8 @@ BASE_BYTES = 900 * 2 ** 20
 HISTORY_BYTES = 1 << 30
 # Pairs that a stage's steps cannot fill are dropped where they would hold more than
 # this (1 GB at a 2-step 4096 px stage); below it they are kept, so that the stages share
-# one trace of the step (another costs about 3 s on 2 cores: a 256 px preview's last
-# stage of 8-10 steps paid it).
+# one trace of the step: another trace costs seconds, which a short stage (a 256 px
+# preview's last) paid for nothing (BENCHMARKS.md, "Preview").
 UNFILLED_PAIRS_BYTES = 64 << 20
 # The fraction of the free memory a run budgets by default.
 DEFAULT_FRACTION = 0.7
@@ -180,8 +180,8 @@ def return_freed_memory(threshold: int = 1 << 20) -> bool:
     Why: glibc serves blocks under its mmap threshold, which rises after large frees up
     to 32 MiB, from heaps that it seldom trims. A tiled step allocates and frees many
     blocks of a few MiB (a tile's feature maps), and the freed ones stayed in the
-    resident set: a fixed threshold lowered the peak RSS of a 2048 px tiled step from
-    4.35 to 3.97 GB at the same speed (BENCHMARKS.md, "tiled steps"). It changes the
+    resident set: a fixed threshold lowers a tiled step's peak RSS at the same speed
+    (BENCHMARKS.md, "Tiled steps", "What changed"). It changes the
     whole process's allocator, so the CLI calls it, and only where TensorFlow's tensors
     come from malloc (``TF_CPU_ALLOCATOR_USE_BFC=0``; ``tfstyle.allocator``); library
     users decide for theirs.
@@ -249,3 +249,36 @@ def _gpu_memory() -> int:
         log.warning("cannot read the GPU's memory size (nvidia-smi): budgeting 8 GiB; "
                     "set --memory_limit")
         return 8 * 2**30
+
+
+def stage_setup(model, options, optimizer, height: int, width: int, budget: int | None = None,
+                steps: int | None = None):
+    """(optimizer, tiling) for a stage of ``height`` × ``width`` px of ``model``
+    (a ``core.StyleModel``): tiled where ``options.tile_size`` says so or the untiled
+    step would pass ``budget`` bytes (default ``run_budget(options.memory_limit)``);
+    L-BFGS with a history short enough to fit, and where it matters no longer than the
+    ``steps - 1`` pairs a stage of ``steps`` steps can store (the same steps, less
+    memory; ``stage_history``). Nothing changes for stages that fit."""
+    from tfstyle.optimizers import LBFGS
+    from tfstyle.tiling import Tiling
+
+    if isinstance(optimizer, LBFGS):
+        history = stage_history(height * width, optimizer.history, steps)
+        if history != optimizer.history:
+            optimizer = LBFGS(history, optimizer.learning_rate, optimizer.first_step,
+                              optimizer.armijo)
+    history = getattr(optimizer, "history", 1)
+    halo = stage_halo(model, options.tile_halo)
+    if options.tile_size:
+        tile = options.tile_size if max(height, width) > options.tile_size else None
+    else:
+        budget = budget or run_budget(options.memory_limit)
+        tile = plan_tiling(height, width, model.layers, model.backbone, model.precision,
+                           history, budget, halo, model.min_side, model.content_layers)
+    return optimizer, (None if tile is None else Tiling(tile, halo))
+
+
+def stage_halo(model, tile_halo: int = -1) -> int:
+    """The halo of a tiled stage, px: ``tile_halo``, or ``model.default_halo`` where it
+    is -1 (``RunOptions.tile_halo``)."""
+    return int(tile_halo) if tile_halo >= 0 else model.default_halo

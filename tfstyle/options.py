@@ -116,7 +116,13 @@ class RunOptions:
     def stages(self) -> list:
         """The coarse-to-fine plan: [(longest side, steps), ...], coarsest first, ending
         at ``size``: ``tfstyle.schedule.stage_plan``, the tensor function the exported
-        model runs too, evaluated here. ``stage_steps``, if set, replaces its split."""
+        model runs too, evaluated here. ``stage_steps``, if set, replaces its split.
+        Computed once and kept with these (frozen) options."""
+        if "_plan" not in self.__dict__:
+            object.__setattr__(self, "_plan", tuple(self._stage_plan()))
+        return list(self.__dict__["_plan"])
+
+    def _stage_plan(self):
         import tensorflow as tf  # on first use: the CLI checks its flags without it
 
         from tfstyle import schedule
@@ -146,35 +152,31 @@ class RunOptions:
                                 self.style_strength, DEFAULT_STYLE_STRENGTH)
 
     def validate(self) -> "RunOptions":
-        """Returns self if every value is usable, else raises ConfigError naming it."""
-        _check_int("size", self.size, 1, 16384)
-        _check_int("steps", self.steps, 0, MAX_STEPS)
+        """Returns self if every value is usable, else raises ConfigError naming it.
+        Options found usable once are not checked again (they are frozen)."""
+        if self.__dict__.get("_valid"):
+            return self
+        # The fields a served request carries too: their rows hold the bounds that the
+        # exported model and the client check (one place, so that they cannot drift).
+        from tfstyle.served_options import BY_NAME as served
+        served["size"].check(self.size)
+        served["steps"].check(self.steps)
         if self.optimizer.strip().lower() not in ("adam", "lbfgs", "l-bfgs"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: use lbfgs or adam")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _check_float(name, getattr(self, name), minimum=0.0)
-        _check_float("style_strength", self.style_strength, minimum=0.0)
-        if float(self.style_strength) > 1.0:
-            raise ConfigError(f"style_strength must be between 0 (the photo) and 1 (as "
-                              f"painted), got {self.style_strength}")
+        for name in ("content_weight", "style_weight", "tv_weight", "style_strength"):
+            served[name].check(getattr(self, name))
         if self.learning_rate is not None:
             _check_float("learning_rate", self.learning_rate, minimum=0.0, strict=True)
         for scale in _as_tuple(self.style_scale):
-            _check_float("style_scale", scale, minimum=0.0, strict=True)
+            served["style_scale"].check(scale)
         if self.style_blend_weights is not None:
             for weight in self.style_blend_weights:
                 _check_float("style_blend_weights", weight, minimum=0.0)
             if not sum(float(w) for w in self.style_blend_weights) > 0:
                 raise ConfigError(f"style_blend_weights must not all be 0, got "
                                   f"{list(self.style_blend_weights)}")
-        if self.preserve_colors not in PRESERVE_COLORS:
-            raise ConfigError(f"unknown preserve_colors {self.preserve_colors!r}: use one of "
-                              f"{', '.join(PRESERVE_COLORS)}")
-        if self.style_loss not in STYLE_LOSSES:
-            raise ConfigError(f"unknown style_loss {self.style_loss!r}: use one of "
-                              f"{', '.join(STYLE_LOSSES)}")
-        _check_int("stage_size", self.stage_size, 0, 16384)
-        _check_float("stage_factor", self.stage_factor, minimum=1.0, strict=True)
+        for name in ("preserve_colors", "style_loss", "stage_size", "stage_factor"):
+            served[name].check(getattr(self, name))
         if self.stage_steps is not None:
             steps = tuple(self.stage_steps)
             if not steps:
@@ -191,7 +193,7 @@ class RunOptions:
             raise ConfigError(f"init {self.init!r} is neither one of {', '.join(INITS)} nor an "
                               f"existing image file")
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, 2**63 - 1)
+            served["seed"].check(self.seed)
         from tfstyle.memory import parse_memory
         if parse_memory(self.memory_limit) < 0:
             raise ConfigError(f"memory_limit must be ≥ 0 (0 = automatic), got "
@@ -199,6 +201,7 @@ class RunOptions:
         _check_int("tile_size", self.tile_size, 0, 16384)
         _check_int("tile_halo", self.tile_halo, -1, 1024)
         self.stages()  # a stage_steps list of the wrong length fails here, up front
+        object.__setattr__(self, "_valid", True)
         return self
 
 

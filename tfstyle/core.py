@@ -1,0 +1,277 @@
+"""The algorithm, as tensor functions: features → loss → one step → one stage's loop.
+
+Gatys et al. optimise an image x so that its VGG features match a photo's content and a
+painting's style. Read top to bottom:
+
+* ``StyleModel.features(x)``: the content and style layers' activations;
+* ``StyleModel.compute_targets``: the photo's content features and the paintings'
+  style statistics, computed once per stage;
+* ``StyleModel.make_step``: ``step(x, state, targets) -> (x, state, terms)``: one loss
+  and gradient (``tfstyle.losses``, tile by tile with ``tfstyle.tiling``) and one
+  optimiser update (``tfstyle.optimizers``);
+* ``optimize``: a stage's steps in a ``tf.while_loop``;
+* ``start_image`` and ``next_stage``: where a run starts, and how each coarse-to-fine
+  stage starts from the last one's result, upsampled;
+* ``StyleModel.evaluate``: the loss of an image as it stands (a stage run for 0 steps).
+
+A run is then::
+
+    for size, steps in stage_plan(...):          # tfstyle.schedule, coarsest first
+        inputs = stage_tensors(..., size)         # tfstyle.inputs
+        targets = model.compute_targets(loss, inputs.run_content, inputs.styles)
+        x, state = start_image(...) or next_stage(optimizer, x, state, size)
+        x, state, terms = optimize(step, x, state, targets, steps)
+
+Two drivers run that loop over these same functions: the library's eager runner
+(``tfstyle.runner``: chunks of steps with progress, stop and resume) and the exported
+SavedModel's graph (``tfstyle.graph_run``: one ``tf.while_loop`` over the stages).
+Nothing here holds a ``tf.Variable`` but the network's weights, so the same functions
+serve concurrent requests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfstyle.errors import ConfigError
+from tfstyle.features import build_feature_model, feature_layers, layer_stride, resolve_layers
+from tfstyle.losses import LossTerms, StyleLoss, Targets
+from tfstyle.optimizers import get_optimizer
+from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
+from tfstyle.precision import resolve_precision
+from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
+
+
+class StyleModel:
+    """The feature model and the loss on it: every tensor function a stage needs.
+
+    Args:
+      backbone: ``vgg19`` (default, the paper's) or ``vgg16``.
+      pooling: ``max`` or ``avg`` (the paper's preference).
+      weights: ``"imagenet"`` (Keras download and cache), a local ``.h5`` path, or None
+        (random; for tests).
+      content_layers, style_layers: layer names (``conv4_2`` or ``block4_conv2`` style),
+        as a sequence or a comma-separated string.
+      style_layer_weights: w_l per style layer; default each a quarter of the one before,
+        summing to 1 (``losses.default_style_layer_weights``).
+      precision: ``auto``, ``float32`` or ``mixed_bfloat16`` (``tfstyle.precision``);
+        ``self.precision`` is the choice.
+    """
+
+    def __init__(self, backbone: str = "vgg19", pooling: str = "max", weights="imagenet",
+                 content_layers=DEFAULT_CONTENT_LAYERS, style_layers=DEFAULT_STYLE_LAYERS,
+                 style_layer_weights=None, precision: str = "auto"):
+        self.backbone = backbone
+        self.content_layers = resolve_layers(content_layers, backbone)
+        self.style_layers = resolve_layers(style_layers, backbone)
+        self.style_layer_weights = _check_layer_weights(style_layer_weights,
+                                                        len(self.style_layers))
+        self.layers = feature_layers(self.content_layers, self.style_layers, backbone)
+        self.precision = resolve_precision(precision)
+        self.model = build_feature_model(self.layers, backbone, pooling, weights,
+                                         dtype=self.precision)
+        # The smallest image whose deepest feature map still has one position.
+        self.min_side = max(layer_stride(name) for name in self.layers)
+        # Tiles' context (tfstyle.tiling): exact is the deepest layer's receptive
+        # field; the default is half of it.
+        self.exact_halo = receptive_halo(self.layers, backbone)
+        self.default_halo = default_halo(self.layers, backbone)
+
+    def features(self, image: tf.Tensor):
+        """(content-layer features, style-layer features) of an RGB (1, H, W, 3) image
+        in [0, 255], each a tuple of (1, h, w, N) tensors in the layers' order."""
+        outputs = self.model(image, training=False)
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        by_name = dict(zip(self.layers, outputs))
+        return (tuple(by_name[n] for n in self.content_layers),
+                tuple(by_name[n] for n in self.style_layers))
+
+    def make_loss(self, options: RunOptions) -> StyleLoss:
+        """The weighted loss of ``options`` for this feature model's layers (the weights
+        may be floats or, in the exported graph, scalar tensors)."""
+        content_weight, style_weight, tv_weight = options.loss_weights()
+        return StyleLoss(self.content_layers, self.style_layers, content_weight,
+                         style_weight, tv_weight,
+                         style_layer_weights=self.style_layer_weights,
+                         style_loss=options.style_loss)
+
+    def tiled_loss(self, loss: StyleLoss, tiling: Tiling) -> TiledLoss:
+        """``loss`` on this feature model, evaluated tile by tile (``tfstyle.tiling``)."""
+        return TiledLoss(self.features, loss, self.content_layers, self.style_layers, tiling)
+
+    def compute_targets(self, loss: StyleLoss, content: tf.Tensor, style,
+                        blend_weights=None, masks=(), tiling: Tiling | None = None) -> Targets:
+        """Targets from the content image and one or more style images.
+
+        Args:
+          content: (1, H, W, 3) in [0, 255].
+          style: one (1, h, w, 3) image in [0, 255], or a sequence of them (any sizes).
+          blend_weights, masks: see ``StyleLoss.targets``.
+          tiling: None, or evaluate the images tile by tile where the content's longest
+            side exceeds ``tiling.tile``.
+        """
+        styles = style if isinstance(style, (list, tuple)) else (style,)
+
+        def untiled():
+            content_features, _ = self.features(content)
+            style_features = [self.features(s)[1] for s in styles]
+            return loss.targets(content_features, style_features, blend_weights, masks)
+
+        if tiling is None:
+            return untiled()
+        tiled = self.tiled_loss(loss, tiling)
+        return tf.cond(larger_than(content, tiling.tile),
+                       lambda: tiled.targets(content, styles, blend_weights, masks), untiled)
+
+    def evaluate(self, loss: StyleLoss, image, targets, tiling: Tiling | None = None):
+        """The ``LossTerms`` of ``image`` (1, H, W, 3) as it stands: what a stage run
+        for 0 steps reports."""
+        if tiling is not None:
+            return self.tiled_loss(loss, tiling).value_and_gradient(image, targets)[0]
+        content_features, style_features = self.features(image)
+        return loss(image, content_features, style_features, targets)
+
+    def make_step(self, loss: StyleLoss, optimizer, tiling: Tiling | None = None):
+        """The pure update: ``step(image, state, targets) -> (image, state, LossTerms)``.
+
+        One forward and backward pass through the feature model (tile by tile with
+        ``tiling`` where the image's longest side exceeds ``tiling.tile``: the same
+        loss and gradient, in the memory of a tile) and one optimiser update.
+        ``image`` is (1, H, W, 3) float32 in [0, 255]; the returned terms are those
+        of the image passed in (before the update).
+        """
+        def value_and_gradient(image, targets):
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                content_features, style_features = self.features(image)
+                terms = loss(image, content_features, style_features, targets)
+            return terms, tape.gradient(terms.total, image)
+
+        if tiling is None:
+            evaluate = value_and_gradient
+        else:
+            tiled = self.tiled_loss(loss, tiling).value_and_gradient
+
+            def evaluate(image, targets):
+                return tf.cond(larger_than(image, tiling.tile), lambda: tiled(image, targets),
+                               lambda: value_and_gradient(image, targets))
+
+        def step(image, state, targets):
+            terms, grad = evaluate(image, targets)
+            new_image, new_state = optimizer.update(image, grad, terms.total, state)
+            return new_image, new_state, terms
+        return step
+
+
+def optimize(step, image, state, targets, steps):
+    """Runs ``steps`` (an int32 scalar tensor ≥ 0) steps in a ``tf.while_loop``.
+
+    Returns (image, state, terms): the terms are those of the last image evaluated
+    (before the last update); NaN terms mean ``steps`` was 0. The image to keep is
+    ``optimizer.result(image, state)`` (L-BFGS's last accepted image).
+
+    The loop stops early, keeping the last finite image and state, if a loss becomes
+    non-finite; the terms returned are then non-finite too.
+    """
+    nan = tf.constant(float("nan"))
+
+    def cond(i, image, state, terms, ok):
+        return (i < steps) & ok
+
+    def body(i, image, state, terms, ok):
+        new_image, new_state, new_terms = step(image, state, targets)
+        finite = tf.math.is_finite(new_terms.total)
+        new_image = tf.cond(finite, lambda: new_image, lambda: image)
+        new_state = tf.nest.map_structure(lambda a, b: tf.cond(finite, lambda: a, lambda: b),
+                                          new_state, state)
+        return i + 1, new_image, new_state, LossTerms(*new_terms), finite
+
+    shape_invariants = (tf.TensorShape([]), image.shape,
+                        tf.nest.map_structure(lambda t: t.shape, state),
+                        LossTerms(*[tf.TensorShape([])] * 4), tf.TensorShape([]))
+    _, image, state, terms, _ = tf.while_loop(
+        cond, body, (tf.constant(0), image, state, LossTerms(nan, nan, nan, nan),
+                     tf.constant(True)),
+        shape_invariants=shape_invariants)
+    return image, state, terms
+
+
+def start_image(init, run_content, seed, init_image=None):
+    """The first stage's start, (1, H, W, 3) float32 in [0, 255].
+
+    Args:
+      init: ``content``, ``noise``, or anything else for ``init_image``; a Python
+        string or a scalar string tensor (the exported graph's input).
+      run_content: the stage's content as optimised against, (H, W, 3).
+      seed: int or int64 scalar tensor, for the noise.
+      init_image: None, or a function returning the (H, W, 3) start where ``init`` is
+        neither content nor noise (the style, or a given image, at the stage's size
+        and colour-controlled); called only where it is the start.
+    """
+    content = run_content[None]
+    choices = {"content": lambda: content,
+               "noise": lambda: noise_image(tf.shape(content), seed)}
+    other = choices["content"] if init_image is None else (
+        lambda: tf.convert_to_tensor(init_image())[None])
+    if isinstance(init, str):
+        return choices.get(init, other)()
+    start = tf.case([(tf.equal(init, name), fn) for name, fn in choices.items()],
+                    default=other)
+    return tf.ensure_shape(start, [1, None, None, 3])
+
+
+def next_stage(optimizer, image, state, size):
+    """The start of the next coarse-to-fine stage, from where the last one ended.
+
+    Args:
+      optimizer: the run's optimiser.
+      image, state: the last stage's image (1, h, w, 3) in [0, 255] and optimiser state.
+      size: the next stage's (H, W), an int32 vector.
+
+    Returns:
+      (start, state): the optimiser's result upsampled (bicubic, clipped to [0, 255])
+      and its state carried over (``optimizer.resize_state``).
+    """
+    previous = optimizer.result(image, state)
+    start = tf.clip_by_value(tf.image.resize(previous, size, "bicubic"), 0.0, 255.0)
+    return start, optimizer.resize_state(state, start)
+
+
+def noise_image(shape, seed) -> tf.Tensor:
+    """The ``init="noise"`` start image: Gaussian noise around mid-grey, N(127.5, 40²)
+    clipped to [0, 255], float32 of ``shape`` (1, H, W, 3).
+
+    Stateless in ``seed`` (an int or int64 scalar tensor), so that the library and the
+    exported SavedModel draw the same pixels from the same seed.
+    """
+    seed = tf.cast(seed, tf.int64)
+    pair = tf.stack([seed % (2 ** 31), seed // (2 ** 31)])
+    noise = tf.random.stateless_normal(shape, pair, mean=127.5, stddev=40.0)
+    return tf.clip_by_value(noise, 0.0, 255.0)
+
+
+def make_optimizer(options: RunOptions):
+    """The optimiser ``options`` asks for, with its learning rate if one is set."""
+    kwargs = {}
+    if options.learning_rate is not None:
+        kwargs["learning_rate"] = options.learning_rate
+    return get_optimizer(options.optimizer, **kwargs)
+
+
+def larger_than(image, side):
+    """Whether an image (1, H, W, C)'s longest side exceeds ``side``: a bool tensor."""
+    return tf.reduce_max(tf.shape(image)[1:3]) > side
+
+
+def _check_layer_weights(weights, count):
+    if weights is None:
+        return None
+    weights = [float(w) for w in weights]
+    if len(weights) != count:
+        raise ConfigError(f"{len(weights)} style layer weights for {count} style layers: "
+                          f"give one per layer")
+    if any(not np.isfinite(w) or w < 0 for w in weights):
+        raise ConfigError(f"style layer weights must be finite and ≥ 0, got {weights}")
+    return weights

@@ -1,0 +1,144 @@
+"""The exported SavedModel's driver: every stage of a run in one graph.
+
+The same stages as the library's ``tfstyle.runner``, over the same tensor functions of
+``tfstyle.core`` and ``tfstyle.inputs``; only the driving differs: the stages are a
+``tf.while_loop`` around the core's ``optimize`` loop, with no progress, stop or resume
+(a request is answered whole), and every limit is an in-graph check that fails the
+request with INVALID_ARGUMENT before any large allocation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from tfstyle import color, core, inputs, schedule
+from tfstyle.features import layer_stride
+from tfstyle.options import RunOptions
+from tfstyle.serving_io import _check
+
+# The resized style image may be this multiple of max_side on its longest side: the
+# default style_scale is 1.5, and the style only runs forward, once per stage.
+STYLE_SIDE_FACTOR = 2
+
+
+def request_options(o: dict) -> RunOptions:
+    """A request's loss options (``o``: option name -> scalar tensor) as ``RunOptions``
+    whose weight fields are those tensors, for ``RunOptions.loss_weights``."""
+    return dataclasses.replace(RunOptions(), content_weight=o["content_weight"],
+                               style_weight=o["style_weight"], tv_weight=o["tv_weight"],
+                               style_strength=o["style_strength"])
+
+
+def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o):
+    """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss).
+
+    Args:
+      model: the ``core.StyleModel``; optimizer: its optimiser, fixed at export;
+      tiling: a ``tiling.Tiling`` or None; limits: the export's (``max_side``,
+      ``min_side``); o: the request's options, name -> scalar tensor.
+    """
+    sizes, stage_steps = _plan(content, o, limits)
+    checks = _size_checks(model, limits, content, style, sizes, o["style_scale"])
+    preserve = o["preserve_colors"]
+
+    def stage_inputs(k):
+        with tf.control_dependencies(checks):
+            return inputs.stage_tensors(content, style, sizes[k], o["style_scale"], preserve)
+
+    loss = model.make_loss(request_options(o))
+    loss.style_loss = o["style_loss"]
+    step = model.make_step(loss, optimizer, tiling)
+    content_0, run_content_0, raw_style_0, _ = stage_inputs(0)
+
+    def style_start():
+        shape = tf.shape(content_0)
+        return color.recolor_style(inputs.resize(raw_style_0, shape[0], shape[1], "bicubic"),
+                                   content_0, preserve)
+
+    start = core.start_image(o["init"], run_content_0, o["seed"], style_start)
+    image, total, ran = _stages(model, loss, step, optimizer, tiling, stage_inputs, start,
+                                stage_steps)
+    content_n, run_content_n, _, style_n = stage_inputs(tf.size(sizes) - 1)
+
+    def initial_loss():  # no step anywhere: the loss of the image as it stands
+        targets = model.compute_targets(loss, run_content_n[None], style_n[None])
+        return model.evaluate(loss, image, targets).total
+
+    total = tf.cond(ran, lambda: total, initial_loss)
+    finite = _check(tf.math.is_finite(total),
+                    "the loss became {} during the optimisation: lower the loss weights "
+                    "or the steps", total)
+    image = color.restore_colors(image[0], content_n, preserve)
+    with tf.control_dependencies([finite]):
+        pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+        return tf.identity(pixels), tf.identity(total)
+
+
+def _stages(model, loss, step, optimizer, tiling, stage_inputs, start, stage_steps):
+    """The coarse-to-fine loop: (the result image (1, H, W, 3), the last loss, whether
+    any step ran). A non-finite loss ends it, keeping the last finite image."""
+    nan = tf.constant(float("nan"))
+
+    def cond(k, image, state, total, ran):
+        return (k < tf.size(stage_steps)) & (tf.math.is_finite(total) | ~ran)
+
+    def body(k, image, state, total, ran):
+        _, run_content, _, style_k = stage_inputs(k)
+        targets = model.compute_targets(loss, run_content[None], style_k[None],
+                                        tiling=tiling)
+        image, state = tf.cond(
+            k > 0, lambda: core.next_stage(optimizer, image, state, tf.shape(run_content)[:2]),
+            lambda: (image, optimizer.init(image)))
+        image, state, terms = core.optimize(step, image, state, targets, stage_steps[k])
+        runs = stage_steps[k] > 0
+        return k + 1, image, state, tf.where(runs, terms.total, total), ran | runs
+
+    state0 = optimizer.init(start)
+    # The start's height and width are unknown, so state0's shapes already leave every
+    # size that changes between stages open (and keep the batch of 1).
+    invariants = (tf.TensorShape([]), tf.TensorShape([1, None, None, 3]),
+                  tf.nest.map_structure(lambda t: t.shape, state0),
+                  tf.TensorShape([]), tf.TensorShape([]))
+    _, image, state, total, ran = tf.while_loop(
+        cond, body, (tf.constant(0), start, state0, nan, tf.constant(False)),
+        shape_invariants=invariants)
+    return optimizer.result(image, state), total, ran
+
+
+def _plan(content, o, limits):
+    """The request's stage plan (``schedule.stage_plan``), after checking that the
+    output's size is within the export's limits."""
+    shape = tf.shape(content)
+    target = tf.where(o["size"] > 0, o["size"], tf.maximum(shape[0], shape[1]))
+    size_check = _check(target <= limits.max_side,
+                        "content image is {}x{} and size=0 keeps that size: above max_side="
+                        f"{limits.max_side} of this model; send 0 < size <= "
+                        f"{limits.max_side}", shape[1], shape[0])
+    with tf.control_dependencies([size_check]):
+        return schedule.stage_plan(target, o["steps"], o["stage_size"], o["stage_factor"])
+
+
+def _size_checks(model, limits, content, style, sizes, style_scale):
+    """Checks that the smallest stage fits the deepest layer and the largest style fits
+    the export's limit: the first stage is the smallest, the last the largest."""
+    deepest = max(model.layers, key=layer_stride)
+    first_h, first_w, first_style = inputs.stage_dims(tf.shape(content), sizes[0], style_scale)
+    _, _, last_style = inputs.stage_dims(tf.shape(content), sizes[-1], style_scale)
+    checks = [_check(tf.minimum(first_h, first_w) >= limits.min_side,
+                     "the output would be {}x{}, but the deepest layer used "
+                     f"({deepest}) needs at least {limits.min_side} px on each side: "
+                     "raise size (or stage_size)", first_w, first_h),
+              _check(last_style <= STYLE_SIDE_FACTOR * limits.max_side,
+                     "style_scale={} makes the style image {} px on its longest side, "
+                     f"above {STYLE_SIDE_FACTOR} × max_side={limits.max_side} of this "
+                     "model: lower style_scale", style_scale, last_style)]
+    s_shape = tf.shape(style)
+    with tf.control_dependencies(checks):
+        st_h, st_w = inputs.longest_side_dims(s_shape[0], s_shape[1],
+                                              tf.maximum(tf.cast(first_style, tf.int32), 1))
+    return [_check(tf.minimum(st_h, st_w) >= limits.min_side,
+                   "the style image at style_scale={} would be {}x{}, but the deepest "
+                   f"layer used ({deepest}) needs at least {limits.min_side} px on "
+                   "each side: raise style_scale", style_scale, st_w, st_h)]

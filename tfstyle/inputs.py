@@ -1,0 +1,240 @@
+"""A job's images: decoded once, checked against the options, and prepared per stage.
+
+``load_inputs`` decodes the content, styles, start image and masks (Pillow, through
+``tfstyle.image_io``) and checks that they fit together; ``check_sizes`` checks every
+stage's sizes against the deepest layer before any work starts.
+
+``stage_arrays`` resizes them for one stage with Pillow; ``stage_tensors`` is the same
+for the exported graph, with ``tf.image.resize`` (close to, not bit-identical with,
+Pillow's resampling).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tfstyle import color, image_io
+from tfstyle.errors import ConfigError
+from tfstyle.features import layer_stride
+from tfstyle.options import INITS, MAX_STYLES, RunOptions
+
+
+class Inputs(NamedTuple):
+    """A job's decoded inputs at their own sizes: RGB PIL images, and masks as
+    greyscale ("L") PIL images the content's size (255 = apply the style)."""
+    content: Image.Image
+    styles: list
+    init: Image.Image | None
+    masks: list
+
+
+class StageInputs(NamedTuple):
+    """One stage's float32 arrays in [0, 255], (H, W, 3): the content as given (for
+    colour recombination) and as optimised against (its luminance with
+    ``preserve_colors=luminance``), the colour-controlled styles, the start image or
+    None, and the masks (1, H, W, 1) in [0, 1]."""
+    content: np.ndarray
+    run_content: np.ndarray
+    styles: list
+    init: np.ndarray | None
+    masks: tuple
+
+
+def load_inputs(content, style, options: RunOptions, content_mask=None,
+                style_masks=None) -> Inputs:
+    """Decodes a job's images and masks and checks that they fit together: counts of
+    styles, weights, scales and masks, and the masks' shapes. Needs no model, so the
+    CLI runs it before building one.
+
+    Args:
+      content: the content image (anything ``image_io.open_image`` takes).
+      style: one style image, or a list of them.
+      content_mask: optional image over the content: the styles apply where it is
+        white, the photo stays where it is black (grey is partial).
+      style_masks: optional list, one image per style: style k applies where mask k
+        is white. Blend weights do not apply (each style has its own region).
+    """
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles:
+        raise ConfigError("no style image: give at least one")
+    if len(styles) > MAX_STYLES:
+        raise ConfigError(f"{len(styles)} style images: at most {MAX_STYLES} are supported")
+    options.style_scales(len(styles))  # raise now on a count mismatch
+    options.blend_weights(len(styles))
+    content_img = image_io.open_image(content)
+    style_imgs = [image_io.open_image(s) for s in styles]
+    init_img = None
+    if options.init not in INITS:
+        init_img = image_io.open_image(options.init)
+    masks = []
+    if style_masks is not None:
+        style_masks = list(style_masks)
+        if len(style_masks) != len(styles):
+            raise ConfigError(f"{len(style_masks)} style masks for {len(styles)} style "
+                              f"images: give one mask per style")
+        if options.style_blend_weights is not None and len(styles) > 1:
+            raise ConfigError("style blend weights mix styles within one region; with "
+                              "style masks each style has its own region: drop one of "
+                              "the two")
+        masks = [_open_mask(m, content_img.size, f"style mask {i + 1}")
+                 for i, m in enumerate(style_masks)]
+    if content_mask is not None:
+        mask = _open_mask(content_mask, content_img.size, "content mask")
+        # Restricting every style region to the content mask.
+        masks = [_multiply_masks(m, mask) for m in masks] if masks else [mask]
+    return Inputs(content_img, style_imgs, init_img, masks)
+
+
+def check_sizes(inputs: Inputs, options: RunOptions, layers) -> None:
+    """Raises ConfigError, naming the flag to change, if at some stage of
+    ``options.stages()`` the content or a style would be smaller than the deepest of
+    ``layers`` needs: before any work, not after an hour at a small stage."""
+    for size, _ in options.stages():
+        _style_sides(inputs, size, options, layers)
+
+
+def _style_sides(inputs: Inputs, size: int, options: RunOptions, layers) -> list:
+    """Each style's longest side at the stage of ``size``, after checking that the
+    content and the styles at that stage fit the deepest layer's stride (arithmetic
+    only, no resampling)."""
+    content_size = image_io.longest_side_size(inputs.content.size, size)
+    _check_size("content image at --size", content_size, layers)
+    sides = [max(1, round(max(content_size) * scale))
+             for scale in options.style_scales(len(inputs.styles))]
+    for img, side in zip(inputs.styles, sides):
+        _check_size("style image at --style_scale", image_io.longest_side_size(img.size, side),
+                    layers)
+    return sides
+
+
+def _check_size(what, size, layers):
+    width, height = size
+    deepest = max(layers, key=layer_stride)
+    if min(width, height) < layer_stride(deepest):
+        raise ConfigError(
+            f"{what} is {width}x{height}, but the deepest layer used ({deepest}) needs at "
+            f"least {layer_stride(deepest)} px on each side: raise --size / --style_scale "
+            f"or use shallower layers")
+
+
+def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers) -> StageInputs:
+    """The arrays of one stage: every image resized for an output whose longest side
+    is ``size`` (Pillow), and the colour control of ``options.preserve_colors``."""
+    style_sides = _style_sides(inputs, size, options, layers)
+    content_img = image_io.resize_longest(inputs.content, size)
+    style_imgs = [image_io.resize_longest(img, side)
+                  for img, side in zip(inputs.styles, style_sides)]
+    content_arr = image_io.to_array(content_img)
+    styles = [image_io.to_array(img) for img in style_imgs]
+    init = None
+    if options.init == "style":
+        init = image_io.to_array(style_imgs[0].resize(content_img.size))
+    elif inputs.init is not None:
+        init = image_io.to_array(inputs.init.resize(content_img.size))
+    masks = tuple(np.asarray(m.resize(content_img.size, Image.BILINEAR), np.float32)
+                  [None, :, :, None] / 255.0 for m in inputs.masks)
+    mode = options.preserve_colors
+    styles = [np.asarray(color.recolor_style(s, content_arr, mode)) for s in styles]
+    if options.init == "style":
+        init = np.asarray(color.recolor_style(init, content_arr, mode))
+    elif init is not None:
+        init = np.asarray(color.optimised_content(init, mode))
+    run_content = np.asarray(color.optimised_content(content_arr, mode))
+    return StageInputs(content_arr, run_content, styles, init, masks)
+
+
+def _open_mask(source, content_size, what) -> Image.Image:
+    """A mask image as greyscale, resized to the content's (width, height)."""
+    mask = image_io.open_image(source)
+    width, height = content_size
+    if abs(mask.width / mask.height - width / height) > 0.02 * width / height:
+        raise ConfigError(f"{what} is {mask.width}x{mask.height} but the content image is "
+                          f"{width}x{height}: a mask is drawn over the content, so give it "
+                          f"the content's aspect ratio")
+    return mask.convert("L").resize(content_size, Image.BILINEAR)
+
+
+def _multiply_masks(a: Image.Image, b: Image.Image) -> Image.Image:
+    product = np.asarray(a, np.float32) * np.asarray(b, np.float32) / 255.0
+    return Image.fromarray(np.round(product).astype(np.uint8), "L")
+
+
+# ----------------------------------------------------------------------------- the graph
+
+
+def longest_side_dims(height, width, longest):
+    """(H, W) resized so that max side == longest, the library's rounding
+    (``image_io.longest_side_size``): the short side is round(short × longest / long),
+    halves up, at least 1. int32 scalar tensors."""
+    h, w, n = (tf.cast(v, tf.int64) for v in (height, width, longest))
+    landscape = w >= h
+    short_h = tf.maximum((2 * h * n + w) // (2 * w), 1)
+    short_w = tf.maximum((2 * w * n + h) // (2 * h), 1)
+    new_h = tf.where(landscape, short_h, n)
+    new_w = tf.where(landscape, n, short_w)
+    return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
+
+
+def resize(pixels, height, width, method):
+    """float32 (H, W, C) -> (height, width, C), integer valued in [0, 255], like Pillow's
+    8-bit output; unchanged (no resampling at all) when the size is already right."""
+    shape = tf.shape(pixels)
+
+    def resample():
+        out = tf.image.resize(pixels, tf.stack([height, width]), method=method, antialias=True)
+        return tf.clip_by_value(tf.round(out), 0.0, 255.0)
+
+    same = tf.equal(shape[0], height) & tf.equal(shape[1], width)
+    return tf.ensure_shape(tf.cond(same, lambda: pixels, resample),
+                           [None, None, pixels.shape[-1]])
+
+
+def resize_like(pixels, like, method):
+    """``pixels`` (H, W, C) resized to the height and width of ``like`` (H', W', 3)."""
+    shape = tf.shape(like)
+    return resize(tf.convert_to_tensor(pixels, tf.float32), shape[0], shape[1], method)
+
+
+def stage_dims(content_shape, size, style_scale):
+    """(H, W, style side) of a stage whose output's longest side is ``size``: the
+    content's dims and the style's longest side, round(longest × style_scale) as a
+    float64 tensor (not yet clipped to ≥ 1)."""
+    out_h, out_w = longest_side_dims(content_shape[0], content_shape[1], size)
+    style_side = tf.math.round(tf.cast(tf.maximum(out_h, out_w), tf.float64)
+                               * tf.cast(style_scale, tf.float64))
+    return out_h, out_w, style_side
+
+
+def stage_content(content, size, preserve_colors):
+    """(the content at the stage, the content as optimised against): float32 (H, W, 3)
+    in [0, 255], Lanczos-3 resized (as Pillow's ``LANCZOS``) so that its longest side
+    is ``size``."""
+    content = tf.convert_to_tensor(content, tf.float32)
+    out_h, out_w, _ = stage_dims(tf.shape(content), size, 1.0)
+    content = resize(content, out_h, out_w, "lanczos3")
+    return content, color.optimised_content(content, preserve_colors)
+
+
+def stage_style(style, content, style_scale, preserve_colors):
+    """(the style at the stage, and colour-controlled): float32 (h, w, 3), Lanczos-3
+    resized so that its longest side is ``style_scale`` × the stage content's."""
+    style = tf.convert_to_tensor(style, tf.float32)
+    _, _, side = stage_dims(tf.shape(content), tf.reduce_max(tf.shape(content)[:2]),
+                            style_scale)
+    s_shape = tf.shape(style)
+    s_h, s_w = longest_side_dims(s_shape[0], s_shape[1], tf.maximum(tf.cast(side, tf.int32), 1))
+    style = resize(style, s_h, s_w, "lanczos3")
+    return style, color.recolor_style(style, content, preserve_colors)
+
+
+def stage_tensors(content, style, size, style_scale, preserve_colors):
+    """One stage's inputs in the graph, for one style: (content, content as optimised
+    against, the style resized, the style resized and colour-controlled), float32
+    (H, W, 3) tensors in [0, 255] (``stage_content``, ``stage_style``)."""
+    content_k, run_content = stage_content(content, size, preserve_colors)
+    return (content_k, run_content) + stage_style(style, content_k, style_scale,
+                                                  preserve_colors)

@@ -1,0 +1,229 @@
+"""The library's driver: the core's stages run eagerly, in chunks of steps.
+
+``run`` walks the coarse-to-fine plan (``RunOptions.stages``). For each stage it
+prepares the inputs (``tfstyle.inputs``), computes the targets, takes the start
+(``core.start_image``, ``core.next_stage``, or a checkpoint's, ``checkpoint.resumed_start``),
+and runs the step chunk of ``tfstyle.compiled`` until the stage's steps are done.
+Between chunks (about half a second each: short enough to stop promptly, long enough
+that reading the losses back costs nothing) it reports progress and polls for a stop.
+The image and optimiser state live in ``tf.Variable`` s between chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfstyle import checkpoint, color, core, image_io, inputs as inputs_lib, memory
+from tfstyle.errors import ConfigError, Interrupted, NumericalError
+from tfstyle.options import RunOptions
+
+log = logging.getLogger("tfstyle")
+
+
+class Progress(NamedTuple):
+    """What a progress callback receives between chunks of steps.
+
+    step, steps: steps done and planned. losses: the weighted terms at the last step
+    (Python floats). elapsed: seconds since optimisation started. steps_per_second and
+    eta_seconds: measured rate and estimated time left. image: a callable returning
+    the current image, uint8 (H, W, 3); fetching it costs a device-to-host copy.
+    stage, stages, size: the coarse-to-fine stage (1-based), their number, and this
+    stage's longest side in pixels. tile: the stage's tile side in pixels where it
+    runs tiled (``tfstyle.tiling``), else 0.
+    """
+    step: int
+    steps: int
+    losses: dict
+    elapsed: float
+    steps_per_second: float
+    eta_seconds: float
+    image: Callable[[], np.ndarray]
+    stage: int = 1
+    stages: int = 1
+    size: int = 0
+    tile: int = 0
+
+
+class Result(NamedTuple):
+    """A finished run: the image, uint8 (H, W, 3); the final weighted loss terms; the
+    seed used (draw one yourself and pass it to reproduce); and the steps run."""
+    image: np.ndarray
+    losses: dict
+    seed: int
+    steps: int
+
+
+def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: RunOptions,
+        callback=None, callback_every: int = 50, should_stop=None,
+        resume: dict | None = None) -> Result:
+    """Stylizes decoded ``inputs`` (checked by ``inputs.check_sizes``) with validated
+    ``options`` on ``model``, with the tf.functions of ``compiled``
+    (``compiled.Compiled``). See ``Stylizer.stylize`` for the callbacks, ``resume``
+    and the errors raised."""
+    plan = options.stages()
+    seed = options.seed
+    if seed is None:
+        seed = resume["seed"] if resume is not None else int(
+            np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    job = _Job(model, compiled, inputs, options, seed, callback, callback_every, should_stop)
+    if resume is not None:
+        checkpoint.check_resume(resume, job.fingerprint(), job.total_steps)
+    done, stage = 0, None
+    for index, (size, steps) in enumerate(plan):
+        end = done + steps
+        if resume is not None and resume["step"] >= end and index < len(plan) - 1:
+            done = end  # this stage finished before the interruption
+            continue
+        stage = job.stage(index, size, steps, stage)
+        if resume is not None and done <= resume["step"]:
+            stage.start(*checkpoint.resumed_start(resume, stage.optimizer,
+                                                  stage.content.shape))
+            done = job.first = int(resume["step"])
+            resume = None
+        done = job.run_stage(stage, done, end)
+    terms = job.terms if job.terms is not None else stage.evaluate()
+    return Result(stage.current(), terms, seed, done)
+
+
+class _Stage:
+    """One stage's inputs, optimiser, tiling, functions, targets and variables."""
+
+    def __init__(self, job, index, size, steps, previous):
+        options, model = job.options, job.model
+        self.index, self.size = index, size
+        arrays = inputs_lib.stage_arrays(job.inputs, size, options, model.layers)
+        self.optimizer, self.tiling = memory.stage_setup(
+            model, options, job.optimizer, *arrays.run_content.shape[:2], job.budget, steps)
+        self.fns = job.compiled.functions(job.loss, self.optimizer, options, self.tiling)
+        self.content = tf.constant(arrays.run_content[None])
+        self.targets = self.fns["targets"](
+            self.content, tuple(tf.constant(s[None]) for s in arrays.styles), job.weights,
+            tuple(tf.constant(m) for m in arrays.masks))
+        # The targets hold the styles' statistics; their pixels (style_scale² times the
+        # output's area) need not stay through the stage.
+        self.original = arrays.content
+        self.preserve_colors = options.preserve_colors
+        init = arrays.init
+        if previous is None:
+            start = core.start_image(options.init, self.content[0], job.seed,
+                                     lambda: tf.constant(init))
+            self.start(start, self.optimizer.init(start))
+        else:
+            self.start(*core.next_stage(self.optimizer, previous.image.read_value(),
+                                        previous.read_state(), tf.shape(self.content)[1:3]))
+
+    def start(self, image, state):
+        self.image = tf.Variable(image, name="image")
+        self.state = tf.nest.map_structure(tf.Variable, state)
+
+    def read_state(self):
+        return tf.nest.map_structure(lambda v: v.read_value(), self.state)
+
+    def current(self) -> np.ndarray:
+        """The image to keep now, uint8 (H, W, 3), colours restored."""
+        result = self.optimizer.result(self.image.read_value(), self.read_state())[0]
+        result = color.restore_colors(result, self.original, self.preserve_colors)
+        return image_io.to_uint8(np.asarray(result))
+
+    def chunk(self, n):
+        """Runs ``n`` steps; returns (terms as floats, whether they are finite)."""
+        new_image, new_state, terms, ok = self.fns["chunk"](
+            self.image.read_value(), self.read_state(), self.targets, tf.constant(n))
+        # On a non-finite loss the loop returned the last finite image and state.
+        self.image.assign(new_image)
+        tf.nest.map_structure(lambda v, t: v.assign(t), self.state, new_state)
+        return {k: float(v) for k, v in terms._asdict().items()}, bool(ok)
+
+    def evaluate(self) -> dict:
+        terms = self.fns["evaluate"](self.image.read_value(), self.targets)
+        return {k: float(v) for k, v in terms._asdict().items()}
+
+
+class _Job:
+    """What every stage of one run shares, and the chunk loop with its reporting."""
+
+    def __init__(self, model, compiled, inputs, options, seed, callback, callback_every,
+                 should_stop):
+        self.model, self.compiled, self.inputs, self.options = model, compiled, inputs, options
+        self.seed, self.callback, self.should_stop = seed, callback, should_stop
+        self.plan = options.stages()
+        self.total_steps = sum(n for _, n in self.plan)
+        self.callback_every = callback_every
+        self.loss = model.make_loss(options)
+        self.optimizer = core.make_optimizer(options)
+        # Once, before this run's own allocations lower the free memory.
+        self.budget = None if options.tile_size else memory.run_budget(options.memory_limit)
+        self.weights = tf.constant(options.blend_weights(len(inputs.styles)), tf.float32)
+        self.started = time.perf_counter()
+        self.first, self.terms = 0, None
+
+    def fingerprint(self) -> str:  # hashes the inputs: only needed to resume or to stop
+        return checkpoint.job_fingerprint(self.model, self.inputs, self.options, self.seed)
+
+    def stage(self, index, size, steps, previous) -> _Stage:
+        stage = _Stage(self, index, size, steps, previous)
+        tiling = stage.tiling
+        log.info("stage %d/%d: %d px, %d steps%s", index + 1, len(self.plan), size, steps,
+                 "" if tiling is None else
+                 f", tiled ({tiling.tile} px tiles, {tiling.halo} px halo"
+                 f"{', exact' if tiling.halo >= self.model.exact_halo else ''})")
+        return stage
+
+    def run_stage(self, stage: _Stage, done: int, end: int) -> int:
+        """Runs ``stage`` from step ``done`` to ``end`` in chunks; returns ``end``."""
+        chunk_steps = 1
+        while done < end:
+            boundary = min((done // self.callback_every + 1) * self.callback_every,
+                           self.total_steps)
+            n = min(chunk_steps, boundary - done, end - done)
+            chunk_started = time.perf_counter()
+            self.terms, ok = stage.chunk(n)
+            if not ok:
+                raise self._numerical_error(stage, done, n)
+            done += n
+            per_step = (time.perf_counter() - chunk_started) / n
+            chunk_steps = max(1, min(int(0.5 / max(per_step, 1e-6)), self.callback_every))
+            if self.callback is not None and done == boundary:
+                self.callback(self._progress(stage, done))
+            # Never at a stage's end: a checkpoint always lies inside a stage.
+            if self.should_stop is not None and done < end and self.should_stop():
+                raise Interrupted(f"stopped at step {done}/{self.total_steps}",
+                                  stage.current(), done, self._checkpoint(stage, done))
+        return done
+
+    def _progress(self, stage, done) -> Progress:
+        elapsed = time.perf_counter() - self.started
+        rate = (done - self.first) / elapsed if elapsed > 0 else float("inf")
+        return Progress(done, self.total_steps, self.terms, elapsed, rate,
+                        (self.total_steps - done) / rate if rate > 0 else 0.0, stage.current,
+                        stage.index + 1, len(self.plan), stage.size,
+                        0 if stage.tiling is None else stage.tiling.tile)
+
+    def _checkpoint(self, stage, done) -> dict:
+        return {"image": stage.image.numpy(),
+                "state": [v.numpy() for v in tf.nest.flatten(stage.state)],
+                "step": done, "seed": self.seed, "fingerprint": self.fingerprint()}
+
+    def _numerical_error(self, stage, done, n) -> NumericalError:
+        error = NumericalError(
+            f"the loss became {self.terms['total']} within steps {done + 1}..{done + n}: "
+            f"lower --learning_rate (now {stage.optimizer.learning_rate:g}) or the loss "
+            f"weights, or use --optimizer=lbfgs; the last finite image is kept")
+        error.image, error.step = stage.current(), done
+        return error
+
+
+def check_run(options: RunOptions, callback_every, jit_compile) -> None:
+    """Raises ConfigError for settings the runner cannot take."""
+    if jit_compile and options.optimizer.strip().lower() != "adam":
+        # TF 2.21's XLA aborts compiling the L-BFGS loop (RET_CHECK failure in
+        # value_inference on MaxPoolGrad); Adam's loop compiles.
+        raise ConfigError("--jit_compile works with --optimizer=adam only for now: XLA "
+                          "fails on the L-BFGS loop in this TensorFlow")
+    if int(callback_every) < 1:
+        raise ConfigError(f"callback_every must be ≥ 1, got {callback_every}")
