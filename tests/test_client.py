@@ -26,10 +26,11 @@ pytest.importorskip("grpc", reason="needs grpcio")
 
 import serving_server
 from conftest import REPO, synthetic_image
-from serving_server import MAX_STEPS, shared_server
+from serving_server import MAX_SIDE, MAX_STEPS, shared_server
 from tensorflow_serving.apis import predict_pb2
-from tfstyle import ConfigError, ImageError, RunOptions, TfstyleError
+from tfstyle import ConfigError, ImageError, RunOptions
 from tfstyle import client as client_module
+from tfstyle import grpc_transport, rest_transport
 from tfstyle.client import ServingError, TFServingClient, encode_image
 
 PROTOCOLS = ["grpc", "rest"]
@@ -168,10 +169,10 @@ def test_model_status(server, protocol):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("content, options, words", [
     (CONTENT, dict(steps=MAX_STEPS + 1), f"steps={MAX_STEPS + 1} is outside"),
-    (CONTENT, dict(steps=-1), "steps=-1 is outside"),
-    (CONTENT, dict(size=-5), "size=-5 is outside"),
+    (CONTENT, dict(size=MAX_SIDE + 1), f"size={MAX_SIDE + 1} is outside"),
+    (CONTENT, dict(size=1), "size=1 is outside"),  # below the deepest layer's 2 px
     (encoded(CONTENT)[:400], {}, "Invalid PNG data"),   # a truncated download
-], ids=["too-many-steps", "negative-steps", "negative-size", "corrupt-bytes"])
+], ids=["too-many-steps", "size-over-max-side", "size-under-min-side", "corrupt-bytes"])
 def test_invalid_argument_carries_the_servers_message_then_next_request_works(
         server, protocol, content, options, words):
     with make_client(server, protocol) as client:
@@ -199,11 +200,17 @@ def test_data_that_is_no_image_is_refused_here_without_a_request(server):
     (dict(size=2**31), "does not fit the model's int32"),
     (dict(style_weight=float("nan")), "finite"),
     (dict(init="start.png"), "init must be one of content, noise, style"),
+    # Outside the bounds of every export: refused before anything is sent.
+    (dict(steps=-1), "steps must be between 0 and 100000, got -1"),
+    (dict(size=-5), r"size must be 0 \(keep the content's size\) or between 1 and 16384"),
+    (dict(stpes=2), "unknown option 'stpes': a served run takes steps, content_weight"),
 ])
 def test_values_that_cannot_be_put_in_a_request_are_config_errors(server, options, words):
+    before = server.predict_count
     with make_client(server, "rest") as client:
         with pytest.raises(ConfigError, match=words):
             client.stylize(CONTENT, STYLE, **{**OPTIONS, **options})
+    assert server.predict_count == before
 
 
 def free_port():
@@ -232,7 +239,8 @@ def test_deadline_exceeded_against_a_slow_server(server, protocol):
     finally:
         server.delay = 0.0
     assert caught.value.code == "DEADLINE_EXCEEDED"
-    assert "raise --timeout or lower --steps" in str(caught.value)
+    assert "did not answer within the timeout of 0.2 s: allow more time" in str(caught.value)
+    assert "--" not in str(caught.value)  # the CLI names its flags (test_remote_cli.py)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -245,13 +253,15 @@ def test_unknown_model_or_version_is_not_found(server, protocol, kwargs, words):
         with pytest.raises(ServingError) as caught:
             client.stylize(CONTENT, STYLE, **OPTIONS)
     assert caught.value.code == "NOT_FOUND"
-    assert words in str(caught.value) and "--model_name" in str(caught.value)
+    assert words in str(caught.value) and "check the model name and version" in str(
+        caught.value)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_extra_or_missing_inputs_are_refused_as_tf_serving_does(server, protocol):
-    full = {name: (dtype, value) for name, (dtype, value) in client_module._option_inputs(
-        2, 16, 1.0, 1e3, 100.0, 5, "content", 1.0, "none", "gram", 256, 2.0, 0.5).items()}
+    full, _ = client_module._option_inputs(dict(steps=2, size=16, seed=5, style_weight=1e3,
+                                                style_scale=1.0, style_loss="gram",
+                                                stage_size=256))
     full["content"] = full["style"] = (7, encoded(CONTENT))
     missing = dict(full)
     del missing["content"]
@@ -289,7 +299,7 @@ def test_rest_row_form_is_refused_for_the_scalar_signature(server):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=60)
     assert caught.value.code == 400
-    assert "shape" in client_module._rest_error_message(caught.value.read().decode())
+    assert "shape" in rest_transport._rest_error_message(caught.value.read().decode())
 
 
 def test_message_over_the_size_limit_is_resource_exhausted(server):
@@ -356,7 +366,7 @@ def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
 
 
 def test_grpc_request_parses_with_tensorflow_servings_own_protos():
-    wire = client_module._wire()
+    wire = grpc_transport._wire()
     request = wire.PredictRequest()
     request.model_spec.name = "tfstyle"
     request.model_spec.signature_name = "stylize_tensor"
@@ -364,7 +374,7 @@ def test_grpc_request_parses_with_tensorflow_servings_own_protos():
     values = {"steps": (3, 7), "size": (3, 16), "seed": (9, 2**62 + 1), "init": (7, b"noise"),
               "tv_weight": (1, 0.25), "content": (4, CONTENT)}
     for alias, (dtype, value) in values.items():
-        request.inputs[alias].CopyFrom(client_module._tensor_proto(wire, dtype, value))
+        request.inputs[alias].CopyFrom(grpc_transport._tensor_proto(wire, dtype, value))
     official = predict_pb2.PredictRequest.FromString(request.SerializeToString())
     assert official.model_spec.version.value == 3
     assert official.model_spec.signature_name == "stylize_tensor"
@@ -377,14 +387,14 @@ def test_grpc_request_parses_with_tensorflow_servings_own_protos():
                                    np.arange(24, dtype=np.uint8).reshape(2, 4, 3),
                                    np.full((2, 3, 3), 7, np.uint8)])
 def test_grpc_answers_decode_from_tensorflow_servings_protos(value):
-    wire = client_module._wire()
+    wire = grpc_transport._wire()
     dtype = tf.as_dtype(np.asarray(value).dtype if not isinstance(value, bytes)
                         else tf.string).as_datatype_enum
     protos = [serving_server.tensor_proto(value, dtype),  # typed fields, as TF Serving
               tf.make_tensor_proto(value)]                # tensor_content / compressed
     for proto in protos:
         mine = wire.TensorProto.FromString(proto.SerializeToString())
-        np.testing.assert_array_equal(client_module._tensor_value(mine, "x"), value)
+        np.testing.assert_array_equal(grpc_transport._tensor_value(mine, "x"), value)
 
 
 def test_wire_messages_have_tensorflow_servings_field_numbers_and_types():
@@ -392,7 +402,7 @@ def test_wire_messages_have_tensorflow_servings_field_numbers_and_types():
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
     from tensorflow_serving.apis import get_model_status_pb2, model_pb2, status_pb2
 
-    wire = client_module._wire()
+    wire = grpc_transport._wire()
     originals = {"TensorProto": tensor_pb2.TensorProto,
                  "TensorShapeProto": tensor_shape_pb2.TensorShapeProto,
                  "ModelSpec": model_pb2.ModelSpec,
@@ -423,7 +433,7 @@ def test_rest_error_body_escaped_by_tf_serving_is_read_back():
     body = '{ "error": "%s" }' % serving_server.c_escape(message)
     with pytest.raises(ValueError):
         json.loads(body)  # CEscape's \' and octal bytes are not JSON
-    assert client_module._rest_error_message(body) == message
+    assert rest_transport._rest_error_message(body) == message
 
 
 # ----------------------------------------------------------------------------- images
@@ -461,7 +471,6 @@ def test_bad_arguments_to_the_client_are_config_errors():
             TFServingClient(target, protocol="rest")
     client = TFServingClient("http://[::1]", protocol="rest")
     assert (client.host, client.port, client.target) == ("::1", 8501, "[::1]:8501")
-    assert isinstance(ServingError("x", "UNAVAILABLE"), TfstyleError)
 
 
 def test_the_client_does_not_import_tensorflow(server):

@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow_serving", reason="needs tensorflow-serving-api")
 pytest.importorskip("grpc", reason="needs grpcio")
 
 from conftest import REPO, synthetic_image
-from serving_server import shared_server
+from serving_server import MAX_STEPS, shared_server
 from tfstyle.client import TFServingClient
 
 
@@ -89,6 +89,49 @@ def test_folder_by_directory_with_jpeg_output_over_rest(server, tmp_path, style)
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(out)) == ["q0.jpg", "q1.jpg"]
     assert "2 written, 0 failed" in done.stderr
+
+
+def error_lines(done):
+    return [line for line in done.stderr.splitlines() if line.startswith("tfstyle: error")]
+
+
+def test_a_refused_request_is_one_error_line_and_exit_1(server, tmp_path, style):
+    # The server's INVALID_ARGUMENT comes back as a ServingError, which the CLI reports
+    # as it does every TfstyleError: the server's words on one line, no traceback.
+    content = save(tmp_path / "photo.png", synthetic_image(1, 20, 30))
+    output = tmp_path / "out.png"
+    done = tfstyle(f"--server={server.grpc_target}", f"--content={content}",
+                   f"--style={style}", f"--output={output}", f"--steps={MAX_STEPS + 1}",
+                   "--size=16")
+    assert done.returncode == 1
+    line, = error_lines(done)
+    assert (f"steps={MAX_STEPS + 1} is outside the limit of this model: send 0 <= steps <= "
+            f"max_steps={MAX_STEPS}, or re-export with a larger --max_steps") in line, line
+    assert "Traceback" not in done.stderr
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("flags, delay, words, hint", [
+    (["--timeout=0.3"], 2.0, "(grpc) did not answer within the timeout of 0.3 s",
+     "raise --timeout or lower --steps / --size (or --concurrency, if the server is busy)"),
+    (["--model_name=nope"], 0.0, "(grpc) has no model 'nope': Servable not found",
+     "check --model_name / --model_version"),
+], ids=["deadline", "no-such-model"])
+def test_a_failed_request_names_the_flags_to_change(server, tmp_path, style, flags, delay,
+                                                    words, hint):
+    # The client's message says what went wrong (test_client.py); the CLI adds which of
+    # its flags to change.
+    content = save(tmp_path / "photo.png", synthetic_image(1, 20, 30))
+    server.delay = delay
+    try:
+        done = tfstyle(f"--server={server.grpc_target}", f"--content={content}",
+                       f"--style={style}", f"--output={tmp_path / 'out.png'}", "--steps=1",
+                       "--size=16", *flags)
+    finally:
+        server.delay = 0.0
+    assert done.returncode == 1
+    line, = error_lines(done)
+    assert words in line and line.endswith("; " + hint), line
 
 
 def test_unreachable_server_is_one_clear_error(tmp_path, style):

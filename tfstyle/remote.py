@@ -4,10 +4,11 @@
     tfstyle --server=localhost:8501 --protocol=rest --content='photos/*.jpg' \\
         --style=painting.jpg --output=stylized/ --concurrency=4
 
-The run options come from the same flags as a local run (``--size --steps
---content_weight --style_weight --tv_weight --seed --init --style_scale``); the feature
-model, layers, weights and optimiser were fixed when the model was exported, so their
-flags are ignored (with a warning) here.
+The run options come from the same flags as a local run, one per option a request
+carries (``tfstyle.served_options``: ``--size``, ``--steps``, the weights, ``--seed``,
+``--init``, ...); the feature model, layers, weights and optimiser were fixed when the
+model was exported, so their flags are ignored (with a warning) here. Where the server
+fails a request, the error says which flags to change (``FLAG_HINTS``).
 
 ``--content`` may name one file, a folder, or a glob (quote it, so the shell does not
 expand it): then ``--output`` is a folder (created if missing), every image is sent
@@ -32,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from absl import flags, logging
 
 from tfstyle.errors import ConfigError, TfstyleError
+from tfstyle.options import INITS
 
 flags.DEFINE_string("server", None,
                     "host:port of a TensorFlow Serving running the exported tfstyle model: the "
@@ -59,6 +61,15 @@ LOCAL_ONLY_FLAGS = ("optimizer", "learning_rate", "backbone", "pooling", "weight
 # Errors that every further request would meet too: stop sending.
 FATAL_CODES = ("UNAVAILABLE", "NOT_FOUND", "UNIMPLEMENTED", "UNAUTHENTICATED",
                "PERMISSION_DENIED", "FAILED_PRECONDITION")
+# What to change on the command line, by the code of a ServingError (whose message, the
+# library's, names no flags).
+FLAG_HINTS = {
+    "DEADLINE_EXCEEDED": "raise --timeout or lower --steps / --size (or --concurrency, if "
+                         "the server is busy)",
+    "NOT_FOUND": "check --model_name / --model_version",
+    "RESOURCE_EXHAUSTED": "lower --size or --concurrency",
+    "UNIMPLEMENTED": "check --protocol (grpc on port 8500, rest on 8501)",
+}
 
 
 def run_remote(options) -> None:
@@ -86,7 +97,7 @@ def run_remote(options) -> None:
         raise ConfigError(f"{', '.join(local_only)}: not available with --server (a request "
                           f"carries one style image, no masks, no per-stage steps); run "
                           f"locally without --server")
-    if options.init not in serving.INITS:
+    if options.init not in INITS:
         raise ConfigError(f"--init={options.init}: a start image cannot be sent to the "
                           f"server; use --init=content, noise or style with --server")
     ignored = [f"--{name}" for name in LOCAL_ONLY_FLAGS
@@ -103,28 +114,40 @@ def run_remote(options) -> None:
     # Read and checked once, before any request: every job sends the same bytes.
     style = serving.encode_image(FLAGS.style)
     seed = options.seed if options.seed is not None else serving.draw_seed()
-    run_options = dict(steps=options.steps, size=options.size,
-                       content_weight=options.content_weight,
-                       style_weight=options.style_weight, tv_weight=options.tv_weight,
-                       seed=seed, init=options.init, style_scale=options.style_scale,
-                       preserve_colors=options.preserve_colors, style_loss=options.style_loss,
-                       stage_size=options.stage_size, stage_factor=options.stage_factor,
-                       style_strength=options.style_strength)
+    run_options = request_options(options, seed)
     logging.info("sending %d image%s to %s (%s, model %s): %d px, %d steps, seed %d (pass "
                  "--seed=%d to repeat)", len(jobs), "" if len(jobs) == 1 else "s",
                  client.target, client.protocol, client.model_name, options.size,
                  options.steps, seed, seed)
     with client:
-        if not folder_mode:
-            (content, output), = jobs
-            started = time.perf_counter()
-            result = client.stylize_result(content, style, **run_options)
-            _save(result.image, output)
-            logging.info("wrote %s (loss %.4g, %.1f s)", output, result.loss,
-                         time.perf_counter() - started)
-            return
-        _check_server(client)
+        try:
+            if not folder_mode:
+                (content, output), = jobs
+                started = time.perf_counter()
+                result = client.stylize_result(content, style, **run_options)
+                _save(result.image, output)
+                logging.info("wrote %s (loss %.4g, %.1f s)", output, result.loss,
+                             time.perf_counter() - started)
+                return
+            _check_server(client)
+        except serving.ServingError as e:
+            raise serving.ServingError(_hinted(e), e.code, e.details) from None
         _run_batch(client, jobs, style, run_options, FLAGS.concurrency)
+
+
+def request_options(options, seed: int) -> dict:
+    """The served options of each request (``tfstyle.served_options``), from the run's
+    validated ``RunOptions``, with ``seed`` for its None."""
+    from tfstyle.served_options import SERVED_OPTIONS
+
+    values = {row.name: getattr(options, row.field) for row in SERVED_OPTIONS}
+    return dict(values, seed=seed)
+
+
+def _hinted(error) -> str:
+    """A ServingError's message, with the flags to change where its code has some."""
+    hint = FLAG_HINTS.get(getattr(error, "code", None))
+    return f"{error}; {hint}" if hint else str(error)
 
 
 def _check_server(client):
@@ -214,7 +237,7 @@ def _save(image, path):
 
 def _describe(error):
     code = getattr(error, "code", None)
-    return f"{code}: {error}" if code else f"{type(error).__name__}: {error}"
+    return f"{code}: {_hinted(error)}" if code else f"{type(error).__name__}: {error}"
 
 
 class _NotSent(Exception):

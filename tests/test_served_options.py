@@ -1,0 +1,168 @@
+"""The served options, declared once in ``tfstyle.served_options``: the exported
+signature, its in-graph checks, the client, the CLI's remote path and
+``RunOptions.validate`` take exactly the table's options, with the table's bounds.
+
+The export is the tiny one of tests/serving_server.py (max_side 32, max_steps 3), served
+on the loopback server; the client's checks are probed against a port where nothing
+listens, so that a value it lets through fails UNAVAILABLE instead of being sent.
+"""
+
+import dataclasses
+import os
+import socket
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+pytest.importorskip("tensorflow_serving", reason="needs tensorflow-serving-api")
+pytest.importorskip("grpc", reason="needs grpcio")
+
+import serving_server
+from conftest import synthetic_image
+from serving_server import MAX_SIDE, MAX_STEPS, shared_server
+from tfstyle import ConfigError, RunOptions, remote
+from tfstyle.client import ServingError, TFServingClient
+from tfstyle.served_options import NAMES, SERVED_OPTIONS
+from tfstyle.transport import DTYPES
+
+CONTENT = synthetic_image(1, 20, 30)
+STYLE = synthetic_image(2, 24, 24)
+ROW_IDS = [row.name for row in SERVED_OPTIONS]
+
+
+def next_float32(value, toward):
+    """The float32 next to ``value`` toward ``toward``; next to 0 the smallest normal
+    one, since the graph's CPU kernels flush subnormals to 0."""
+    if value == 0:
+        return float(np.copysign(np.finfo(np.float32).tiny, toward))
+    return float(np.nextafter(np.float32(value), np.float32(toward)))
+
+
+def edges(row, wire=True):
+    """(accepted, refused): each bound of ``row``, and the values just past it, as a
+    request (``wire``) or ``RunOptions`` takes them."""
+    if row.allowed:
+        return list(row.allowed), ["x", row.allowed[0].upper()]
+    lo, hi = row.bounds()
+    if row.dtype == "float32":
+        accepted = [next_float32(lo, np.inf) if row.strict else lo]
+        refused = [lo if row.strict else next_float32(lo, -np.inf), float("nan"), np.inf]
+        if hi is not None:
+            accepted.append(hi)
+            refused.append(next_float32(hi, np.inf))
+        return accepted, refused
+    accepted, refused = [lo, hi], [lo - 1, hi + 1]
+    if wire and row.zero_means:
+        accepted.append(0)
+        refused = [value if value else -1 for value in refused]
+    return accepted, refused
+
+
+@pytest.fixture(scope="module")
+def server():
+    return shared_server()
+
+
+@pytest.fixture(scope="module")
+def nowhere():
+    """A REST client of a port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with TFServingClient(f"127.0.0.1:{port}", protocol="rest", timeout=10) as client:
+        yield client
+
+
+def signature_defs():
+    from tensorflow.core.protobuf import saved_model_pb2
+    saved_model = saved_model_pb2.SavedModel()
+    path = os.path.join(serving_server.tiny_export(), "1", "saved_model.pb")
+    with open(path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    return saved_model.meta_graphs[0].signature_def
+
+
+# ----------------------------------------------------------------------------- the signature
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "stylize_tensor"])
+def test_signature_inputs_dtypes_and_defaults_are_the_tables(signature):
+    sig = signature_defs()[signature]
+    assert set(sig.inputs) - {"content", "style"} == set(NAMES)
+    assert set(sig.defaults) == set(NAMES)
+    limits = {"steps": MAX_STEPS, "size": MAX_SIDE}  # this export's, below the defaults
+    for row in SERVED_OPTIONS:
+        dtype = tf.as_dtype(row.dtype).as_datatype_enum
+        assert sig.inputs[row.name].dtype == sig.defaults[row.name].dtype == dtype, row
+        default = tf.make_ndarray(sig.defaults[row.name])
+        assert default == row.to_numpy(min(row.default, limits.get(row.name, row.default))), row
+
+
+@pytest.mark.parametrize("row", SERVED_OPTIONS, ids=ROW_IDS)
+def test_the_graph_refuses_just_past_each_bound(server, row):
+    inputs = {r.name: (DTYPES[r.dtype], r.wire_value(r.default)) for r in SERVED_OPTIONS}
+    inputs.update(steps=(DTYPES["int32"], 1), size=(DTYPES["int32"], 16),
+                  content=(DTYPES["uint8"], CONTENT), style=(DTYPES["uint8"], STYLE))
+    info = np.iinfo(row.dtype) if row.dtype.startswith("int") else None
+    refused = [v for v in edges(row)[1] if info is None or info.min <= v <= info.max]
+    assert refused
+    with TFServingClient(server.grpc_target, signature="stylize_tensor") as client:
+        for value in refused:
+            sent = value.encode() if isinstance(value, str) else value
+            with pytest.raises(ServingError) as caught:
+                client.predict(dict(inputs, **{row.name: (DTYPES[row.dtype], sent)}))
+            assert caught.value.code == "INVALID_ARGUMENT", value
+            assert f"{row.name}=" in str(caught.value), (value, str(caught.value))
+
+
+# ----------------------------------------------------------------------------- the client
+
+
+@pytest.mark.parametrize("row", SERVED_OPTIONS, ids=ROW_IDS)
+def test_the_client_accepts_each_bound_and_refuses_just_past_it(nowhere, row):
+    accepted, refused = edges(row)
+    for value in accepted:
+        with pytest.raises(ServingError) as caught:  # checked, then sent: nobody listens
+            nowhere.stylize(CONTENT, STYLE, **{row.name: value})
+        assert caught.value.code == "UNAVAILABLE", value
+    for value in refused:
+        with pytest.raises(ConfigError, match=row.name):
+            nowhere.stylize(CONTENT, STYLE, **{row.name: value})
+
+
+def test_the_client_takes_every_option_by_keyword_and_no_other(nowhere):
+    every = {row.name: row.default for row in SERVED_OPTIONS}
+    with pytest.raises(ServingError, match="no TF Serving at"):
+        nowhere.stylize_result(CONTENT, STYLE, **every)
+    with pytest.raises(ConfigError, match="unknown option 'learning_rate': a served run "
+                                          "takes " + ", ".join(NAMES)):
+        nowhere.stylize(CONTENT, STYLE, learning_rate=1.0)
+
+
+# ----------------------------------------------------------------------------- remote, validate
+
+
+def test_remote_sends_every_served_field_of_the_run():
+    # Every served field set away from its default: each must reach the request.
+    changed = dict(steps=7, content_weight=2.0, style_weight=5.0, tv_weight=3.0, size=300,
+                   seed=None, init="noise", style_scale=0.75, preserve_colors="histogram",
+                   style_loss="gram", stage_size=64, stage_factor=1.5, style_strength=0.25)
+    assert set(changed) == set(NAMES)
+    options = dataclasses.replace(RunOptions(), **changed).validate()
+    sent = remote.request_options(options, seed=42)
+    assert list(sent) == list(NAMES)
+    assert sent == dict(changed, seed=42)
+    for row in SERVED_OPTIONS:
+        row.wire_value(sent[row.name])  # and the client takes each
+
+
+@pytest.mark.parametrize("row", SERVED_OPTIONS, ids=ROW_IDS)
+def test_validate_accepts_and_refuses_what_the_table_does(row):
+    base = RunOptions(stage_size=0)  # single scale: any stage_factor, size or steps plans
+    accepted, refused = edges(row, wire=False)
+    for value in accepted:
+        dataclasses.replace(base, **{row.field: value}).validate()
+    for value in refused:
+        with pytest.raises(ConfigError, match=row.name):
+            dataclasses.replace(base, **{row.field: value}).validate()
