@@ -285,7 +285,10 @@ def test_jit_compile_runs_adam_and_refuses_lbfgs():
     options = RunOptions(size=32, steps=3, optimizer="adam", seed=0)
     a = jit.stylize(CONTENT, STYLE, options)
     b = plain.stylize(CONTENT, STYLE, options)
-    assert np.abs(a.image.astype(int) - b.image).max() <= 2  # XLA fuses; rounding differs
+    # XLA fuses, so the rounding differs: a few levels at a few pixels, the same loss.
+    diff = np.abs(a.image.astype(int) - b.image)
+    assert diff.max() <= 3 and (diff > 1).mean() < 0.005, (diff.max(), (diff > 1).mean())
+    assert a.losses["total"] == pytest.approx(b.losses["total"], rel=1e-4)
     with pytest.raises(ConfigError, match="jit_compile"):
         jit.stylize(CONTENT, STYLE, options, optimizer="lbfgs")
 

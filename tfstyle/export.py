@@ -43,11 +43,10 @@ image sides at most ``max_input_side`` (``tfstyle.serving_io``); output sides at
 ``stylizer.min_side``; the weights not all 0 once ``style_strength`` has moved them; at
 most 16 stages; the first stage's sides at least ``min_side``.
 
-Where the server differs from the library: resizing is ``tf.image.resize`` with
-antialiasing (Lanczos-3 for the size and style_scale resizes, bicubic for
-``init="style"``), close to but not bit-identical with Pillow's; the server's result
-equals the library's exactly only when no resize happens. JPEG EXIF orientation is
-not applied, and transparent pixels are composited over white as the library does.
+Where the server differs from the library: nowhere in resizing (both run the tensor
+functions of ``tfstyle.inputs``); JPEG EXIF orientation is not applied; with
+``style_loss=mean_cov`` the graph's feature means can differ in the last bit. Transparent
+pixels are composited over white as the library does.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
 ``tfstyle.image_io``) and checks that they fit together; ``check_sizes`` checks every
 stage's sizes against the deepest layer before any work starts.
 
-``stage_arrays`` resizes them for one stage with Pillow; ``stage_tensors`` is the same
-for the exported graph, with ``tf.image.resize`` (close to, not bit-identical with,
-Pillow's resampling).
+A stage's inputs at its size are tensor functions (``stage_content``, ``stage_style``,
+``resize``): the library calls them eagerly (``stage_arrays``, with several styles,
+masks and a start image), the exported graph traces them (``stage_tensors``), so a
+served run resizes exactly as a local one.
 """
 
 from __future__ import annotations
@@ -94,21 +95,20 @@ def check_sizes(inputs: Inputs, options: RunOptions, layers) -> None:
     ``options.stages()`` the content or a style would be smaller than the deepest of
     ``layers`` needs: before any work, not after an hour at a small stage."""
     for size, _ in options.stages():
-        _style_sides(inputs, size, options, layers)
+        _check_stage(inputs, size, options, layers)
 
 
-def _style_sides(inputs: Inputs, size: int, options: RunOptions, layers) -> list:
-    """Each style's longest side at the stage of ``size``, after checking that the
-    content and the styles at that stage fit the deepest layer's stride (arithmetic
-    only, no resampling)."""
-    content_size = image_io.longest_side_size(inputs.content.size, size)
-    _check_size("content image at --size", content_size, layers)
-    sides = [max(1, round(max(content_size) * scale))
-             for scale in options.style_scales(len(inputs.styles))]
-    for img, side in zip(inputs.styles, sides):
-        _check_size("style image at --style_scale", image_io.longest_side_size(img.size, side),
-                    layers)
-    return sides
+def _check_stage(inputs: Inputs, size: int, options: RunOptions, layers) -> None:
+    """The sizes of one stage against the deepest layer's stride, by the rules the
+    stage's resizes follow (``stage_dims``, ``longest_side_dims``), before any
+    resampling."""
+    width, height = inputs.content.size
+    out_h, out_w, _ = stage_dims((height, width), size, 1.0)
+    _check_size("content image at --size", (int(out_w), int(out_h)), layers)
+    for img, scale in zip(inputs.styles, options.style_scales(len(inputs.styles))):
+        _, _, side = stage_dims((height, width), size, scale)
+        s_h, s_w = longest_side_dims(img.height, img.width, max(int(side), 1))
+        _check_size("style image at --style_scale", (int(s_w), int(s_h)), layers)
 
 
 def _check_size(what, size, layers):
@@ -123,28 +123,25 @@ def _check_size(what, size, layers):
 
 def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers) -> StageInputs:
     """The arrays of one stage: every image resized for an output whose longest side
-    is ``size`` (Pillow), and the colour control of ``options.preserve_colors``."""
-    style_sides = _style_sides(inputs, size, options, layers)
-    content_img = image_io.resize_longest(inputs.content, size)
-    style_imgs = [image_io.resize_longest(img, side)
-                  for img, side in zip(inputs.styles, style_sides)]
-    content_arr = image_io.to_array(content_img)
-    styles = [image_io.to_array(img) for img in style_imgs]
+    is ``size``, and the colour control of ``options.preserve_colors`` applied; by the
+    tensor functions below, the ones the exported graph runs."""
+    _check_stage(inputs, size, options, layers)
+    mode = options.preserve_colors
+    content, run_content = stage_content(image_io.to_array(inputs.content), size, mode)
+    styles = [stage_style(image_io.to_array(img), content, scale, mode)
+              for img, scale in zip(inputs.styles, options.style_scales(len(inputs.styles)))]
     init = None
     if options.init == "style":
-        init = image_io.to_array(style_imgs[0].resize(content_img.size))
+        init = color.recolor_style(resize_like(styles[0][0], content, "bicubic"), content, mode)
     elif inputs.init is not None:
-        init = image_io.to_array(inputs.init.resize(content_img.size))
-    masks = tuple(np.asarray(m.resize(content_img.size, Image.BILINEAR), np.float32)
-                  [None, :, :, None] / 255.0 for m in inputs.masks)
-    mode = options.preserve_colors
-    styles = [np.asarray(color.recolor_style(s, content_arr, mode)) for s in styles]
-    if options.init == "style":
-        init = np.asarray(color.recolor_style(init, content_arr, mode))
-    elif init is not None:
-        init = np.asarray(color.optimised_content(init, mode))
-    run_content = np.asarray(color.optimised_content(content_arr, mode))
-    return StageInputs(content_arr, run_content, styles, init, masks)
+        init = color.optimised_content(
+            resize_like(image_io.to_array(inputs.init), content, "bicubic"), mode)
+    masks = tuple(resize_like(np.asarray(m, np.float32)[:, :, None], content, "bilinear")
+                  [None] / 255.0 for m in inputs.masks)
+    return StageInputs(content.numpy(), run_content.numpy(),
+                       [recolored.numpy() for _, recolored in styles],
+                       None if init is None else np.asarray(init),
+                       tuple(np.asarray(m) for m in masks))
 
 
 def _open_mask(source, content_size, what) -> Image.Image:
