@@ -30,7 +30,7 @@ from serving_server import MAX_SIDE, MAX_STEPS, shared_server
 from tensorflow_serving.apis import predict_pb2
 from tfstyle import ConfigError, ImageError, RunOptions
 from tfstyle import client as client_module
-from tfstyle import grpc_transport, rest_transport
+from tfstyle import grpc_transport, rest_transport, served_options
 from tfstyle.client import ServingError, TFServingClient, encode_image
 
 PROTOCOLS = ["grpc", "rest"]
@@ -40,7 +40,7 @@ STYLE = synthetic_image(2, 24, 24)
 OPTIONS = dict(steps=2, size=16, seed=5)
 INPUT_NAMES = ("content", "style", "steps", "content_weight", "style_weight", "tv_weight",
                "size", "seed", "init", "style_scale", "preserve_colors", "style_loss",
-               "stage_size", "stage_factor", "style_strength")
+               "stage_size", "stage_factor", "stage_detail", "style_strength")
 
 
 def encoded(pixels, fmt="PNG", **params):
@@ -77,7 +77,7 @@ def reference_values(content, style, steps=2, size=16, seed=5):
             "preserve_colors": b"none",
             "style_loss": DEFAULTS.style_loss.encode(),
             "stage_size": np.int32(DEFAULTS.stage_size), "stage_factor": np.float32(2),
-            "style_strength": np.float32(0.5)}
+            "stage_detail": np.float32(1), "style_strength": np.float32(0.5)}
 
 
 # ----------------------------------------------------------------------------- results
@@ -280,7 +280,9 @@ def test_extra_or_missing_inputs_are_refused_as_tf_serving_does(server, protocol
         with pytest.raises(ServingError) as extra:
             client.predict({**full, "bogus": (3, 1)})
         assert extra.value.code == "INVALID_ARGUMENT"
-        assert "input size does not match signature: 16!=15" in str(extra.value)
+        # The images and the served options, plus the extra one.
+        n = 2 + len(served_options.NAMES)
+        assert f"input size does not match signature: {n + 1}!={n}" in str(extra.value)
         assert "Sent extra: {bogus}" in str(extra.value)
 
 
@@ -292,7 +294,8 @@ def test_rest_row_form_is_refused_for_the_scalar_signature(server):
            "style": {"b64": base64.b64encode(encoded(STYLE)).decode()}, "steps": 1,
            "size": 16, "seed": 1, "init": "content", "content_weight": 1.0,
            "style_weight": 1.0, "tv_weight": 1.0, "style_scale": 1.0, "preserve_colors": "none",
-           "style_loss": "gram", "stage_size": 256, "stage_factor": 2.0, "style_strength": 0.5}
+           "style_loss": "gram", "stage_size": 256, "stage_factor": 2.0, "stage_detail": 1.0,
+           "style_strength": 0.5}
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",
                                      data=json.dumps({"instances": [row]}).encode(),
                                      method="POST")
@@ -333,12 +336,14 @@ def test_rest_request_is_tf_servings_documented_columnar_json(server):
             "content_weight": 2.0, "style_weight": DEFAULTS.style_weight,
             "tv_weight": DEFAULTS.tv_weight, "style_scale": 0.5, "preserve_colors": "none",
             "style_loss": DEFAULTS.style_loss, "stage_size": DEFAULTS.stage_size,
-            "stage_factor": DEFAULTS.stage_factor, "style_strength": DEFAULTS.style_strength}}
+            "stage_factor": DEFAULTS.stage_factor, "stage_detail": DEFAULTS.stage_detail,
+            "style_strength": DEFAULTS.style_strength}}
     inputs = body["inputs"]
     # TF Serving's JSON parser wants integer tokens for int32/int64 inputs (json_tensor.cc).
     assert all(type(inputs[k]) is int for k in ("steps", "size", "seed", "stage_size"))
     assert all(type(inputs[k]) is float for k in ("content_weight", "style_weight",
                                                    "tv_weight", "style_scale", "stage_factor",
+                                                   "stage_detail",
                                                    "style_strength"))
 
 
@@ -352,7 +357,7 @@ def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
         "style_weight": DEFAULTS.style_weight, "tv_weight": 100.0,
         "style_scale": DEFAULTS.style_scale,
         "preserve_colors": "none", "style_loss": DEFAULTS.style_loss,
-        "stage_size": DEFAULTS.stage_size, "stage_factor": 2.0,
+        "stage_size": DEFAULTS.stage_size, "stage_factor": 2.0, "stage_detail": 1.0,
         "style_strength": 0.5}}).encode()
     import urllib.request
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",

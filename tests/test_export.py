@@ -107,6 +107,7 @@ def request(content=CONTENT, style=STYLE, **overrides):
         "style_scale": np.float32(opts.style_scale),
         "preserve_colors": opts.preserve_colors.encode(), "style_loss": opts.style_loss.encode(),
         "stage_size": np.int32(opts.stage_size), "stage_factor": np.float32(opts.stage_factor),
+        "stage_detail": np.float32(opts.stage_detail),
         "style_strength": np.float32(opts.style_strength),
     }
     for name, value in overrides.items():
@@ -138,7 +139,8 @@ def test_signature_contract(model_dir):
     scalars = {"steps": tf.int32, "content_weight": tf.float32, "style_weight": tf.float32,
                "tv_weight": tf.float32, "size": tf.int32, "seed": tf.int64, "init": tf.string,
                "style_scale": tf.float32, "preserve_colors": tf.string, "style_loss": tf.string,
-               "stage_size": tf.int32, "stage_factor": tf.float32, "style_strength": tf.float32}
+               "stage_size": tf.int32, "stage_factor": tf.float32, "stage_detail": tf.float32,
+               "style_strength": tf.float32}
     expected = {
         "serving_default": ({"content": (tf.string, []), "style": (tf.string, [])},
                             {"image_bytes": (tf.string, []), "loss": (tf.float32, [])}),
@@ -166,7 +168,7 @@ def test_signature_contract(model_dir):
         assert defaults["size"] == min(opts.size, MAX_SIDE)
         assert defaults["init"] == opts.init.encode() and defaults["seed"] == 0
         for key in ("content_weight", "style_weight", "tv_weight", "style_scale",
-                    "stage_factor", "style_strength"):
+                    "stage_factor", "stage_detail", "style_strength"):
             assert defaults[key] == np.float32(getattr(opts, key)), key
         assert defaults["stage_size"] == opts.stage_size
         for key in ("preserve_colors", "style_loss"):
@@ -266,8 +268,8 @@ def test_matches_library_bit_for_bit(served, stylizer):
     assert out["loss"] == np.float32(result.losses["total"])
 
 
-@pytest.mark.parametrize("init", ["content", "style"])
-def test_staged_and_resized_runs_match_the_library_bit_for_bit(served, stylizer, init):
+@pytest.mark.parametrize("init, detail", [("content", 1.0), ("style", 1.0), ("content", 0.0)])
+def test_staged_and_resized_runs_match_the_library_bit_for_bit(served, stylizer, init, detail):
     # The library prepares each stage's inputs with the tensor functions the graph
     # runs (inputs.stage_content, stage_style), so resizing no longer tells the two
     # apart: coarse-to-fine, the content sent at 48 px and resized to 16 then 32, the
@@ -275,9 +277,10 @@ def test_staged_and_resized_runs_match_the_library_bit_for_bit(served, stylizer,
     content, style = smooth(36, 48, 8), smooth(40, 30, 9)
     out = served.run(**request(content, style, steps=np.int32(MAX_STEPS), seed=np.int64(3),
                                stage_size=np.int32(16), style_loss="gram", init=init,
-                               style_scale=np.float32(1.5)))
+                               style_scale=np.float32(1.5), stage_detail=np.float32(detail)))
     result = stylizer.stylize(content, style, size=32, steps=MAX_STEPS, seed=3, stage_size=16,
-                              style_loss="gram", init=init, style_scale=1.5)
+                              style_loss="gram", init=init, style_scale=1.5,
+                              stage_detail=detail)
     assert len(RunOptions(size=32, stage_size=16).stages()) == 2
     assert np.array_equal(decode(out["image_bytes"]), result.image)
     # The same image; the loss of the style start can differ in its last bit.

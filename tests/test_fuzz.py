@@ -278,6 +278,7 @@ USABLE = {
     "style_loss": st.sampled_from([b"gram", b"mean_cov"]),
     "stage_size": st.sampled_from([0, 4, 8, 256]).map(np.int32),
     "stage_factor": st.sampled_from([1.5, 2.0, 3.0]).map(np.float32),
+    "stage_detail": st.sampled_from([1.0, 0.0, 0.5]).map(np.float32),
     "style_strength": st.sampled_from([0.5, 0.8, 1.0, 0.0]).map(np.float32),
 }
 ASCII = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
@@ -296,6 +297,7 @@ HOSTILE = {
     "style_loss": ASCII.map(str.encode),
     "stage_size": st.integers(-2**31, 2**31 - 1).map(np.int32),
     "stage_factor": st.floats(width=32).map(np.float32),
+    "stage_detail": st.floats(width=32).map(np.float32),
     "style_strength": st.floats(width=32).map(np.float32),
 }
 

@@ -254,7 +254,7 @@ def test_library_1x1_image_is_upscaled_to_size(stylizer, files):
 @pytest.mark.parametrize("role, words", [
     ("content", "content image at --size is 32x1, but the deepest layer used "
                 "(block5_conv1) needs at least 16 px"),
-    ("style", "style image at --style_scale is 48x1"),  # 1.5 × 32
+    ("style", "style image at --style_scale is 32x1"),  # 1 × 32, the default scale
 ])
 def test_library_sliver_below_the_deepest_stride_is_config_error(stylizer, files, role, words):
     args = {"content": files["content.png"], "style": files["style.png"],

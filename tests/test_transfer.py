@@ -303,3 +303,35 @@ def test_mixed_bfloat16_is_close_to_float32():
     b = plain.stylize(CONTENT, STYLE, options, init="noise", seed=1).losses
     assert a["total"] != b["total"]  # it did compute in bfloat16 ...
     assert a["total"] == pytest.approx(b["total"], rel=0.05)  # ... to within its precision
+
+
+def test_stage_detail_gives_the_next_stage_the_photos_edges():
+    """core.content_detail is what upsampling the previous stage lost: where that stage
+    kept its content exactly, the next stage starts from its own content (and with
+    gain 0, from the upsampled result alone, as without it)."""
+    from tfstyle import core
+    from tfstyle.inputs import stage_content
+    from tfstyle.optimizers import LBFGS
+    big, _ = stage_content(CONTENT.astype(np.float32), 64, "none")
+    small, _ = stage_content(CONTENT.astype(np.float32), 32, "none")
+    optimizer = LBFGS()
+    state = optimizer.init(small[None])
+    size = tf.shape(big)[:2]
+    start, _ = core.next_stage(optimizer, small[None], state, size,
+                               core.content_detail(big[None], small[None], 1.0))
+    np.testing.assert_allclose(start[0], big, atol=1e-3)
+    plain, _ = core.next_stage(optimizer, small[None], state, size)
+    none, _ = core.next_stage(optimizer, small[None], state, size,
+                              core.content_detail(big[None], small[None], 0.0))
+    assert np.array_equal(none, plain)
+    assert np.abs(plain[0] - big).mean() > 1.0  # upsampling alone loses the edges
+
+
+def test_stage_detail_changes_a_staged_run_only(stylizer):
+    options = RunOptions(size=32, steps=4, stage_size=16, seed=0)
+    with_detail = stylizer.stylize(CONTENT, STYLE, options).image
+    without = stylizer.stylize(CONTENT, STYLE, options, stage_detail=0.0).image
+    assert np.abs(with_detail.astype(int) - without).mean() > 1.0
+    single = dataclasses.replace(options, stage_size=0)
+    assert np.array_equal(stylizer.stylize(CONTENT, STYLE, single).image,
+                          stylizer.stylize(CONTENT, STYLE, single, stage_detail=0.0).image)

@@ -48,6 +48,10 @@ flags.DEFINE_integer("stage_size", _DEFAULTS.stage_size,
                      "Coarse-to-fine: longest side of the first stage; stages grow by "
                      "--stage_factor up to --size. 0 optimises at --size only.")
 flags.DEFINE_float("stage_factor", _DEFAULTS.stage_factor, "Size ratio between stages (> 1).")
+flags.DEFINE_float("stage_detail", _DEFAULTS.stage_detail,
+                   "Coarse-to-fine: how much of the photo's detail between two stages' sizes "
+                   "each finer stage starts with (0 to 1; 0: the last result upsampled "
+                   "alone).")
 flags.DEFINE_string("memory_limit", "0",
                     "Memory a step may use (6G, 512M; 0 = 0.7 of the free RAM, or of the "
                     "GPU's memory): larger stages run tiled, in tiles that fit, and "
@@ -118,6 +122,7 @@ def options_from_flags() -> RunOptions:
         style_blend_weights=_numbers("style_blend_weights", float),
         preserve_colors=FLAGS.preserve_colors, style_loss=FLAGS.style_loss,
         stage_size=FLAGS.stage_size, stage_factor=FLAGS.stage_factor,
+        stage_detail=FLAGS.stage_detail,
         stage_steps=_numbers("stage_steps", int), memory_limit=FLAGS.memory_limit,
         tile_size=FLAGS.tile_size, tile_halo=FLAGS.tile_halo).validate()
 

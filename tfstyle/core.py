@@ -222,21 +222,35 @@ def start_image(init, run_content, seed, init_image=None):
     return tf.ensure_shape(start, [1, None, None, 3])
 
 
-def next_stage(optimizer, image, state, size):
+def next_stage(optimizer, image, state, size, detail=None):
     """The start of the next coarse-to-fine stage, from where the last one ended.
 
     Args:
       optimizer: the run's optimiser.
       image, state: the last stage's image (1, h, w, 3) in [0, 255] and optimiser state.
       size: the next stage's (H, W), an int32 vector.
+      detail: None, or (1, H, W, 3) added to the upsampled result (``content_detail``).
 
     Returns:
-      (start, state): the optimiser's result upsampled (bicubic, clipped to [0, 255])
-      and its state carried over (``optimizer.resize_state``).
+      (start, state): the optimiser's result upsampled (bicubic), plus ``detail``,
+      clipped to [0, 255], and its state carried over (``optimizer.resize_state``).
     """
     previous = optimizer.result(image, state)
-    start = tf.clip_by_value(tf.image.resize(previous, size, "bicubic"), 0.0, 255.0)
+    start = tf.image.resize(previous, size, "bicubic")
+    if detail is not None:
+        start = start + detail
+    start = tf.clip_by_value(start, 0.0, 255.0)
     return start, optimizer.resize_state(state, start)
+
+
+def content_detail(content, previous_content, gain):
+    """``gain`` × the photo's detail between two stages' sizes: the stage's content
+    (1, H, W, 3) minus the previous stage's content (1, h, w, 3) upsampled as
+    ``next_stage`` upsamples the result. Added to that upsampled result, it puts the
+    photo's edges at this scale into the start, which a finer stage's few steps would
+    otherwise have to draw from a blurred image (the softness at 100 %)."""
+    coarse = tf.image.resize(previous_content, tf.shape(content)[1:3], "bicubic")
+    return tf.cast(gain, tf.float32) * (content - coarse)
 
 
 def noise_image(shape, seed) -> tf.Tensor:

@@ -58,8 +58,12 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
                                    content_0, preserve)
 
     start = core.start_image(o["init"], run_content_0, o["seed"], style_start)
-    image, total, ran = _stages(model, loss, step, optimizer, tiling, stage_inputs, start,
-                                stage_steps)
+    def detail(k, run_content):  # the photo's detail between stages k - 1 and k
+        _, previous = inputs.stage_content(content, sizes[k - 1], preserve)
+        return core.content_detail(run_content[None], previous[None], o["stage_detail"])
+
+    image, total, ran = _stages(model, loss, step, optimizer, tiling, stage_inputs, detail,
+                                start, stage_steps)
     content_n, run_content_n, _, style_n = stage_inputs(tf.size(sizes) - 1)
 
     def initial_loss():  # no step anywhere: the loss of the image as it stands
@@ -76,7 +80,7 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
         return tf.identity(pixels), tf.identity(total)
 
 
-def _stages(model, loss, step, optimizer, tiling, stage_inputs, start, stage_steps):
+def _stages(model, loss, step, optimizer, tiling, stage_inputs, detail, start, stage_steps):
     """The coarse-to-fine loop: (the result image (1, H, W, 3), the last loss, whether
     any step ran). A non-finite loss ends it, keeping the last finite image."""
     nan = tf.constant(float("nan"))
@@ -89,7 +93,8 @@ def _stages(model, loss, step, optimizer, tiling, stage_inputs, start, stage_ste
         targets = model.compute_targets(loss, run_content[None], style_k[None],
                                         tiling=tiling)
         image, state = tf.cond(
-            k > 0, lambda: core.next_stage(optimizer, image, state, tf.shape(run_content)[:2]),
+            k > 0, lambda: core.next_stage(optimizer, image, state, tf.shape(run_content)[:2],
+                                           detail(k, run_content)),
             lambda: (image, optimizer.init(image)))
         image, state, terms = core.optimize(step, image, state, targets, stage_steps[k])
         runs = stage_steps[k] > 0

@@ -42,9 +42,10 @@ class RunOptions:
     init: ``content``, ``noise``, ``style``, or the path of an image to start from.
     seed: makes the noise (and so the run) reproducible; None draws one and reports it.
     style_scale: each style image is resized to style_scale × the output's longest
-      side: one number for all styles, or a tuple with one per style. The default 1.5
-      paints with the painting's strokes half as large again as at its own size
-      (BENCHMARKS.md, "Quality": better on three pairs of four, on both measures).
+      side: one number for all styles, or a tuple with one per style. The default 1
+      paints with the painting's strokes at the output's scale: finer texture at 100 %
+      than 1.5 (the earlier default), whose larger strokes smeared the photo's small
+      shapes (BENCHMARKS.md, "Crisp at 100 %").
     style_blend_weights: with several styles, one weight ≥ 0 per style (normalised to
       sum 1; default equal): the style target is that mix of the styles' Gram matrices.
     preserve_colors: ``none``; ``luminance`` (transfer on the luminance only, then put
@@ -56,6 +57,11 @@ class RunOptions:
       ``stage_factor`` up to ``size``; a run whose ``size`` is below
       ``stage_size × stage_factor`` is single-scale. 0 turns coarse-to-fine off.
     stage_factor: size ratio between successive stages, > 1.
+    stage_detail: how much of the photo's detail between two stages' sizes is added to
+      each upsampled start, 0 to 1: the content minus its previous stage, upsampled
+      (``core.content_detail``). 1 (default) gives each finer stage the photo's edges at
+      its own scale, which its few steps could not draw from a blurred start; 0 starts
+      from the last result upsampled alone.
     stage_steps: steps per stage, coarsest first; replaces ``steps``. Default: ``steps``
       split so that each stage gets half the steps of the one before.
     memory_limit: bytes a step may use (an int, or a string like ``6G``); a stage whose
@@ -81,12 +87,13 @@ class RunOptions:
     tv_weight: float = 100.0
     init: str = "content"
     seed: int | None = None
-    style_scale: float | tuple = 1.5
+    style_scale: float | tuple = 1.0
     style_blend_weights: tuple | None = None
     preserve_colors: str = "none"
     style_loss: str = "mean_cov"
     stage_size: int = 128
     stage_factor: float = 2.0
+    stage_detail: float = 1.0
     stage_steps: tuple | None = None
     memory_limit: str | int = 0
     tile_size: int = 0
@@ -175,7 +182,8 @@ class RunOptions:
             if not sum(float(w) for w in self.style_blend_weights) > 0:
                 raise ConfigError(f"style_blend_weights must not all be 0, got "
                                   f"{list(self.style_blend_weights)}")
-        for name in ("preserve_colors", "style_loss", "stage_size", "stage_factor"):
+        for name in ("preserve_colors", "style_loss", "stage_size", "stage_factor",
+                     "stage_detail"):
             served[name].check(getattr(self, name))
         if self.stage_steps is not None:
             steps = tuple(self.stage_steps)

@@ -114,8 +114,13 @@ class _Stage:
                                      lambda: tf.constant(init))
             self.start(start, self.optimizer.init(start))
         else:
+            detail = None
+            if options.stage_detail:
+                detail = core.content_detail(self.content, previous.content,
+                                             options.stage_detail)
             self.start(*core.next_stage(self.optimizer, previous.image.read_value(),
-                                        previous.read_state(), tf.shape(self.content)[1:3]))
+                                        previous.read_state(), tf.shape(self.content)[1:3],
+                                        detail))
 
     def start(self, image, state):
         self.image = tf.Variable(image, name="image")

@@ -165,6 +165,7 @@ SERVED_OPTIONS = (
     ServedOption("style_loss", "string", allowed=STYLE_LOSSES),
     ServedOption("stage_size", "int32", lo=0, hi=16384),
     ServedOption("stage_factor", "float32", lo=1.0, strict=True),
+    ServedOption("stage_detail", "float32", lo=0.0, hi=1.0),
     ServedOption("style_strength", "float32", lo=0.0, hi=1.0,
                  range_words="between 0 (the photo) and 1 (as painted)"),
 )
