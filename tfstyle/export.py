@@ -207,8 +207,12 @@ class _Staged:
         # Not an integer name, so TF Serving ignores it until the rename.
         self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.",
                                      suffix=".tmp", dir=os.path.dirname(export_dir))
-        # mkdtemp makes it private (0700); a server running as another user must read it.
-        os.chmod(self.path, 0o777 & ~_umask())
+        try:
+            # mkdtemp makes it private (0700); a server running as another user reads it.
+            os.chmod(self.path, 0o777 & ~_umask())
+        except OSError as e:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise ExportError(f"could not write {export_dir}: {e}") from e
 
     def publish(self):
         if os.path.isdir(self.export_dir):
