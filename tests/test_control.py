@@ -361,15 +361,41 @@ def test_resume_inside_a_later_stage_reaches_the_uninterrupted_result(stylizer, 
 @pytest.mark.parametrize("strength", [0.0, 0.2, 0.5, 0.8, 1.0])
 def test_strength_weights_follow_the_documented_curve(strength):
     from tfstyle.losses import strength_weights
-    from tfstyle.options import DEFAULT_STYLE_STRENGTH as s0
-    alpha, beta, gamma = strength_weights(2.0, 3e3, 50.0, strength, s0)
-    want = (2.0 * ((1 - strength) / (1 - s0)) ** 2, 3e3 * (strength / s0) ** 2,
-            50.0 * (strength / s0) ** 2)
+    from tfstyle.options import DEFAULT_STYLE_STRENGTH as s0, STRENGTH_REACH as reach
+    alpha, beta, gamma = strength_weights(2.0, 3e3, 50.0, strength, s0, reach)
+    # ε from its definition: the ratio β/α at s = 1 is ``reach`` times the one at s0.
+    eps = (1 - s0) / (s0 * np.sqrt(reach) - 1)
+    keep = (1 + eps - strength) / (1 + eps - s0)
+    want = (2.0 * keep ** 2, 3e3 * (strength / s0) ** 2, 50.0 * (strength / s0) ** 2)
     np.testing.assert_allclose((alpha, beta, gamma), want, rtol=1e-12)
     # The same function on float32 tensors, as the exported graph calls it.
     tensors = strength_weights(tf.constant(2.0), tf.constant(3e3), tf.constant(50.0),
-                               tf.constant(strength, tf.float32), s0)
+                               tf.constant(strength, tf.float32), s0, reach)
     np.testing.assert_allclose([float(t) for t in tensors], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("s0, reach", [(0.5, 9.0), (0.5, 100.0), (0.3, 20.0), (0.8, 2.0)])
+def test_the_knob_is_monotonic_in_its_weights(s0, reach):
+    """α never rises and β never falls along the knob, the ratio β/α rises strictly from
+    0, equals the given weights' at s0 and ``reach`` times theirs at 1."""
+    from tfstyle.losses import strength_weights
+    knob = np.linspace(0.0, 1.0, 201)
+    alpha, beta, gamma = (np.array(w, np.float64) for w in
+                          zip(*(strength_weights(2.0, 3e3, 50.0, s, s0, reach) for s in knob)))
+    assert np.all(np.diff(alpha) <= 0) and np.all(np.diff(beta) >= 0)
+    assert np.all(alpha > 0), "the content term is never switched off"
+    np.testing.assert_allclose(gamma / 50.0, beta / 3e3, rtol=1e-12)
+    ratio = (beta / alpha) / (3e3 / 2.0)
+    assert ratio[0] == 0.0 and np.all(np.diff(ratio) > 0)
+    np.testing.assert_allclose(ratio[-1], reach, rtol=1e-12)
+    at_default = strength_weights(2.0, 3e3, 50.0, s0, s0, reach)
+    np.testing.assert_allclose(at_default, (2.0, 3e3, 50.0), rtol=1e-12)
+
+
+def test_a_reach_the_knob_cannot_make_is_refused():
+    from tfstyle.losses import strength_weights
+    with pytest.raises(ValueError, match="reach"):
+        strength_weights(1.0, 1.0, 1.0, 0.5, 0.5, 4.0)  # the ratio at 1 is already 4
 
 
 def test_default_strength_keeps_the_given_weights():
@@ -405,9 +431,14 @@ def test_strength_outside_zero_one_is_refused(strength):
         RunOptions(style_strength=strength).validate()
 
 
-def test_strength_one_without_style_weight_has_nothing_to_optimise():
+def test_strength_zero_without_content_weight_has_nothing_to_optimise():
     with pytest.raises(ConfigError, match="all loss weights are 0"):
-        RunOptions(style_strength=1.0, style_weight=0.0, tv_weight=0.0).validate()
+        RunOptions(style_strength=0.0, content_weight=0.0).validate()
+
+
+def test_strength_one_keeps_the_photo_in_the_loss():
+    alpha, beta, _ = RunOptions(style_strength=1.0).loss_weights()
+    assert 0 < alpha < RunOptions().content_weight and beta > RunOptions().style_weight
 
 
 def dataclasses_replace(options, **changes):

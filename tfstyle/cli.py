@@ -78,9 +78,9 @@ flags.DEFINE_float("content_weight", _DEFAULTS.content_weight, "alpha: content l
 flags.DEFINE_float("style_weight", _DEFAULTS.style_weight,
                    "beta: style loss weight, at the default --style_strength.")
 flags.DEFINE_float("style_strength", _DEFAULTS.style_strength,
-                   "How much style, 0 (the photo) to 1 (as painted): moves alpha and beta "
-                   "along the trade-off; at the default they are --content_weight and "
-                   "--style_weight as given.")
+                   "How much style, 0 (the photo) to 1 (the most of the painting): moves alpha "
+                   "and beta along the trade-off; at the default they are --content_weight "
+                   "and --style_weight as given.")
 flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "gamma: total variation weight.")
 flags.DEFINE_string("init", _DEFAULTS.init,
                     "Start image: content, noise, style, or the path of an image.")

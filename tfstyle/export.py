@@ -369,7 +369,7 @@ class _Servable:
         checks.append(_check((alpha > 0) | (beta > 0) | (gamma > 0),
                              "all loss weights are 0: nothing to optimise; send style_weight "
                              "or content_weight above 0 (style_strength 0 zeroes the style "
-                             "and TV weights, 1 the content weight)"))
+                             "and TV weights)"))
         return checks
 
     # ----- the algorithm (the library's, traced)

@@ -187,22 +187,32 @@ def default_style_layer_weights(count: int) -> tuple:
     return tuple(w / sum(raw) for w in raw)
 
 
-def strength_weights(content_weight, style_weight, tv_weight, strength, default_strength):
+def strength_weights(content_weight, style_weight, tv_weight, strength, default_strength,
+                     reach):
     """(α, β, γ) for a style strength s in [0, 1]: one knob along the content/style trade-off.
 
-        α = content_weight · ((1 − s) / (1 − s₀))²,
-        β = style_weight · (s / s₀)²,   γ = tv_weight · (s / s₀)²
+        α = content_weight · ((1 + ε − s) / (1 + ε − s₀))²,
+        β = style_weight · (s / s₀)²,   γ = tv_weight · (s / s₀)²,
+        ε = (1 − s₀) / (s₀ √reach − 1)
 
-    so β/α = (style_weight / content_weight) · (s (1 − s₀) / ((1 − s) s₀))²: the given
-    weights at the default s₀; at s = 0 only the content term is left (from the content
-    init the photo itself comes back); at s = 1 no content term (the painting's texture,
-    laid out from the start image); in between the ratio moves over orders of
-    magnitude, as the trade-off does (BENCHMARKS.md, "style strength"). γ follows β:
-    total variation is there to hold back the noise that the style term brings.
+    so the ratio β/α is the given weights' at the default s₀, 0 at s = 0 (only the content
+    term is left: from the content init the photo itself comes back), and ``reach`` times
+    the default's at s = 1. It rises monotonically in between (α falls, β rises). The
+    ratio stops at a finite multiple because past it the picture carries *less* of the
+    painting, not more: with no content term the painting's statistics are matched by a
+    texture that has lost the scene's shapes, and the style measures fall (BENCHMARKS.md,
+    "The strength knob"). γ follows β: total variation is there to hold back the noise
+    that the style term brings.
+
     Floats or float32 scalar tensors (the exported signature); ``default_strength`` is a
-    float in (0, 1).
+    float in (0, 1) and ``reach`` a float above 1 / default_strength².
     """
-    keep = (1.0 - strength) / (1.0 - default_strength)
+    root = default_strength * reach ** 0.5
+    if root <= 1.0:
+        raise ValueError(f"reach {reach} must exceed 1 / default_strength² = "
+                         f"{1.0 / default_strength ** 2:g}")
+    offset = (1.0 - default_strength) / (root - 1.0)
+    keep = (1.0 + offset - strength) / (1.0 + offset - default_strength)
     paint = strength / default_strength
     return (content_weight * keep * keep, style_weight * paint * paint,
             tv_weight * paint * paint)

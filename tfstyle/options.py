@@ -23,6 +23,9 @@ MAX_STEPS = 100_000
 MAX_STYLES = 16
 # The style strength at which --content_weight and --style_weight apply as given.
 DEFAULT_STYLE_STRENGTH = 0.5
+# How far --style_strength 1 moves the style/content weight ratio: this many times the
+# default's (losses.strength_weights; measured in BENCHMARKS.md, "The strength knob").
+STRENGTH_REACH = 9.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +38,10 @@ class RunOptions:
     learning_rate: Adam's step in pixels (0..255), or L-BFGS's multiplier of its
       quasi-Newton step; None takes the optimiser's default.
     content_weight, style_weight: α and β of the paper, at the default style strength.
-    style_strength: one knob for the balance, 0 (the photo) to 1 (as painted); α, β and
-      γ follow it (``tfstyle.losses.strength_weights``), equal to the three weights at
-      ``DEFAULT_STYLE_STRENGTH``.
+    style_strength: one knob for the balance, 0 (the photo) to 1 (the most of the
+      painting); α, β and γ follow it (``tfstyle.losses.strength_weights``), equal to
+      the three weights at ``DEFAULT_STYLE_STRENGTH``; at 1 β/α is ``STRENGTH_REACH``
+      times the default's.
     tv_weight: γ, total variation on the [0, 1] image, to suppress high-frequency noise.
     init: ``content``, ``noise``, ``style``, or the path of an image to start from.
     seed: makes the noise (and so the run) reproducible; None draws one and reports it.
@@ -156,7 +160,7 @@ class RunOptions:
         from tfstyle.losses import strength_weights  # imports TensorFlow: not at start-up
 
         return strength_weights(self.content_weight, self.style_weight, self.tv_weight,
-                                self.style_strength, DEFAULT_STYLE_STRENGTH)
+                                self.style_strength, DEFAULT_STYLE_STRENGTH, STRENGTH_REACH)
 
     def validate(self) -> "RunOptions":
         """Returns self if every value is usable, else raises ConfigError naming it.
@@ -196,7 +200,7 @@ class RunOptions:
         if all(w == 0 for w in self.loss_weights()):
             raise ConfigError("all loss weights are 0: nothing to optimise; set --style_weight "
                               "or --content_weight above 0 (--style_strength 0 zeroes the "
-                              "style and TV weights, 1 the content weight)")
+                              "style and TV weights)")
         if self.init not in INITS and not os.path.isfile(self.init):
             raise ConfigError(f"init {self.init!r} is neither one of {', '.join(INITS)} nor an "
                               f"existing image file")

@@ -167,7 +167,7 @@ SERVED_OPTIONS = (
     ServedOption("stage_factor", "float32", lo=1.0, strict=True),
     ServedOption("stage_detail", "float32", lo=0.0, hi=1.0),
     ServedOption("style_strength", "float32", lo=0.0, hi=1.0,
-                 range_words="between 0 (the photo) and 1 (as painted)"),
+                 range_words="between 0 (the photo) and 1 (the most style)"),
 )
 NAMES = tuple(row.name for row in SERVED_OPTIONS)
 BY_NAME = {row.name: row for row in SERVED_OPTIONS}
