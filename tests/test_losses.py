@@ -637,3 +637,78 @@ def test_style_loss_accepts_float64_features():
     terms = loss(as64["image"], as64["image_content"], as64["image_style"], targets)
     expected = tf_terms(loss, **problem)
     assert rel_err(float(terms.total), expected["total"]) < RTOL
+
+
+# ----------------------------------------------------------------------------------
+# Temporal consistency (Ruder et al. 2016), for video frames
+# ----------------------------------------------------------------------------------
+
+def ref_temporal(image, target, weight):
+    """(1/D) Σ c (x − ω)² on the [0, 1] image, c per pixel and broadcast over the three
+    channels, D = H · W · 3: numpy float64."""
+    x, omega = image / 255.0, target / 255.0
+    c = np.broadcast_to(weight, x.shape)
+    return float(np.sum(c * (x - omega) ** 2) / x.size)
+
+
+def temporal_problem(seed, h=9, w=13):
+    rng = np.random.default_rng(seed)
+    image = f32(rng.uniform(0.0, 255.0, (1, h, w, 3)))
+    target = f32(rng.uniform(0.0, 255.0, (1, h, w, 3)))
+    # Per-pixel weights with exact zeros (occluded) and values in between.
+    weight = f32(np.where(rng.uniform(size=(1, h, w, 1)) < 0.3, 0.0,
+                          rng.uniform(0.2, 1.0, (1, h, w, 1))))
+    return image, target, weight
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_temporal_loss_matches_numpy_with_per_pixel_weights(seed):
+    from tfstyle.losses import temporal_loss
+    image, target, weight = temporal_problem(seed)
+    got = float(temporal_loss(tf32(image), tf32(target), tf32(weight)))
+    expected = ref_temporal(image, target, weight)
+    assert rel_err(got, expected) < RTOL
+    # A scalar c (the mean weight) gives another value: the per-pixel c matters.
+    scalar = ref_temporal(image, target, np.full_like(weight, weight.mean()))
+    assert abs(scalar - expected) > 100 * RTOL * expected
+
+
+def test_temporal_gradient_pulls_each_pixel_to_its_warped_target():
+    """d/dx of (1/D) Σ c (x/255 − ω/255)² is 2 c (x − ω) / (255² D): zero where c is 0,
+    pointing from the target to the image elsewhere. A swapped or shifted target, or a
+    weight not applied per pixel, fails this."""
+    from tfstyle.losses import temporal_loss
+    image, target, weight = temporal_problem(3)
+    x = tf32(image)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = temporal_loss(x, tf32(target), tf32(weight))
+    grad = tape.gradient(value, x).numpy().astype(np.float64)
+    expected = 2.0 * weight * (image - target) / (255.0 ** 2 * image.size)
+    assert rel_err(grad, expected) < RTOL
+    assert np.all(grad[np.broadcast_to(weight, grad.shape) == 0] == 0)
+    # At the target the term and its gradient vanish.
+    assert float(temporal_loss(tf32(target), tf32(target), tf32(weight))) == 0.0
+
+
+def test_temporal_term_joins_the_total_with_its_weight():
+    from tfstyle.losses import Targets
+    problem = make_problem(4)
+    image = problem["image"]
+    _, target, weight = temporal_problem(4, *image.shape[1:3])
+    loss = make_loss()
+    loss.temporal_weight = 7.5
+    still = loss.targets([tf32(f) for f in problem["content"]],
+                         [tf32(f) for f in problem["style"]])
+    frame = Targets(*still[:-1], temporal=(tf32(target), tf32(weight)))
+    args = (tf32(image), [tf32(f) for f in problem["image_content"]],
+            [tf32(f) for f in problem["image_style"]])
+    plain, video = as_dict(loss(*args, still)), as_dict(loss(*args, frame))
+    assert plain["temporal"] == 0.0
+    # A still image's total is the three terms' float32 sum, nothing added.
+    assert np.float32(plain["total"]) == (np.float32(plain["content"]) + np.float32(plain["style"])
+                                          + np.float32(plain["tv"]))
+    assert rel_err(video["temporal"], 7.5 * ref_temporal(image, target, weight)) < RTOL
+    for name in ("content", "style", "tv"):
+        assert video[name] == plain[name]
+    assert rel_err(video["total"], plain["total"] + video["temporal"]) < RTOL

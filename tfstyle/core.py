@@ -188,11 +188,12 @@ def optimize(step, image, state, targets, steps):
                                           new_state, state)
         return i + 1, new_image, new_state, LossTerms(*new_terms), finite
 
+    scalars = len(LossTerms._fields)
     shape_invariants = (tf.TensorShape([]), image.shape,
                         tf.nest.map_structure(lambda t: t.shape, state),
-                        LossTerms(*[tf.TensorShape([])] * 4), tf.TensorShape([]))
+                        LossTerms(*[tf.TensorShape([])] * scalars), tf.TensorShape([]))
     _, image, state, terms, _ = tf.while_loop(
-        cond, body, (tf.constant(0), image, state, LossTerms(nan, nan, nan, nan),
+        cond, body, (tf.constant(0), image, state, LossTerms(*[nan] * scalars),
                      tf.constant(True)),
         shape_invariants=shape_invariants)
     return image, state, terms

@@ -73,6 +73,24 @@ def style_layer_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(g - target_gram)) / (4.0 * n * n * m * m)
 
 
+def temporal_loss(image: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+    """Ruder et al.'s short-term consistency (1/D) Σ c (x − ω)², a scalar.
+
+    Args:
+      image: x, the frame being optimised, (1, H, W, 3) in [0, 255].
+      target: ω, the previous stylized frame warped to this one, (1, H, W, 3) in [0, 255].
+      weight: c, per pixel (1, H, W, 1) in [0, 1]: 0 where ω is not this frame's content
+        (disoccluded, at motion boundaries, or come from outside the frame).
+
+    The pixels are taken on [0, 1] (as total variation is) and D = H·W·3 is the number
+    of values, so the term is a mean and its weight does not depend on the frame size.
+    """
+    x = tf.cast(image, tf.float32) / 255.0
+    omega = tf.cast(target, tf.float32) / 255.0
+    values = tf.cast(tf.size(x), tf.float32)
+    return tf.reduce_sum(tf.cast(weight, tf.float32) * tf.square(x - omega)) / values
+
+
 def total_variation(image: tf.Tensor) -> tf.Tensor:
     """Σ of squared differences between vertically and horizontally adjacent pixels.
 
@@ -232,6 +250,9 @@ class Targets(NamedTuple):
       for several styles, the blend of theirs).
     style_masks: () without masks; else one (1, H, W, 1) mask in [0, 1] over the output
       image per group, the region where that group's style applies.
+    temporal: () for a still image; for a video frame (target, weight): the previous
+      stylized frame warped to this one, (1, H, W, 3) in [0, 255], and the per-pixel
+      weight c (1, H, W, 1) in [0, 1] of ``temporal_loss``.
     """
     content: tuple
     style_grams: tuple
@@ -239,14 +260,17 @@ class Targets(NamedTuple):
     content_scales: tuple
     style_scales: tuple
     style_masks: tuple = ()
+    temporal: tuple = ()
 
 
 class LossTerms(NamedTuple):
-    """Weighted loss terms, each a float32 scalar: total = content + style + tv."""
+    """Weighted loss terms, each a float32 scalar: total = content + style + tv
+    + temporal (0 for a still image)."""
     total: tf.Tensor
     content: tf.Tensor
     style: tf.Tensor
     tv: tf.Tensor
+    temporal: tf.Tensor
 
 
 def feature_scale(features: tf.Tensor) -> tf.Tensor:
@@ -275,13 +299,15 @@ class StyleLoss:
       content_layer_weights: per content layer; default 1 each.
       style_loss: ``gram`` (the paper's) or ``mean_cov`` (see ``style_distance``); a
         string, or a scalar string tensor.
+      temporal_weight: λ ≥ 0 of ``temporal_loss``, used where the targets carry a
+        temporal target (video frames after the first).
     """
 
     def __init__(self, content_layers: Sequence[str], style_layers: Sequence[str],
                  content_weight: float, style_weight: float, tv_weight: float,
                  style_layer_weights: Sequence[float] | None = None,
                  content_layer_weights: Sequence[float] | None = None,
-                 style_loss="gram"):
+                 style_loss="gram", temporal_weight=0.0):
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
         # Floats in the library; scalar tensors in the exported signature.
@@ -292,6 +318,7 @@ class StyleLoss:
                                          or default_style_layer_weights(len(self.style_layers)))
         self.content_layer_weights = tuple(content_layer_weights or [1.0] * len(self.content_layers))
         self.style_loss = style_loss
+        self.temporal_weight = temporal_weight
 
     def targets(self, content_features: Sequence[tf.Tensor], style_features,
                 blend_weights=None, masks=()) -> Targets:
@@ -407,7 +434,12 @@ class StyleLoss:
         content = self.content_weight * content
         style = self.style_weight * style
         tv = self.tv_weight * tv
-        return LossTerms(content + style + tv, content, style, tv)
+        total = content + style + tv
+        temporal = tf.constant(0.0)
+        if targets.temporal:  # a Python branch: a still image's graph has no such term
+            temporal = self.temporal_weight * temporal_loss(image, *targets.temporal)
+            total = total + temporal
+        return LossTerms(total, content, style, tv, temporal)
 
 
 def _blend(weights, values):
