@@ -18,8 +18,9 @@ from tfstyle.features import layer_stride
 from tfstyle.options import RunOptions
 from tfstyle.serving_io import _check
 
-# The resized style image may be this multiple of max_side on its longest side: the
-# default style_scale is 1.5, and the style only runs forward, once per stage.
+# The resized style image may be this multiple of max_side on its longest side: room
+# for style_scale up to 2 at the largest output (the default is 1), and the style only
+# runs forward, once per stage.
 STYLE_SIDE_FACTOR = 2
 
 
