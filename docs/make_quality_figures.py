@@ -1,22 +1,33 @@
-"""Draws the quality figures that compare tfstyle with jcjohnson/neural-style.
+"""Draws the quality figures that compare tfstyle with published neural style transfer results.
 
 Two jobs, both with Pillow alone (no tfstyle import, no matplotlib):
 
     # contact sheets from the images that `OUT=DIR ../shared/quality/compare.sh 512` kept
     python docs/make_quality_figures.py sheets --results DIR --out docs/quality \
-        [--pairs starry,scream,matisse,tubingen] [--crop_at 0.3,0.5] [--crop 192]
+        [--pairs starry,scream,matisse,tubingen,shipwreck,kandinsky] [--before OLD_DIR] \
+        [--crop 256] [--crop_at x,y] [--crop_at_pair tubingen=0.45,0.35 ...]
 
-    # style_gain against content_keep, one point per (setting, pair) row of a TSV
+    # any two measures of a TSV against each other, one panel or several side by side
     python docs/make_quality_figures.py plot --table scores.tsv --out docs/quality/tradeoff.png \
-        [--title "..."]
+        [--x content_keep] [--y style_gain] [--title "..."] \
+        [--panels content_keep:style_gain,detail_keep:fine_style]
 
 `sheets` writes OUT/<pair>.png for each pair whose DIR/<pair>.png exists: photo, painting,
-jcjohnson's published result and tfstyle's result at a common height, then a 100 % crop
-(pixels as they are, no resampling) of both results from the same relative location.
+(with --before, the earlier result OLD_DIR/<pair>.png,) tfstyle's result and the published
+result of the pair's reference implementation (jcjohnson/neural-style or cysmith/neural-style-tf)
+at a common height, then a 100 % crop (pixels as they are, no resampling) of every result, each
+at its own full size, from the same relative location. That location is, by priority,
+--crop_at_pair for the pair, else --crop_at, else the pair's default (where the picture has
+fine structure: the bridge's tower and cables, Tuebingen's spire and house fronts).
 
-`plot` reads a TSV with the header `label<TAB>pair<TAB>style_gain<TAB>content_keep`; the
-label "jcjohnson" marks the reference points. Each label gets a colour, each pair a marker
-shape, jcjohnson a big black star tagged with its pair.
+`plot` reads a TSV whose header has `label`, `pair` and the columns being plotted (any of
+style_gain, content_keep, fine_style, detail_keep, or another numeric column); an optional
+`strength` column is written next to its point. A row lacking a number in a panel's two
+columns is left out of that panel, with a note on stderr. Labels in REFERENCES mark published
+results: jcjohnson a big black star, neural-style-tf a big white star outlined in black, each
+tagged with its pair and drawn last. Every other label gets a colour, each pair a marker shape;
+a label with several rows for one pair (a sweep, say of --style_strength) is joined by a line
+in file order, so the sweep reads as a curve.
 """
 
 from __future__ import annotations
@@ -26,20 +37,39 @@ import csv
 import math
 import pathlib
 import sys
+from typing import NamedTuple
 
 from PIL import Image, ImageDraw, ImageFont
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 
-# pair -> (photo, painting, jcjohnson's published output), as in ../shared/quality/compare.sh
+# TSV label of a reference implementation -> how figures name it
+REFERENCES = {"jcjohnson": "jcjohnson/neural-style", "neural-style-tf": "cysmith/neural-style-tf"}
+
+
+class Pair(NamedTuple):
+    photo: str
+    painting: str
+    reference: str  # the published output, in quality/reference/
+    author: str  # a key of REFERENCES
+
+
+# as in ../shared/quality/compare.sh
 PAIRS = {
-    "starry": ("golden_gate.jpg", "starry_night.jpg", "golden_gate_starry.png"),
-    "scream": ("golden_gate.jpg", "the_scream.jpg", "golden_gate_scream.png"),
-    "matisse": ("golden_gate.jpg", "woman-with-hat-matisse.jpg", "golden_gate_matisse.png"),
-    "tubingen": ("tubingen.jpg", "starry_night.jpg", "tubingen_starry.png"),
+    "starry": Pair("golden_gate.jpg", "starry_night.jpg", "golden_gate_starry.png", "jcjohnson"),
+    "scream": Pair("golden_gate.jpg", "the_scream.jpg", "golden_gate_scream.png", "jcjohnson"),
+    "matisse": Pair("golden_gate.jpg", "woman-with-hat-matisse.jpg", "golden_gate_matisse.png",
+                    "jcjohnson"),
+    "tubingen": Pair("tubingen.jpg", "starry_night.jpg", "tubingen_starry.png", "jcjohnson"),
+    "shipwreck": Pair("tubingen.jpg", "shipwreck.jpg", "tubingen_shipwreck_nstf.png",
+                      "neural-style-tf"),
+    "kandinsky": Pair("tubingen.jpg", "kandinsky.jpg", "tubingen_kandinsky_nstf.png",
+                      "neural-style-tf"),
 }
-REFERENCE = "jcjohnson"
-COLUMNS = ("label", "pair", "style_gain", "content_keep")
+# default crop centre per photo (x, y fractions), where the picture has fine structure: the
+# bridge's near tower and cables; Tuebingen's church spire and house fronts
+CROP_AT = {"golden_gate.jpg": (0.3, 0.5), "tubingen.jpg": (0.45, 0.35)}
+REQUIRED = ("label", "pair")
 
 
 def load_font(size: int):
@@ -69,6 +99,25 @@ def fractions(text: str) -> tuple[float, float]:
     if not (0 <= x <= 1 and 0 <= y <= 1):
         raise argparse.ArgumentTypeError(f"fractions must lie in [0, 1], got {text!r}")
     return x, y
+
+
+def pair_fractions(text: str) -> tuple[str, tuple[float, float]]:
+    """'pair=x,y', for argparse (the pair name is checked against PAIRS later)."""
+    pair, sep, at = text.partition("=")
+    if not sep or not pair.strip():
+        raise argparse.ArgumentTypeError(f"expected 'pair=x,y', got {text!r}")
+    return pair.strip(), fractions(at)
+
+
+def panel_list(text: str) -> list[tuple[str, str]]:
+    """'x:y,x:y' column pairs, for argparse."""
+    panels = []
+    for item in text.split(","):
+        x, sep, y = item.strip().partition(":")
+        if not sep or not x.strip() or not y.strip():
+            raise argparse.ArgumentTypeError(f"expected 'x:y,x:y' column names, got {text!r}")
+        panels.append((x.strip(), y.strip()))
+    return panels
 
 
 # ---------------------------------------------------------------------------- contact sheets
@@ -145,31 +194,51 @@ def paste_labelled(sheet, draw, image, label, at, row_h, font) -> None:
     draw.text((x, y + row_h + 4), label, fill="black", font=font)
 
 
-def pair_sheet(pair: str, result_path: pathlib.Path, shared: pathlib.Path, height: int,
-               side: int, at: tuple[float, float]) -> Image.Image:
-    photo_name, painting_name, reference_name = PAIRS[pair]
-    photo = Image.open(shared / "images" / "content" / photo_name).convert("RGB")
-    painting = Image.open(shared / "images" / "style" / painting_name).convert("RGB")
-    reference = Image.open(shared / "quality" / "reference" / reference_name).convert("RGB")
-    result = Image.open(result_path).convert("RGB")
-    # one box per image: same relative place, each at its own native pixels
-    ref_box = crop_box(reference.size, at, side)
-    out_box = crop_box(result.size, at, side)
-    top = [
-        (f"photo: {photo_name}", to_height(photo, height)),
-        (f"painting: {painting_name}", to_height(painting, height)),
-        (f"jcjohnson ({reference.width}x{reference.height})",
-         outline_crop(to_height(reference, height), reference.size, ref_box)),
-        (f"tfstyle ({result.width}x{result.height})",
-         outline_crop(to_height(result, height), result.size, out_box)),
-    ]
-    bottom = [("jcjohnson, 100 % crop", reference.crop(ref_box)),
-              ("tfstyle, 100 % crop", result.crop(out_box))]
-    title = f"{pair}: {photo_name} in the style of {painting_name}"
+def result_panels(name: str, image: Image.Image, height: int, side: int,
+                  at: tuple[float, float]) -> tuple[tuple, tuple]:
+    """(top panel, 100 % crop) of one result: the crop box sits at the same relative place in
+    every result but is cut from each at its own native pixels, so sizes may differ."""
+    box = crop_box(image.size, at, side)
+    panel = outline_crop(to_height(image, height), image.size, box)
+    return ((f"{name} ({image.width}x{image.height})", panel),
+            (f"{name}, 100 % crop", image.crop(box)))
+
+
+def pair_sheet(pair: str, result_path: pathlib.Path, before_path: pathlib.Path | None,
+               shared: pathlib.Path, height: int, side: int,
+               at: tuple[float, float]) -> Image.Image:
+    spec = PAIRS[pair]
+    author = REFERENCES[spec.author]
+    photo, painting, reference, result = (Image.open(path).convert("RGB") for path in (
+        shared / "images" / "content" / spec.photo, shared / "images" / "style" / spec.painting,
+        shared / "quality" / "reference" / spec.reference, result_path))
+    # (name, image) in the order before / after / reference
+    results = [("tfstyle", result), (author, reference)]
+    if before_path is not None:
+        results = [("before", Image.open(before_path).convert("RGB")),
+                   ("tfstyle, after", result), (author, reference)]
+    top = [(f"photo: {spec.photo}", to_height(photo, height)),
+           (f"painting: {spec.painting}", to_height(painting, height))]
+    bottom = []
+    for name, image in results:
+        panel, crop = result_panels(name, image, height, side, at)
+        top.append(panel)
+        bottom.append(crop)
+    title = f"{pair}: {spec.photo} in the style of {spec.painting}, beside {author}"
     note = ("100 % crops: each result's own pixels,\nno resampling, from the outlined box\n"
             f"around x={at[0]:.2f}, y={at[1]:.2f} of the image\n"
-            "(--crop_at) in both results.")
-    return contact_sheet(title, top, bottom, under=[2, 3], note=note)
+            "(--crop_at_pair, --crop_at) in every result.")
+    return contact_sheet(title, top, bottom, under=list(range(2, len(top))), note=note)
+
+
+def crop_centres(pairs: list[str], args) -> dict[str, tuple[float, float]]:
+    """Crop centre per pair: --crop_at_pair, else --crop_at, else the pair's default."""
+    own = dict(args.crop_at_pair or [])
+    unknown = sorted(set(own) - set(PAIRS))
+    if unknown:
+        sys.exit(f"--crop_at_pair: unknown pairs {unknown}: choose from {', '.join(PAIRS)}")
+    return {pair: own.get(pair) or args.crop_at or CROP_AT[PAIRS[pair].photo]
+            for pair in pairs}
 
 
 def run_sheets(args) -> None:
@@ -177,7 +246,9 @@ def run_sheets(args) -> None:
     unknown = sorted(set(pairs) - set(PAIRS))
     if unknown:
         sys.exit(f"unknown pairs {unknown}: choose from {', '.join(PAIRS)}")
+    centres = crop_centres(pairs, args)
     results, out = pathlib.Path(args.results), pathlib.Path(args.out)
+    before = pathlib.Path(args.before) if args.before else None
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for pair in pairs:
@@ -185,8 +256,12 @@ def run_sheets(args) -> None:
         if not result_path.exists():
             print(f"{pair}: no {result_path}, skipped", file=sys.stderr)
             continue
-        sheet = pair_sheet(pair, result_path, pathlib.Path(args.shared), args.height,
-                           args.crop, args.crop_at)
+        before_path = before / f"{pair}.png" if before else None
+        if before_path is not None and not before_path.exists():
+            print(f"{pair}: no {before_path}, sheet without 'before'", file=sys.stderr)
+            before_path = None
+        sheet = pair_sheet(pair, result_path, before_path, pathlib.Path(args.shared),
+                           args.height, args.crop, centres[pair])
         target = out / f"{pair}.png"
         sheet.save(target, optimize=True)
         print(f"{target}  {sheet.width}x{sheet.height}  {target.stat().st_size // 1024} KiB")
@@ -201,31 +276,51 @@ def run_sheets(args) -> None:
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#bcbd22", "#17becf"]
 SHAPES = ["circle", "square", "triangle", "diamond", "triangle_down", "hexagon"]
+# reference label -> (fill, outline) of its big star: black for one, white for the other, so
+# the two stay apart even in greyscale print
+REFERENCE_STARS = {"jcjohnson": ("black", "white"), "neural-style-tf": ("white", "black")}
 
 
-def read_table(path: pathlib.Path) -> list[dict]:
-    """Rows of the TSV with numeric scores; blank and '#' lines are ignored."""
+def number(text) -> float | None:
+    """The cell as a finite float, or None (empty, not a number, nan or inf)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_table(path: pathlib.Path, columns: list[str]) -> list[dict]:
+    """Rows of the TSV as {label, pair, strength, values: {column: float or None}} for the
+    plotted `columns`; blank and '#' lines are ignored."""
     with open(path, newline="") as f:
         lines = [line for line in f if line.strip() and not line.startswith("#")]
     reader = csv.DictReader(lines, delimiter="\t")
-    missing = set(COLUMNS) - set(reader.fieldnames or ())
+    header = set(reader.fieldnames or ())
+    missing = [c for c in dict.fromkeys(REQUIRED + tuple(columns)) if c not in header]
     if missing:
-        sys.exit(f"{path}: header lacks {sorted(missing)}; expected {' '.join(COLUMNS)}")
-    rows = []
-    for row in reader:
-        try:
-            gain, keep = float(row["style_gain"]), float(row["content_keep"])
-        except (TypeError, ValueError):
-            print(f"{path}: skipped row without numbers: {row}", file=sys.stderr)
-            continue
-        if not (math.isfinite(gain) and math.isfinite(keep)):
-            print(f"{path}: skipped row with a non-finite score: {row}", file=sys.stderr)
-            continue
-        rows.append({"label": row["label"].strip(), "pair": row["pair"].strip(),
-                     "style_gain": gain, "content_keep": keep})
+        sys.exit(f"{path}: header lacks {missing}; it has {' '.join(reader.fieldnames or ())}")
+    rows = [{"label": (row["label"] or "").strip(), "pair": (row["pair"] or "").strip(),
+             "strength": (row.get("strength") or "").strip(),
+             "values": {c: number(row[c]) for c in columns}}
+            for row in reader]
     if not rows:
         sys.exit(f"{path}: no rows to plot")
     return rows
+
+
+def panel_rows(rows: list[dict], x: str, y: str, path) -> list[dict]:
+    """The rows with a number in both columns; each other row is named on stderr."""
+    kept = []
+    for row in rows:
+        if row["values"][x] is None or row["values"][y] is None:
+            print(f"{path}: {y} vs {x}: skipped row without numbers in both: "
+                  f"{row['label']!r} {row['pair']!r}", file=sys.stderr)
+        else:
+            kept.append(row)
+    if not kept:
+        sys.exit(f"{path}: no row has numbers in both {x} and {y}")
+    return kept
 
 
 def first_seen(values) -> list:
@@ -280,6 +375,17 @@ def draw_marker(draw, shape: str, x: float, y: float, r: float, fill, outline, w
     draw.polygon(marker_points(shape, x, y, r), fill=fill, outline=outline, width=width)
 
 
+def draw_reference_star(draw, label: str, x: float, y: float, r: float, s: int) -> None:
+    fill, outline = REFERENCE_STARS.get(label, ("black", "white"))
+    # the white star needs a heavier outline to stand out from the white plot area
+    draw_marker(draw, "star", x, y, r, fill, outline, 2 * s if fill == "white" else s)
+
+
+def haloed_text(draw, at, text: str, font, s: int) -> None:
+    """Text with a white halo, readable where it crosses a marker, a line or the grid."""
+    draw.text(at, text, fill="black", font=font, stroke_width=2 * s, stroke_fill="white")
+
+
 class Frame:
     """Maps data coordinates to pixels of the plot area (left, top, right, bottom)."""
 
@@ -314,7 +420,7 @@ def draw_axes(image, draw, frame: Frame, fonts, s: int, x_name: str, y_name: str
     draw.rectangle([left, top, right, bottom], outline="black", width=s)
     w, _ = text_size(draw, x_name, label_font)
     draw.text(((left + right) / 2 - w / 2, bottom + 32 * s), x_name, fill="black", font=label_font)
-    paste_vertical_text(image, y_name, label_font, (14 * s, (top + bottom) / 2))
+    paste_vertical_text(image, y_name, label_font, (left - 64 * s, (top + bottom) / 2))
 
 
 def paste_vertical_text(image, text: str, font, centre) -> None:
@@ -327,23 +433,30 @@ def paste_vertical_text(image, text: str, font, centre) -> None:
     image.paste(strip, (round(centre[0] - strip.width / 2), round(centre[1] - strip.height / 2)))
 
 
-def legend_entries(labels: list[str], pairs: list[str]) -> list[tuple]:
-    """(kind, text, colour, shape) rows: settings by colour, then pairs by shape."""
+def legend_entries(rows: list[dict], labels: list[str], pairs: list[str]) -> list[tuple]:
+    """(kind, text, colour, shape) rows: settings by colour, published results by star,
+    then pairs by shape. kind "curve" is a setting drawn as a line; for "ref" the colour slot
+    holds the reference's label."""
     entries = [("head", "settings", None, None)]
     for label in labels:
-        if label == REFERENCE:
-            entries.append(("item", "jcjohnson/neural-style", "black", "star"))
-        else:
-            entries.append(("item", label, colour_of(label, labels), "circle"))
-    entries.append(("gap", "", None, None))
-    entries.append(("head", "pairs", None, None))
-    for pair in pairs:
-        entries.append(("item", pair, "#9a9a9a", shape_of(pair, pairs)))
+        if label not in REFERENCES:
+            # several rows for one pair: a sweep, drawn as a line on the plot and here
+            seen = [r["pair"] for r in rows if r["label"] == label]
+            kind = "curve" if len(seen) > len(set(seen)) else "item"
+            entries.append((kind, label, colour_of(label, labels), "circle"))
+    published = [label for label in labels if label in REFERENCES]
+    if published:
+        entries += [("gap", "", None, None), ("head", "published", None, None)]
+        entries += [("ref", REFERENCES[label], label, "star") for label in published]
+    entries += [("gap", "", None, None), ("head", "pairs", None, None)]
+    entries += [("item", pair, "#9a9a9a", shape_of(pair, pairs)) for pair in pairs]
+    if any(r["strength"] for r in rows):
+        entries += [("gap", "", None, None), ("note", "numbers at points: strength", None, None)]
     return entries
 
 
 def colour_of(label: str, labels: list[str]) -> str:
-    settings = [l for l in labels if l != REFERENCE]
+    settings = [l for l in labels if l not in REFERENCES]
     return COLOURS[settings.index(label) % len(COLOURS)]
 
 
@@ -351,10 +464,13 @@ def shape_of(pair: str, pairs: list[str]) -> str:
     return SHAPES[pairs.index(pair) % len(SHAPES)]
 
 
-def legend_width(draw, entries, font, head_font, s: int) -> int:
+LEGEND_STEP = {"gap": 10, "head": 22}  # px per entry before supersampling; others 20
+
+
+def legend_size(draw, entries, font, head_font, s: int) -> tuple[int, int]:
     widths = [text_size(draw, text, head_font if kind == "head" else font)[0]
               for kind, text, _, _ in entries]
-    return max(widths) + 30 * s
+    return max(widths) + 30 * s, sum(LEGEND_STEP.get(kind, 20) * s for kind, *_ in entries)
 
 
 def fit_text(draw, text: str, font, max_width: float) -> str:
@@ -370,59 +486,138 @@ def draw_legend(draw, entries, at, fonts, s: int, max_width: float) -> None:
     font, head_font = fonts
     x, y = at
     for kind, text, colour, shape in entries:
+        cx, cy = x + 8 * s, y + 8 * s
         if kind == "head":
             draw.text((x, y), text, fill="black", font=head_font)
-        elif kind == "item":
-            big = shape == "star"
-            draw_marker(draw, shape, x + 8 * s, y + 8 * s, (8 if big else 5.5) * s, colour,
-                        "white" if big else "black", s)
+        elif kind == "note":
+            draw.text((x, y), fit_text(draw, text, font, max_width), fill="#444444", font=font)
+        elif kind == "ref":
+            draw_reference_star(draw, colour, cx, cy, 9 * s, s)
+        elif kind in ("item", "curve"):
+            if kind == "curve":  # a stroke through the marker, as on the plot
+                draw.line([(cx - 9 * s, cy), (cx + 9 * s, cy)], fill=colour, width=2 * s)
+            draw_marker(draw, shape, cx, cy, 5.5 * s, colour, "black", s)
+        if kind in ("item", "curve", "ref"):
             draw.text((x + 22 * s, y), fit_text(draw, text, font, max_width - 22 * s),
                       fill="black", font=font)
-        y += (10 if kind == "gap" else 22) * s
+        y += LEGEND_STEP.get(kind, 20) * s
 
 
-def draw_points(draw, rows, frame: Frame, labels, pairs, font, s: int) -> None:
-    # settings first, jcjohnson last, so the reference stars are never hidden
-    for row in sorted(rows, key=lambda r: r["label"] == REFERENCE):
-        px, py = frame(row["content_keep"], row["style_gain"])
-        if row["label"] == REFERENCE:
-            draw_marker(draw, "star", px, py, 12 * s, "black", "white", s)
-            draw.text((px + 12 * s, py - 18 * s), row["pair"], fill="black", font=font)
-        else:
-            draw_marker(draw, shape_of(row["pair"], pairs), px, py, 6 * s,
-                        colour_of(row["label"], labels), "black", s)
+def draw_points(draw, rows, frame: Frame, columns, labels, pairs, font, s: int) -> None:
+    """Lines of the sweeps, then the settings' markers, the references last (so a reference
+    star is never hidden), then the text: strengths and the references' pair tags."""
+    x, y = columns
+    at = [frame(r["values"][x], r["values"][y]) for r in rows]
+    settings = [(r, p) for r, p in zip(rows, at) if r["label"] not in REFERENCES]
+    references = [(r, p) for r, p in zip(rows, at) if r["label"] in REFERENCES]
+    sweeps: dict[tuple[str, str], list] = {}
+    for row, point in settings:  # file order, so a sweep is joined in the order it was run
+        sweeps.setdefault((row["label"], row["pair"]), []).append(point)
+    for (label, _), points in sweeps.items():
+        if len(points) > 1:
+            draw.line(points, fill=colour_of(label, labels), width=2 * s, joint="curve")
+    for row, (px, py) in settings:
+        draw_marker(draw, shape_of(row["pair"], pairs), px, py, 6 * s,
+                    colour_of(row["label"], labels), "black", s)
+    for row, (px, py) in references:
+        draw_reference_star(draw, row["label"], px, py, 12 * s, s)
+    # markers are obstacles for text; each placed text becomes one for the next
+    taken = [(px - 7 * s, py - 7 * s, px + 7 * s, py + 7 * s) for _, (px, py) in settings]
+    taken += [(px - 12 * s, py - 12 * s, px + 12 * s, py + 12 * s) for _, (px, py) in references]
+    for points in sweeps.values():  # and so are the sweeps' lines, sampled along each segment
+        for (ax, ay), (bx, by) in zip(points, points[1:]):
+            taken += [(ax + (bx - ax) * k / 8 - 2 * s, ay + (by - ay) * k / 8 - 2 * s,
+                       ax + (bx - ax) * k / 8 + 2 * s, ay + (by - ay) * k / 8 + 2 * s)
+                      for k in range(1, 8)]
+    texts = [(r["pair"], p, 13) for r, p in references]
+    texts += [(r["strength"], p, 7) for r, p in settings if r["strength"]]
+    for text, (px, py), gap in texts:
+        origin, box = place_text(draw, text, font, (px, py), gap * s, taken, frame.box)
+        taken.append(box)
+        haloed_text(draw, origin, text, font, s)
 
 
-def tradeoff_plot(rows: list[dict], title: str, size: tuple[int, int]) -> Image.Image:
+def place_text(draw, text: str, font, point, gap: float, taken: list, area) -> tuple:
+    """(where to draw, box covered) for a text beside `point` (right, left, above or below it,
+    `gap` away) that overlaps the fewest pixels of the `taken` boxes, preferring one inside
+    the plot `area`."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left, bottom - top
+    px, py = point
+    spots = [(px + gap, py - h - gap / 2), (px + gap, py + gap / 2),
+             (px - gap - w, py - h - gap / 2), (px - gap - w, py + gap / 2),
+             (px - w / 2, py - gap - h - 2), (px - w / 2, py + gap)]
+
+    def cost(spot):
+        x0, y0, x1, y1 = spot[0], spot[1], spot[0] + w, spot[1] + h
+        overlap = sum(max(0, min(x1, b[2]) - max(x0, b[0]))
+                      * max(0, min(y1, b[3]) - max(y0, b[1])) for b in taken)
+        outside = x0 < area[0] or y0 < area[1] or x1 > area[2] or y1 > area[3]
+        return overlap + (w * h if outside else 0)
+
+    x, y = min(spots, key=cost)  # the first of equals: right and above, as before
+    return (x - left, y - top), (x, y, x + w, y + h)
+
+
+def draw_panel(image, draw, rows, columns, slot, fonts, labels, pairs, s: int) -> None:
+    """One scatter of columns = (x, y) inside slot = (left, top, right, bottom)."""
+    font, small, big = fonts
+    x, y = columns
+    box = (slot[0] + 78 * s, slot[1] + 30 * s, slot[2] - 20 * s, slot[3] - 62 * s)
+    frame = Frame(box, padded_range([r["values"][x] for r in rows]),
+                  padded_range([r["values"][y] for r in rows]))
+    title = fit_text(draw, f"{y} vs {x} (higher is better on both)", big, slot[2] - slot[0])
+    w, _ = text_size(draw, title, big)
+    draw.text(((box[0] + box[2]) / 2 - w / 2, slot[1] + 4 * s), title, fill="black", font=big)
+    draw_axes(image, draw, frame, (font, big), s, x, y)
+    draw_points(draw, rows, frame, columns, labels, pairs, small, s)
+
+
+def tradeoff_plot(rows: list[dict], panels: list[tuple[list[dict], tuple[str, str]]],
+                  title: str, size: tuple[int, int]) -> Image.Image:
+    """panels: (rows, (x, y)) each, drawn left to right, with one legend at the right for
+    `rows`, those of all panels."""
     probe = load_font(14)
     # draw at twice the size and shrink: Pillow does not antialias lines and polygons
     s = 2 if scalable(probe) else 1
     font, small, big = load_font(13 * s), load_font(12 * s), load_font(15 * s)
-    width, height = size[0] * s, size[1] * s
+    labels, pairs = first_seen(r["label"] for r in rows), first_seen(r["pair"] for r in rows)
+    probe_draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    entries = legend_entries(rows, labels, pairs)
+    legend_w, legend_h = legend_size(probe_draw, entries, font, big, s)
+    legend_w = min(legend_w, size[0] * s // 3)
+    top = (40 if title else 14) * s
+    # a long legend makes the image taller rather than running off its bottom
+    width, height = size[0] * s, max(size[1] * s, top + 30 * s + legend_h + 10 * s)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    labels = first_seen(r["label"] for r in rows)
-    pairs = first_seen(r["pair"] for r in rows)
-    entries = legend_entries(labels, pairs)
-    legend_w = min(legend_width(draw, entries, font, big, s), width // 3)
-    box = (78 * s, 48 * s, width - legend_w - 34 * s, height - 62 * s)
-    frame = Frame(box, padded_range([r["content_keep"] for r in rows]),
-                  padded_range([r["style_gain"] for r in rows]))
-    w, _ = text_size(draw, title, big)
-    draw.text((max(8 * s, (width - w) / 2), 14 * s), title, fill="black", font=big)
-    draw_axes(image, draw, frame, (font, big), s, "content_keep", "style_gain")
-    draw_points(draw, rows, frame, labels, pairs, small, s)
-    draw_legend(draw, entries, (box[2] + 20 * s, box[1]), (font, big), s,
-                max_width=width - box[2] - 28 * s)
-    return image.resize(size, Image.LANCZOS) if s > 1 else image
+    if title:
+        w, _ = text_size(draw, title, big)
+        draw.text((max(8 * s, (width - w) / 2), 12 * s), title, fill="black", font=big)
+    plots_right = width - legend_w - 24 * s
+    slot_w = plots_right / len(panels)
+    for i, (panel, columns) in enumerate(panels):
+        slot = (i * slot_w, top, (i + 1) * slot_w, height)
+        draw_panel(image, draw, panel, columns, slot, (font, small, big), labels, pairs, s)
+    draw_legend(draw, entries, (plots_right + 12 * s, top + 30 * s), (font, big), s,
+                max_width=width - plots_right - 20 * s)
+    image = image.resize((size[0], height // s), Image.LANCZOS) if s > 1 else image
+    return image
 
 
 def run_plot(args) -> None:
-    rows = read_table(pathlib.Path(args.table))
+    panels = args.panels or [(args.x, args.y)]
+    path = pathlib.Path(args.table)
+    rows = read_table(path, first_seen(c for pair in panels for c in pair))
+    plotted = [(panel_rows(rows, x, y, path), (x, y)) for x, y in panels]
+    shown = {id(r) for kept, _ in plotted for r in kept}
+    rows = [r for r in rows if id(r) in shown]  # the legend names only what is drawn
+    width = args.width or 900 + 600 * (len(panels) - 1)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tradeoff_plot(rows, args.title, (args.width, args.height)).save(out, optimize=True)
-    print(f"{out}  {len(rows)} points  {out.stat().st_size // 1024} KiB")
+    tradeoff_plot(rows, plotted, args.title, (width, args.height)).save(out, optimize=True)
+    counts = ", ".join(f"{len(r)} in {y} vs {x}" for r, (x, y) in plotted)
+    print(f"{out}  points: {counts}  {out.stat().st_size // 1024} KiB")
 
 
 # --------------------------------------------------------------------------------- CLI
@@ -433,22 +628,34 @@ def parse_args(argv=None):
     jobs = parser.add_subparsers(dest="job", required=True)
     sheets = jobs.add_parser("sheets", help="one contact sheet per pair")
     sheets.add_argument("--results", required=True, help="folder with <pair>.png from compare.sh")
+    sheets.add_argument("--before", help="folder with earlier <pair>.png results to show too")
     sheets.add_argument("--out", default="docs/quality", help="folder for <pair>.png sheets")
     sheets.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated pair keys")
     sheets.add_argument("--height", type=int, default=256, help="height of the top-row panels")
-    sheets.add_argument("--crop", type=int, default=192, help="side of the 100 %% crops in px")
-    sheets.add_argument("--crop_at", type=fractions, default=(0.3, 0.5),
-                        help="centre of the crops as x,y fractions of width and height")
+    sheets.add_argument("--crop", type=int, default=256, help="side of the 100 %% crops in px")
+    sheets.add_argument("--crop_at", type=fractions, default=None,
+                        help="centre of the crops as x,y fractions of width and height, for "
+                             "every pair (default: each pair's own, see --crop_at_pair)")
+    sheets.add_argument("--crop_at_pair", type=pair_fractions, action="append",
+                        metavar="PAIR=X,Y",
+                        help="crop centre for one pair, repeatable; wins over --crop_at "
+                             "(defaults: golden_gate pairs 0.3,0.5, tubingen pairs 0.45,0.35)")
     sheets.add_argument("--shared", default=str(SHARED),
                         help="the shared folder holding images/ and quality/reference/")
     sheets.set_defaults(run=run_sheets)
-    plot = jobs.add_parser("plot", help="style_gain vs content_keep scatter plot")
-    plot.add_argument("--table", required=True, help="TSV: label pair style_gain content_keep")
+    plot = jobs.add_parser("plot", help="scatter plots of two measures, one or more panels")
+    plot.add_argument("--table", required=True,
+                      help="TSV: label, pair, the plotted columns, optionally strength")
     plot.add_argument("--out", default="docs/quality/tradeoff.png")
-    plot.add_argument("--title",
-                      default="style_gain vs content_keep at 512 px (higher is better on both)")
-    plot.add_argument("--width", type=int, default=900)
-    plot.add_argument("--height", type=int, default=650)
+    plot.add_argument("--x", default="content_keep", help="column on the horizontal axis")
+    plot.add_argument("--y", default="style_gain", help="column on the vertical axis")
+    plot.add_argument("--panels", type=panel_list, default=None, metavar="X:Y,X:Y",
+                      help="several panels side by side sharing a legend, e.g. "
+                           "content_keep:style_gain,detail_keep:fine_style (default: --x:--y)")
+    plot.add_argument("--title", default="", help="heading above the panels (default: none)")
+    plot.add_argument("--width", type=int, default=0,
+                      help="image width (default: 900, plus 600 per extra panel)")
+    plot.add_argument("--height", type=int, default=650, help="least image height")
     plot.set_defaults(run=run_plot)
     return parser.parse_args(argv)
 
