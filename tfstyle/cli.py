@@ -2,31 +2,40 @@
 
     tfstyle --content=photo.jpg --style=painting.jpg --output=out.png
     tfstyle --flagfile=configs/paper.cfg --content=... --style=... --output=...
+    tfstyle --content=photos/ --style=painting.jpg --output=stylized/ [--resume]
 
 Every input is checked before the (slow) model build and optimisation; a bad input
-exits with status 1 and one line on stderr, and writes nothing.
+exits with status 1 and one line on stderr, and writes nothing. With a folder or a
+glob of photos (``run_many``) the flags, the style and the outputs' paths are checked
+first; each photo is then read and checked just before its run, and one that fails is
+reported and skipped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pathlib
 import signal
 import sys
+import time
 
 from absl import app, flags, logging
 
 from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
-from tfstyle import checkpoint
+from tfstyle import checkpoint, photo_paths
 from tfstyle.errors import Interrupted, NumericalError, TfstyleError
 from tfstyle.model_flags import model_options  # --weights --backbone --pooling, layers
 from tfstyle.errors import ConfigError
-from tfstyle.options import PRESERVE_COLORS, STYLE_LOSSES, RunOptions
+from tfstyle.options import INITS, PRESERVE_COLORS, STYLE_LOSSES, RunOptions
 
 _DEFAULTS = RunOptions()
 
-flags.DEFINE_string("content", None, "Content image (the photo).")
+flags.DEFINE_string("content", None,
+                    "Content image (the photo); or a folder of photos, or a quoted glob "
+                    "('photos/*.jpg'): each is stylized on its own and written to "
+                    "<--output folder>/<name>.<--output_ext>.")
 flags.DEFINE_string("style", None, "Style image (the painting), or several separated by "
                     "commas: blended (--style_blend_weights) or placed by --style_masks.")
 flags.DEFINE_list("style_blend_weights", None,
@@ -67,7 +76,9 @@ flags.DEFINE_integer("tile_halo", -1,
 flags.DEFINE_list("stage_steps", None,
                   "Steps per stage, coarsest first (replaces --steps); default: --steps "
                   "split with each stage getting half the steps of the one before.")
-flags.DEFINE_string("output", None, "Output image; .png or .jpg/.jpeg. Written atomically.")
+flags.DEFINE_string("output", None,
+                    "Output image; .png or .jpg/.jpeg. Written atomically. With a folder or "
+                    "glob of --content photos: the results' folder (created if missing).")
 flags.DEFINE_integer("size", _DEFAULTS.size, "Longest side of the output, in pixels.")
 flags.DEFINE_integer("steps", _DEFAULTS.steps, "Optimisation steps.")
 flags.DEFINE_enum("optimizer", _DEFAULTS.optimizer, ["lbfgs", "adam"], "Optimiser.")
@@ -102,7 +113,8 @@ flags.DEFINE_integer("save_every", 0,
 flags.DEFINE_string("logdir", None, "Write TensorBoard scalars and images here.")
 flags.DEFINE_bool("resume", False,
                   "Continue an interrupted run from its checkpoint (run the same command "
-                  "again with --resume).")
+                  "again with --resume). With a folder or glob of photos: skip every photo "
+                  "whose output file exists, whatever its age (delete it to redo it).")
 flags.DEFINE_string("checkpoint", None,
                     "Checkpoint file written on Ctrl-C / SIGTERM and read by --resume; "
                     "default <output>.ckpt.npz.")
@@ -159,10 +171,14 @@ def _check_paths():
         if os.path.realpath(path) == str(output):
             raise ConfigError(f"--output {FLAGS.output} is also an input: choose another path, "
                               f"the input would be overwritten")
+    _check_every()
+    return output
+
+
+def _check_every():
     for name in ("log_every", "save_every"):
         if getattr(FLAGS, name) < 0:
             raise ConfigError(f"--{name} must be ≥ 0, got {getattr(FLAGS, name)}")
-    return output
 
 
 def _decode_inputs():
@@ -174,15 +190,22 @@ def _decode_inputs():
     content_mask and style_masks (decoded RGB PIL images, or None)."""
     from tfstyle import image_io
 
-    styles = [image_io.open_image(path) for path in style_paths()]
-    if not styles:
-        raise ConfigError("--style names no image")
     images = dict(
-        content=image_io.open_image(FLAGS.content), style=styles,
+        content=image_io.open_image(FLAGS.content), style=_decode_styles(),
         content_mask=image_io.open_image(FLAGS.content_mask) if FLAGS.content_mask else None,
         style_masks=([image_io.open_image(path) for path in FLAGS.style_masks]
                      if FLAGS.style_masks else None))
     return images
+
+
+def _decode_styles() -> list:
+    """--style's images, decoded (RGB PIL images): a bad one fails before TensorFlow."""
+    from tfstyle import image_io
+
+    styles = [image_io.open_image(path) for path in style_paths()]
+    if not styles:
+        raise ConfigError("--style names no image")
+    return styles
 
 
 def _load_inputs(options, images):
@@ -204,20 +227,11 @@ def run_local(output, options, inputs):
     ``inputs``: the job's decoded and checked images (``_load_inputs``)."""
     import tensorflow as tf
 
-    from tfstyle import allocator, image_io, memory
-    from tfstyle.transfer import Stylizer
+    from tfstyle import image_io
 
-    # Under malloc (the user opted out of BFC) this bounds a tiled run's peak. Under BFC,
-    # which pools TensorFlow's tensors itself, it would only make the blocks that still
-    # go through malloc (60 MB a step) fault in anew: 0.05-0.1 s of a 128 px step.
-    if not allocator.bfc_requested():
-        memory.return_freed_memory()
-    logging.info("CPU tensors from %s (tfstyle.allocator)", allocator.in_effect())
-    stylizer = Stylizer(**model_options(), precision=FLAGS.precision,
-                        jit_compile=FLAGS.jit_compile)
+    stylizer = _stylizer()
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
-    every = [n for n in (FLAGS.log_every, FLAGS.save_every) if n > 0]
-    callback_every = math.gcd(*every) if every else max(options.steps, 1)
+    callback_every = _callback_every(options)
     checkpoint_path = pathlib.Path(FLAGS.checkpoint) if FLAGS.checkpoint else \
         checkpoint.default_path(output)
     resume = checkpoint.load_checkpoint(checkpoint_path) if FLAGS.resume else None
@@ -254,6 +268,199 @@ def run_local(output, options, inputs):
                  result.seed)
 
 
+def _stylizer():
+    """The flags' ``Stylizer``: the feature model, built once per command."""
+    from tfstyle import allocator, memory
+    from tfstyle.transfer import Stylizer
+
+    # Under malloc (the user opted out of BFC) this bounds a tiled run's peak. Under BFC,
+    # which pools TensorFlow's tensors itself, it would only make the blocks that still
+    # go through malloc (60 MB a step) fault in anew: 0.05-0.1 s of a 128 px step.
+    if not allocator.bfc_requested():
+        memory.return_freed_memory()
+    logging.info("CPU tensors from %s (tfstyle.allocator)", allocator.in_effect())
+    return Stylizer(**model_options(), precision=FLAGS.precision,
+                    jit_compile=FLAGS.jit_compile)
+
+
+def _callback_every(options) -> int:
+    """Steps between progress callbacks: what --log_every and --save_every both need."""
+    every = [n for n in (FLAGS.log_every, FLAGS.save_every) if n > 0]
+    return math.gcd(*every) if every else max(options.steps, 1)
+
+
+# ------------------------------------------------------------------ many photos
+
+
+# Flags of one photo's run that a folder of photos cannot take, and why.
+_ONE_PHOTO_FLAGS = {
+    "content_mask": "a mask is drawn over one photo",
+    "style_masks": "a mask is drawn over one photo",
+    "save_every": "intermediate images are named after one --output",
+    "checkpoint": "a checkpoint is one photo's (--resume skips the finished photos)",
+}
+
+
+def _many_photos():
+    """The [(photo, output path)] of a run over a folder or a glob of photos, or None
+    where --content names one photo. Checked before TensorFlow is imported: the flags
+    (``_refuse_one_photo_flags``), the outputs' paths (``photo_paths.plan_outputs``,
+    which creates the --output folder); with --resume, the photos whose output exists
+    are left out."""
+    if not FLAGS.content:
+        return None  # _check_paths says it is required
+    contents, folder_mode = photo_paths.content_files(FLAGS.content)
+    if not folder_mode:
+        return None
+    for name in ("style", "output"):
+        if not getattr(FLAGS, name):
+            raise ConfigError(f"--{name} is required")
+    _refuse_one_photo_flags(len(contents))
+    _check_every()
+    jobs = photo_paths.plan_outputs(contents, True, FLAGS.output, FLAGS.output_ext,
+                                    style_paths())
+    if FLAGS.resume:
+        done = [output for _, output in jobs if os.path.exists(output)]
+        if done:
+            logging.info("--resume: %d of %d photos have their output in %s already: "
+                         "skipped", len(done), len(jobs), FLAGS.output)
+        jobs = [(content, output) for content, output in jobs if output not in done]
+    return jobs
+
+
+def _refuse_one_photo_flags(count):
+    """ConfigError for the flags that make sense for one photo only."""
+    refused = [f"--{name} ({why})" for name, why in _ONE_PHOTO_FLAGS.items()
+               if FLAGS[name].present and getattr(FLAGS, name)]
+    if FLAGS.init not in INITS:
+        refused.append(f"--init={FLAGS.init} (a start image is one photo's)")
+    if refused:
+        raise ConfigError(f"--content names {count} photos, but {'; '.join(refused)}: drop "
+                          f"{'it' if len(refused) == 1 else 'them'}, or stylize those photos "
+                          f"one at a time")
+
+
+def run_many(jobs, options, styles):
+    """Stylizes each (photo, output) of ``jobs`` with one ``Stylizer``
+    (``Stylizer.stylize_many``) and writes each result as it finishes.
+
+    ``styles``: --style decoded (``_decode_styles``). A photo that fails is logged and
+    the others go on; raises TfstyleError with the summary if any failed. Ctrl-C or
+    SIGTERM drops the photo in progress, keeps the finished ones and exits 130 (143)."""
+    from tfstyle import runner
+
+    if not jobs:
+        logging.info("nothing to do: every photo has its output (drop --resume to redo them)")
+        return
+    stylizer = _stylizer()
+    if options.seed is None:  # one seed for all, logged, so that any photo can be redone
+        options = dataclasses.replace(options, seed=runner.draw_seed())
+    plan = options.stages()
+    logging.info("stylizing %d photos with %s: %s px, %s %s steps each, seed %d (pass "
+                 "--seed=%d to repeat)", len(jobs), FLAGS.style,
+                 " -> ".join(str(size) for size, _ in plan), "+".join(str(n) for _, n in plan),
+                 options.optimizer, options.seed, options.seed)
+    batch = _Batch(jobs)
+    stop = _StopOnSignal("stopping the photo in progress; the finished ones are kept (send "
+                         "it again to abort at once)")
+    try:
+        with stop:
+            for index, _, outcome in stylizer.stylize_many(
+                    [content for content, _ in jobs], styles, options, callback=batch.progress,
+                    callback_every=_callback_every(options), should_stop=stop):
+                batch.finished(index, outcome)
+    except Interrupted as e:
+        batch.close()
+        print(f"tfstyle: interrupted by {stop.signal_name} {batch.where(e)}; "
+              f"{batch.summary()}; to go on, run the same command with --resume, which skips "
+              f"the photos whose output exists", file=sys.stderr)
+        sys.exit(128 + stop.signal_number)
+    finally:
+        batch.close()
+    if batch.failed:
+        raise TfstyleError(batch.summary())
+    logging.info("%s", batch.summary())
+
+
+class _Batch:
+    """The CLI's side of ``run_many``: each result written as it comes, a line per photo
+    with the time left, each photo's step progress (and TensorBoard run under --logdir),
+    and the failures for the summary."""
+
+    def __init__(self, jobs):
+        self.jobs, self.written, self.failed = jobs, [], []
+        self.seconds = []  # of each photo written
+        self.photo_started = time.perf_counter()
+        self._current = None  # (index, progress callback, summary writer or None)
+
+    def progress(self, index, p):
+        """``stylize_many``'s callback: the step lines of ``_progress`` for this photo."""
+        if self._current is None or self._current[0] != index:
+            self.close()
+            writer = None
+            if FLAGS.logdir:
+                import tensorflow as tf
+                stem = os.path.splitext(os.path.basename(self.jobs[index][1]))[0]
+                writer = tf.summary.create_file_writer(os.path.join(FLAGS.logdir, stem))
+            self._current = (index, _progress(self.jobs[index][1], writer), writer)
+        self._current[1](p)
+
+    def finished(self, index, outcome):
+        """Writes photo ``index``'s result, or logs its error (one line)."""
+        content, output = self.jobs[index]
+        seconds = time.perf_counter() - self.photo_started
+        error = outcome if isinstance(outcome, Exception) else _write(outcome.image, output)
+        if error is not None:  # the others go on
+            why = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            self.failed.append((content, why))
+            logging.error("photo %d/%d %s failed after %.1f s: %s", index + 1, len(self.jobs),
+                          os.path.basename(content), seconds, why)
+        else:
+            self.written.append(output)
+            self.seconds.append(seconds)
+            # The first photo also paid for the model's tracing: leave it out once others
+            # have run.
+            typical = self.seconds[1:] or self.seconds
+            left = sum(typical) / len(typical) * (len(self.jobs) - index - 1)
+            logging.info("photo %d/%d %s: %.1f s, time left ~%s; wrote %s", index + 1,
+                         len(self.jobs), os.path.basename(content), seconds, _duration(left),
+                         output)
+        self.photo_started = time.perf_counter()
+
+    def where(self, stopped: Interrupted) -> str:
+        """Which photo ``stylize_many``'s ``Interrupted`` stopped: during one (it has the
+        image so far), or before one."""
+        index = stopped.index
+        name = os.path.basename(self.jobs[index][0])
+        if stopped.image is None:
+            return f"before photo {index + 1}/{len(self.jobs)} ({name})"
+        return f"during photo {index + 1}/{len(self.jobs)} ({name}, not written)"
+
+    def summary(self) -> str:
+        """``4 written, 1 failed: bad.jpg (ImageError: ...)``."""
+        text = f"{len(self.written)} written, {len(self.failed)} failed"
+        if self.failed:
+            text += ": " + "; ".join(f"{os.path.basename(c)} ({why})" for c, why in self.failed)
+        return text
+
+    def close(self):
+        if self._current is not None and self._current[2] is not None:
+            self._current[2].close()  # flushes
+        self._current = None
+
+
+def _write(image, output):
+    """Writes ``image`` atomically to ``output``; returns the error (disk full, a
+    folder gone) instead of raising it, so that the other photos go on."""
+    from tfstyle import image_io
+
+    try:
+        image_io.save_image(image, output)
+    except TfstyleError as e:
+        return e
+    return None
+
+
 def _progress(output, writer):
     """The run's progress callback: a log line every --log_every steps, the image every
     --save_every, and TensorBoard scalars and images where ``writer`` is set."""
@@ -286,11 +493,16 @@ def _progress(output, writer):
 
 class _StopOnSignal:
     """SIGINT/SIGTERM ask the run to stop after the current chunk of steps (it then
-    writes the image so far and a checkpoint); a second signal aborts at once."""
+    writes the image so far and a checkpoint; over many photos, drops the photo in
+    progress); a second signal aborts at once. ``stopping``: what the first one does,
+    for the message."""
 
-    def __init__(self):
+    def __init__(self, stopping: str = ("stopping after the current steps to save the "
+                                        "image and a checkpoint (send it again to abort "
+                                        "without saving)")):
         self.signal_number = 0
         self.signal_name = ""
+        self.stopping = stopping
         self._previous = {}
 
     def __call__(self):
@@ -302,9 +514,7 @@ class _StopOnSignal:
         self.signal_name = signal.Signals(number).name
         for sig, handler in self._previous.items():  # a second signal: the default
             signal.signal(sig, handler)
-        print(f"tfstyle: {self.signal_name}: stopping after the current steps to save the "
-              f"image and a checkpoint (send it again to abort without saving)",
-              file=sys.stderr)
+        print(f"tfstyle: {self.signal_name}: {self.stopping}", file=sys.stderr)
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -328,15 +538,22 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
     try:
+        jobs = None
         if not FLAGS.server:  # a remote run does its own path checks (folder mode)
-            output = _check_paths()
-            images = _decode_inputs()
+            jobs = _many_photos()
+            if jobs is None:
+                output = _check_paths()
+                images = _decode_inputs()
+            else:
+                styles = _decode_styles()
         _choose_allocator()  # before options_from_flags, whose checks run TensorFlow ops
         options = options_from_flags()
         if FLAGS.server:
             remote.run_remote(options)
-            return
-        run_local(output, options, _load_inputs(options, images))
+        elif jobs is not None:
+            run_many(jobs, options, styles)
+        else:
+            run_local(output, options, _load_inputs(options, images))
     except TfstyleError as e:
         _fail(str(e))
 

@@ -24,7 +24,6 @@ grpcio and protobuf.
 
 from __future__ import annotations
 
-import glob
 import os
 import threading
 import time
@@ -34,6 +33,7 @@ from absl import flags, logging
 
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.options import INITS
+from tfstyle.photo_paths import content_files, plan_outputs
 
 flags.DEFINE_string("server", None,
                     "host:port of a TensorFlow Serving running the exported tfstyle model: the "
@@ -47,13 +47,11 @@ flags.DEFINE_integer("concurrency", 4,
                      "With --server and several --content images: requests in flight at once.")
 flags.DEFINE_float("timeout", 600.0, "With --server: seconds to wait for each image.")
 flags.DEFINE_enum("output_ext", "png", ["png", "jpg", "jpeg"],
-                  "With --server and several --content images: the format of the files "
-                  "written into the --output folder.")
+                  "With several --content images (a folder or a glob), locally or with "
+                  "--server: the format of the files written into the --output folder.")
 
 FLAGS = flags.FLAGS
 
-# What --content may match in a folder or glob; other files (notes, sidecars) are skipped.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 # Flags of a local run that an exported model has fixed.
 LOCAL_ONLY_FLAGS = ("optimizer", "learning_rate", "backbone", "pooling", "weights",
                     "content_layers", "style_layers", "style_layer_weights", "save_every",
@@ -106,8 +104,8 @@ def run_remote(options) -> None:
         logging.warning("ignored with --server (the exported model fixes them): %s",
                         ", ".join(ignored))
 
-    contents, folder_mode = _content_files(FLAGS.content)
-    jobs = _plan_outputs(contents, folder_mode, FLAGS.output, FLAGS.output_ext, FLAGS.style)
+    contents, folder_mode = content_files(FLAGS.content)
+    jobs = plan_outputs(contents, folder_mode, FLAGS.output, FLAGS.output_ext, [FLAGS.style])
     client = serving.TFServingClient(FLAGS.server, model_name=FLAGS.model_name,
                                      protocol=FLAGS.protocol, timeout=FLAGS.timeout,
                                      version=FLAGS.model_version)
@@ -166,67 +164,6 @@ def _check_server(client):
         raise ServingError(f"model {client.model_name!r} at {client.target} has no version "
                            f"ready to serve ({states}): wait for it to load, or check the "
                            f"server's log", "UNAVAILABLE")
-
-
-def _content_files(content):
-    """(paths, folder_mode) for --content: one file, a folder's images, or a glob's."""
-    content = os.path.expanduser(content)
-    if os.path.isdir(content):
-        paths = sorted(os.path.join(content, name) for name in os.listdir(content)
-                       if name.lower().endswith(IMAGE_EXTENSIONS)
-                       and os.path.isfile(os.path.join(content, name)))
-        if not paths:
-            raise ConfigError(f"folder {content} has no images ({', '.join(IMAGE_EXTENSIONS)})")
-        return paths, True
-    if not os.path.exists(content) and any(c in content for c in "*?["):
-        paths = sorted(p for p in glob.glob(content, recursive=True) if os.path.isfile(p))
-        if not paths:
-            raise ConfigError(f"--content={content} matches no files; check the pattern, and "
-                              f"quote it so that the shell does not expand it")
-        return paths, True
-    return [content], False
-
-
-def _plan_outputs(contents, folder_mode, output, ext, style):
-    """[(content path, output path)], checked before any request is sent: the outputs
-    are writable, distinct, and none of them overwrites an input."""
-    from tfstyle import image_io
-
-    out_is_dir = os.path.isdir(output) or output.endswith((os.sep, "/"))
-    if folder_mode:
-        if os.path.exists(output) and not os.path.isdir(output):
-            raise ConfigError(f"--output={output} is a file, but --content names "
-                              f"{len(contents)} images: give a folder for the results")
-        if not out_is_dir and output.lower().endswith(tuple(image_io.SUPPORTED_OUTPUT)):
-            raise ConfigError(f"--output={output} looks like one image file, but --content "
-                              f"names {len(contents)} images: give a folder (e.g. "
-                              f"{os.path.splitext(output)[0]}/) and --output_ext")
-        out_is_dir = True
-    planned = []
-    for content in contents:
-        if out_is_dir:
-            stem = os.path.splitext(os.path.basename(content))[0]
-            planned.append((content, os.path.join(output, f"{stem}.{ext}")))
-        else:
-            planned.append((content, output))
-    inputs = {os.path.realpath(p): p for p in list(contents) + [style]}
-    seen = {}
-    for content, target in planned:
-        target = os.path.realpath(target)
-        if target in inputs:
-            raise ConfigError(f"{content} would be written to {target}, which is the input "
-                              f"{inputs[target]}: choose another --output")
-        if target in seen:
-            raise ConfigError(f"{seen[target]} and {content} would both be written to "
-                              f"{target}: rename one of them, or use separate runs")
-        seen[target] = content
-    if folder_mode:
-        try:
-            os.makedirs(output, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"cannot create the --output folder {output}: "
-                              f"{e.strerror or e}") from None
-    return [(content, str(image_io.check_output_path(target))) for content, target in planned]
 
 
 def _save(image, path):

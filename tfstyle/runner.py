@@ -68,8 +68,7 @@ def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: Ru
     plan = options.stages()
     seed = options.seed
     if seed is None:
-        seed = resume["seed"] if resume is not None else int(
-            np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+        seed = resume["seed"] if resume is not None else draw_seed()
     job = _Job(model, compiled, inputs, options, seed, callback, callback_every, should_stop)
     if resume is not None:
         checkpoint.check_resume(resume, job.fingerprint(), job.total_steps)
@@ -88,6 +87,12 @@ def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: Ru
         done = job.run_stage(stage, done, end)
     terms = job.terms if job.terms is not None else stage.evaluate()
     return Result(stage.current(), terms, seed, done)
+
+
+def draw_seed() -> int:
+    """A fresh random seed, an int in [0, 2**63): what a run without one uses (and
+    reports, so that it can be repeated)."""
+    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 class _Stage:

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Callable
 
 from tfstyle import inputs as inputs_lib
-from tfstyle import memory, runner
+from tfstyle import memory, photos, runner
 from tfstyle.compiled import AnySizeFunction, Compiled
 from tfstyle.core import StyleModel, make_optimizer, next_stage, noise_image, optimize
 from tfstyle.inputs import Inputs, StageInputs, load_inputs
@@ -123,6 +123,22 @@ class Stylizer(StyleModel):
             inputs_lib.check_sizes(inputs, options, self.layers)
         return runner.run(self, self.compiled, inputs, options, callback, int(callback_every),
                           should_stop, resume)
+
+    def stylize_many(self, contents, style, options: RunOptions | None = None,
+                     callback: Callable[[int, Progress], None] | None = None,
+                     callback_every: int = 50, should_stop: Callable[[], bool] | None = None,
+                     **overrides):
+        """Stylizes many photos with one style, one after another, on this model:
+        yields ``(index, content, Result or the photo's error)`` as each finishes.
+
+        One seed for all (``options.seed``, or one drawn here), so each photo's result
+        is the one ``stylize`` gives it alone with that seed; a photo that fails is
+        yielded with its error and the others go on; ``should_stop`` ends the loop
+        with ``Interrupted`` (``error.index``: the photo that did not finish).
+        ``callback(index, progress)``. See ``tfstyle.photos.stylize_many``.
+        """
+        return photos.stylize_many(self, contents, style, options, callback,
+                                   callback_every, should_stop, **overrides)
 
 
 def stylize(content, style, *, backbone="vgg19", pooling="max", weights="imagenet",
