@@ -36,7 +36,8 @@ class Compiled:
         ``core.optimize``. targets(content, styles, blend_weights, masks) -> Targets.
         evaluate(image, targets) -> LossTerms of the image as it stands.
         """
-        key = (options.loss_weights(), optimizer.name, optimizer.learning_rate,
+        key = (options.loss_weights(), options.temporal_loss_weight(), optimizer.name,
+               optimizer.learning_rate,
                getattr(optimizer, "history", None), options.style_loss, tiling)
         if key not in self._cache:
             self._cache[key] = self._trace(loss, optimizer, tiling)

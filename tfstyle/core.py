@@ -95,7 +95,8 @@ class StyleModel:
         return StyleLoss(self.content_layers, self.style_layers, content_weight,
                          style_weight, tv_weight,
                          style_layer_weights=self.style_layer_weights,
-                         style_loss=options.style_loss)
+                         style_loss=options.style_loss,
+                         temporal_weight=options.temporal_loss_weight())
 
     def tiled_loss(self, loss: StyleLoss, tiling: Tiling) -> TiledLoss:
         """``loss`` on this feature model, evaluated tile by tile (``tfstyle.tiling``)."""

@@ -231,9 +231,14 @@ def strength_weights(content_weight, style_weight, tv_weight, strength, default_
                          f"{1.0 / default_strength ** 2:g}")
     offset = (1.0 - default_strength) / (root - 1.0)
     keep = (1.0 + offset - strength) / (1.0 + offset - default_strength)
+    paint = style_factor(strength, default_strength)
+    return content_weight * keep * keep, style_weight * paint, tv_weight * paint
+
+
+def style_factor(strength, default_strength):
+    """(s / s₀)²: what β, γ and the temporal weight are multiplied by at strength s."""
     paint = strength / default_strength
-    return (content_weight * keep * keep, style_weight * paint * paint,
-            tv_weight * paint * paint)
+    return paint * paint
 
 
 class Targets(NamedTuple):

@@ -80,6 +80,10 @@ class RunOptions:
       layer's receptive field on its stride (``tiling.default_halo``: 48 px for VGG19,
       32 for VGG16); the whole field (``tiling.receptive_halo``: 70, 58) is exact to
       rounding, smaller is faster and approximate (BENCHMARKS.md, "tiled steps").
+    temporal_weight: λ of the temporal term (``losses.temporal_loss``) at the default
+      style strength, on a video's frames after the first (``tfstyle.video``); it follows
+      β along ``style_strength``, so the knob keeps its meaning on a clip. A still image
+      has no such term.
     """
     size: int = 512
     steps: int = 240
@@ -102,6 +106,7 @@ class RunOptions:
     memory_limit: str | int = 0
     tile_size: int = 0
     tile_halo: int = -1
+    temporal_weight: float = 1000.0
 
     def style_scales(self, count: int) -> tuple:
         """One style scale per style, for ``count`` styles."""
@@ -162,6 +167,13 @@ class RunOptions:
         return strength_weights(self.content_weight, self.style_weight, self.tv_weight,
                                 self.style_strength, DEFAULT_STYLE_STRENGTH, STRENGTH_REACH)
 
+    def temporal_loss_weight(self):
+        """λ at ``style_strength``: ``temporal_weight`` scaled as β is (a float, or a
+        scalar tensor where the fields are tensors)."""
+        from tfstyle.losses import style_factor  # imports TensorFlow: not at start-up
+
+        return self.temporal_weight * style_factor(self.style_strength, DEFAULT_STYLE_STRENGTH)
+
     def validate(self) -> "RunOptions":
         """Returns self if every value is usable, else raises ConfigError naming it.
         Options found usable once are not checked again (they are frozen)."""
@@ -176,6 +188,7 @@ class RunOptions:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: use lbfgs or adam")
         for name in ("content_weight", "style_weight", "tv_weight", "style_strength"):
             served[name].check(getattr(self, name))
+        _check_float("temporal_weight", self.temporal_weight, minimum=0.0)
         if self.learning_rate is not None:
             _check_float("learning_rate", self.learning_rate, minimum=0.0, strict=True)
         for scale in _as_tuple(self.style_scale):

@@ -74,7 +74,7 @@ class Stylizer(StyleModel):
                 callback: Callable[[Progress], None] | None = None, callback_every: int = 50,
                 should_stop: Callable[[], bool] | None = None, resume: dict | None = None,
                 content_mask=None, style_masks=None, inputs: Inputs | None = None,
-                **overrides) -> Result:
+                start=None, temporal=None, **overrides) -> Result:
         """Stylizes ``content`` with ``style``.
 
         Args:
@@ -96,6 +96,11 @@ class Stylizer(StyleModel):
             "apply".
           inputs: instead of the images and masks, ``load_inputs``'s result (the CLI
             decodes and checks its files before building the model).
+          start: None, or the first stage's start image (H, W, 3) float in [0, 255] at
+            that stage's size, instead of ``options.init`` (a video frame's warm start).
+          temporal: None, or (target (H, W, 3) in [0, 255], weight (H, W) in [0, 1]) at
+            the last stage's size: that stage's loss gains ``options.temporal_weight``
+            times ``losses.temporal_loss`` (``tfstyle.video``).
 
         With ``size`` at least ``stage_size × stage_factor`` the run is coarse-to-fine
         (``RunOptions.stages``): each stage starts from the previous one's result,
@@ -122,7 +127,7 @@ class Stylizer(StyleModel):
         else:
             inputs_lib.check_sizes(inputs, options, self.layers)
         return runner.run(self, self.compiled, inputs, options, callback, int(callback_every),
-                          should_stop, resume)
+                          should_stop, resume, start, temporal)
 
     def stylize_many(self, contents, style, options: RunOptions | None = None,
                      callback: Callable[[int, Progress], None] | None = None,

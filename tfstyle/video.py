@@ -1,0 +1,172 @@
+"""Video without flicker (Ruder, Dosovitskiy and Brox, "Artistic style transfer for
+videos", GCPR 2016): a clip's frames stylized one after another, each held to the last.
+
+Stylizing each frame on its own flickers: each settles into a different local optimum.
+Here frame 0 runs as a still image (the image default, coarse to fine). Each later frame
+t runs a short single-stage schedule at the output size (``VideoOptions.frame_steps``):
+
+* its start is the stylized frame t−1 moved onto frame t by the optical flow of the
+  input frames (``flow.frame_pair``), with the pixels the flow cannot vouch for
+  (disoccluded, at motion boundaries, come from outside the frame: weight c = 0) taken
+  from frame t itself;
+* its loss gains the temporal term λ (1/D) Σ c (x − ω(x_{t−1}))² (``losses.temporal_loss``,
+  ``RunOptions.temporal_weight``), ω(x_{t−1}) that same warped frame.
+
+The style targets and the compiled step are built once per clip: ``Stylizer`` keeps its
+traced functions (``compiled.Compiled``), and every later frame has the same settings.
+
+Every frame's result is uint8, and frame t+1 starts from that uint8 result: so a run
+resumed from frames written to disk (``frames_done``) gives the frames an uninterrupted
+run with the same seed gives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Callable, Iterable, NamedTuple
+
+import numpy as np
+
+from tfstyle import color, flow, image_io
+from tfstyle.errors import ConfigError
+from tfstyle.options import RunOptions
+
+FRAME_NAME = "frame_{:06d}.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoOptions:
+    """How a clip's frames are run, beyond each frame's ``RunOptions``.
+
+    frame_steps: steps of each frame after the first, at the output size (≥ 1).
+    independent: run every frame as a still image, from its own start, with no temporal
+      term (the flickering baseline).
+    flow_preset: ``flow.flow``'s DIS preset for the input frames' flow.
+    """
+    frame_steps: int = 40
+    independent: bool = False
+    flow_preset: str = flow.DEFAULT_PRESET
+
+    def validate(self) -> "VideoOptions":
+        if isinstance(self.frame_steps, bool) or not isinstance(self.frame_steps, int) \
+                or not 1 <= self.frame_steps <= 100_000:
+            raise ConfigError(f"frame_steps must be an integer from 1 to 100000, got "
+                              f"{self.frame_steps!r}")
+        if self.flow_preset not in flow.PRESETS:
+            raise ConfigError(f"flow_preset must be one of {', '.join(flow.PRESETS)}, got "
+                              f"{self.flow_preset!r}")
+        return self
+
+
+class Frame(NamedTuple):
+    """One finished frame: its index in the clip, uint8 (H, W, 3) result, and seconds."""
+    index: int
+    image: np.ndarray
+    seconds: float
+
+
+class WarmStart(NamedTuple):
+    """What frame t starts from and is held to, at the output size, float32 [0, 255].
+
+    start: (H, W, 3), the warped previous result where c = 1, frame t where c = 0.
+    target: (H, W, 3), the previous result warped onto frame t (ω(x_{t−1})).
+    weight: (H, W), c in {0, 1}.
+    """
+    start: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+
+
+def warm_start(previous_result, previous_frame, frame, preset=flow.DEFAULT_PRESET) -> WarmStart:
+    """Frame t's start and temporal target from frame t−1's result.
+
+    Args:
+      previous_result: uint8 (H, W, 3), the stylized frame t−1.
+      previous_frame, frame: the input frames t−1 and t, uint8 (H, W, 3), at the
+        result's size (the flow is taken between them, not between stylized frames).
+    """
+    pair = flow.frame_pair(previous_frame, frame, preset)
+    target = pair.warp_previous(np.asarray(previous_result, np.float32))
+    c = pair.weights.astype(np.float32)
+    start = c[:, :, None] * target + (1.0 - c[:, :, None]) * frame.astype(np.float32)
+    return WarmStart(start, target, c)
+
+
+def output_frame(frame, size: int) -> np.ndarray:
+    """An input frame (uint8 (h, w, 3)) at the output's size (longest side ``size``),
+    resized as a still image's content is (``inputs.stage_content``'s resize), so that
+    the runner's own resize of it is the identity; uint8 (H, W, 3)."""
+    from tfstyle import inputs  # imports TensorFlow
+
+    h, w = inputs.longest_side_dims(frame.shape[0], frame.shape[1], size)
+    out = inputs.resize(np.asarray(frame, np.float32), h, w, "bicubic")
+    return np.asarray(out.numpy(), np.uint8)
+
+
+def later_options(options: RunOptions, video: VideoOptions) -> RunOptions:
+    """A later frame's options: one stage at the output size, ``frame_steps`` steps."""
+    return dataclasses.replace(options, stage_size=0, stage_steps=None,
+                               steps=video.frame_steps, init="content").validate()
+
+
+def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
+                   video: VideoOptions = VideoOptions(), previous: tuple | None = None,
+                   should_stop: Callable[[], bool] | None = None, callback=None,
+                   callback_every: int = 50):
+    """Stylizes ``frames`` in order; yields a ``Frame`` as each one finishes.
+
+    Args:
+      stylizer: a ``transfer.Stylizer``.
+      frames: iterable of (index, uint8 (h, w, 3) RGB frame), consecutive.
+      style: the painting (a path, bytes, PIL image or array), or a list of them.
+      options: every frame's ``RunOptions`` (validated); its seed must be set, so that
+        every frame, and a resumed run, draws the same.
+      previous: None to start the clip, or (input frame, uint8 result) of the frame
+        before the first of ``frames`` (a resumed run).
+      should_stop, callback, callback_every: as ``Stylizer.stylize``, per frame.
+
+    Raises ``runner.Interrupted`` from inside a frame: the frames yielded before are
+    finished.
+    """
+    if options.seed is None:
+        raise ConfigError("a video needs a seed (every frame draws the same); set one")
+    video = video.validate()
+    later = later_options(options, video)
+    for index, raw in frames:
+        started = time.perf_counter()
+        frame = output_frame(raw, options.size)
+        kwargs = dict(callback=callback, callback_every=callback_every,
+                      should_stop=should_stop)
+        if previous is None or video.independent:
+            result = stylizer.stylize(frame, style, options, **kwargs)
+        else:
+            ws = warm_start(previous[1], previous[0], frame, video.flow_preset)
+            mode = options.preserve_colors
+            result = stylizer.stylize(
+                frame, style, later,
+                start=np.asarray(color.optimised_content(ws.start, mode), np.float32),
+                temporal=(np.asarray(color.optimised_content(ws.target, mode), np.float32),
+                          ws.weight), **kwargs)
+        previous = (frame, result.image)
+        yield Frame(index, result.image, time.perf_counter() - started)
+
+
+def frames_done(folder) -> int:
+    """How many consecutive frames (0, 1, ...) ``folder`` holds finished."""
+    count = 0
+    while os.path.isfile(os.path.join(folder, FRAME_NAME.format(count))):
+        count += 1
+    return count
+
+
+def frame_path(folder, index: int) -> str:
+    return os.path.join(folder, FRAME_NAME.format(index))
+
+
+def save_frame(folder, frame: Frame) -> str:
+    """Writes a finished frame atomically as ``folder/frame_NNNNNN.png``."""
+    path = frame_path(folder, frame.index)
+    image_io.save_image(frame.image, path)
+    return path
