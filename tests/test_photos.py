@@ -114,12 +114,12 @@ def test_a_photo_in_a_folder_equals_its_own_run_bit_for_bit(photos, glob_run, tm
 def test_ctrl_c_keeps_the_finished_photos_and_resume_does_the_rest(photos, monkeypatch):
     """A stop asked for while the second photo runs: the first is kept, the second
     not written; --resume skips the first and writes the other two (as jpg)."""
-    from tfstyle import cli as cli_module
+    from tfstyle import cli_common
 
     folder, out = photos / "photos", photos / "resumed"
     first = out / "p0.jpg"
 
-    class CtrlCDuringThe2ndPhoto(cli_module._StopOnSignal):
+    class CtrlCDuringThe2ndPhoto(cli_common.StopOnSignal):
         polls = 0
 
         def __call__(self):
@@ -134,7 +134,7 @@ def test_ctrl_c_keeps_the_finished_photos_and_resume_does_the_rest(photos, monke
         args = [f"--content={folder}", f"--style={photos / 'style.png'}", f"--output={out}/",
                 "--output_ext=jpg", *FLAGS]
         with monkeypatch.context() as patch:
-            patch.setattr(cli_module, "_StopOnSignal", CtrlCDuringThe2ndPhoto)
+            patch.setattr(cli_common, "StopOnSignal", CtrlCDuringThe2ndPhoto)
             code, text = cli(*args)
         assert code == 130, text
         assert sorted(os.listdir(out)) == ["p0.jpg"]

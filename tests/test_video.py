@@ -105,3 +105,94 @@ def test_a_start_or_target_of_the_wrong_size_is_refused(stylizer, clip):
     with pytest.raises(ConfigError, match="temporal target"):
         stylizer.stylize(frame, STYLE, OPTIONS,
                          temporal=(np.zeros((36, 48, 3)), np.zeros((36, 40))))
+
+
+# ----- the command: tfstyle --content=clip.mp4 --output=out.mp4
+
+CLI_FLAGS = ["--weights=none", "--size=48", "--steps=6", "--frame_steps=3", "--seed=4",
+             "--precision=float32", "--log_every=100"]
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory, clip):
+    """The pan as an H.264 mp4 with a tone, and the style as a PNG."""
+    from PIL import Image
+
+    from video_clips import write_clip
+    root = tmp_path_factory.mktemp("movie")
+    write_clip([frame for _, frame in clip], root / "pan.mp4", fps=10, audio="aac")
+    Image.fromarray(STYLE).save(root / "style.png")
+    return root
+
+
+def video_cli(movie, output, *extra):
+    from test_photos import cli
+    return cli(f"--content={movie / 'pan.mp4'}", f"--style={movie / 'style.png'}",
+               f"--output={output}", *CLI_FLAGS, *extra)
+
+
+def test_the_command_writes_every_frame_and_the_video_with_its_audio(movie):
+    import av
+
+    code, text = video_cli(movie, movie / "out.mp4")
+    assert code == 0, text
+    assert frames_done(movie / "out.frames") == 5
+    with av.open(str(movie / "out.mp4")) as container:
+        kinds = sorted(s.type for s in container.streams)
+        frames = sum(1 for _ in container.decode(video=0))
+    assert kinds == ["audio", "video"] and frames == 5
+    assert "frame 5/5" in text
+
+
+def test_ctrl_c_keeps_the_finished_frames_and_resume_ends_as_a_whole_run(movie, monkeypatch):
+    from PIL import Image
+
+    from tfstyle import cli_common
+    whole, parts = movie / "whole", movie / "parts"
+    assert video_cli(movie, whole)[0] == 0
+
+    class CtrlCInFrame3(cli_common.StopOnSignal):
+        def __call__(self):
+            if frames_done(parts) >= 2:
+                self.signal_number, self.signal_name = 2, "SIGINT"
+            return bool(self.signal_number)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cli_common, "StopOnSignal", CtrlCInFrame3)
+        code, text = video_cli(movie, parts)
+    assert code == 130 and "--resume" in text, text
+    assert frames_done(parts) == 2
+    code, text = video_cli(movie, parts)  # without --resume: refused, nothing touched
+    assert code == 1 and "already holds 2 frames" in text
+    code, text = video_cli(movie, parts, "--resume")
+    assert code == 0, text
+    for index in range(5):
+        np.testing.assert_array_equal(np.asarray(Image.open(frame_path(parts, index))),
+                                      np.asarray(Image.open(frame_path(whole, index))))
+    code, text = video_cli(movie, parts, "--resume", "--frame_steps=2")
+    assert code == 1 and "another job" in text
+
+
+@pytest.mark.parametrize("case, words", [
+    ("not_a_video", "is not a video FFmpeg can read"),
+    ("empty_span", "holds no frames"),
+    ("mask", "--content_mask is not available for a video"),
+    ("image_output", "a video is written as"),
+])
+def test_bad_video_input_is_one_line_and_writes_nothing(movie, tmp_path, case, words):
+    from test_photos import cli, error_lines
+    content, extra, output = movie / "pan.mp4", [], tmp_path / "out.mp4"
+    if case == "not_a_video":
+        content = tmp_path / "notes.mp4"
+        content.write_text("not a video")
+    elif case == "empty_span":
+        extra = ["--video_start=60"]
+    elif case == "mask":
+        extra = [f"--content_mask={movie / 'style.png'}"]
+    else:
+        output = tmp_path / "out.png"
+    code, text = cli(f"--content={content}", f"--style={movie / 'style.png'}",
+                     f"--output={output}", *CLI_FLAGS, *extra)
+    lines = error_lines(text)
+    assert code == 1 and len(lines) == 1 and words in lines[0], text
+    assert not output.exists() and not list(tmp_path.glob("*.frames/frame_*"))

@@ -13,22 +13,18 @@ reported and skipped.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import pathlib
-import signal
 import sys
-import time
 
 from absl import app, flags, logging
 
 from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
-from tfstyle import checkpoint, photo_paths
+from tfstyle import checkpoint, cli_common as common, photos_cli, video_cli
 from tfstyle.errors import Interrupted, NumericalError, TfstyleError
-from tfstyle.model_flags import model_options  # --weights --backbone --pooling, layers
+from tfstyle import model_flags  # noqa: F401  (defines --weights --backbone --pooling, layers)
 from tfstyle.errors import ConfigError
-from tfstyle.options import INITS, PRESERVE_COLORS, STYLE_LOSSES, RunOptions
+from tfstyle.options import PRESERVE_COLORS, STYLE_LOSSES, RunOptions
 
 _DEFAULTS = RunOptions()
 
@@ -136,7 +132,8 @@ def options_from_flags() -> RunOptions:
         stage_size=FLAGS.stage_size, stage_factor=FLAGS.stage_factor,
         stage_detail=FLAGS.stage_detail,
         stage_steps=_numbers("stage_steps", int), memory_limit=FLAGS.memory_limit,
-        tile_size=FLAGS.tile_size, tile_halo=FLAGS.tile_halo).validate()
+        tile_size=FLAGS.tile_size, tile_halo=FLAGS.tile_halo,
+        temporal_weight=FLAGS.temporal_weight).validate()
 
 
 def _numbers(name, kind):
@@ -152,11 +149,6 @@ def _numbers(name, kind):
                           f"{','.join(values)!r}") from None
 
 
-def style_paths() -> list:
-    """--style split into its image paths."""
-    return [p.strip() for p in FLAGS.style.split(",") if p.strip()]
-
-
 def _check_paths():
     from tfstyle import image_io
 
@@ -165,20 +157,14 @@ def _check_paths():
             raise ConfigError(f"--{name} is required")
     output = image_io.check_output_path(FLAGS.output)
     masks = ([FLAGS.content_mask] if FLAGS.content_mask else []) + (FLAGS.style_masks or [])
-    inputs = ([FLAGS.content] + style_paths() + masks
+    inputs = ([FLAGS.content] + common.style_paths() + masks
               + ([FLAGS.init] if os.path.isfile(FLAGS.init) else []))
     for path in inputs:
         if os.path.realpath(path) == str(output):
             raise ConfigError(f"--output {FLAGS.output} is also an input: choose another path, "
                               f"the input would be overwritten")
-    _check_every()
+    common.check_every()
     return output
-
-
-def _check_every():
-    for name in ("log_every", "save_every"):
-        if getattr(FLAGS, name) < 0:
-            raise ConfigError(f"--{name} must be ≥ 0, got {getattr(FLAGS, name)}")
 
 
 def _decode_inputs():
@@ -202,7 +188,7 @@ def _decode_styles() -> list:
     """--style's images, decoded (RGB PIL images): a bad one fails before TensorFlow."""
     from tfstyle import image_io
 
-    styles = [image_io.open_image(path) for path in style_paths()]
+    styles = [image_io.open_image(path) for path in common.style_paths()]
     if not styles:
         raise ConfigError("--style names no image")
     return styles
@@ -216,11 +202,6 @@ def _load_inputs(options, images):
     return load_inputs(options=options, **images)
 
 
-def _intermediate_path(output, step):
-    root, ext = os.path.splitext(str(output))
-    return f"{root}_{step:05d}{ext}"
-
-
 def run_local(output, options, inputs):
     """Builds the model, runs the optimisation with progress, writes the image.
 
@@ -229,9 +210,9 @@ def run_local(output, options, inputs):
 
     from tfstyle import image_io
 
-    stylizer = _stylizer()
+    stylizer = common.stylizer()
     writer = tf.summary.create_file_writer(FLAGS.logdir) if FLAGS.logdir else None
-    callback_every = _callback_every(options)
+    callback_every = common.callback_every(options)
     checkpoint_path = pathlib.Path(FLAGS.checkpoint) if FLAGS.checkpoint else \
         checkpoint.default_path(output)
     resume = checkpoint.load_checkpoint(checkpoint_path) if FLAGS.resume else None
@@ -240,10 +221,11 @@ def run_local(output, options, inputs):
                  " -> ".join(str(size) for size, _ in plan),
                  "+".join(str(n) for _, n in plan), options.optimizer,
                  f", resuming at step {resume['step']}" if resume else "")
-    stop = _StopOnSignal()
+    stop = common.StopOnSignal()
     try:
         with stop:
-            result = stylizer.stylize(options=options, callback=_progress(output, writer),
+            result = stylizer.stylize(options=options,
+                                      callback=common.progress_callback(output, writer),
                                       callback_every=callback_every, should_stop=stop,
                                       resume=resume, inputs=inputs)
     except NumericalError as e:
@@ -268,280 +250,17 @@ def run_local(output, options, inputs):
                  result.seed)
 
 
-def _stylizer():
-    """The flags' ``Stylizer``: the feature model, built once per command."""
-    from tfstyle import allocator, memory
-    from tfstyle.transfer import Stylizer
-
-    # Under malloc (the user opted out of BFC) this bounds a tiled run's peak. Under BFC,
-    # which pools TensorFlow's tensors itself, it would only make the blocks that still
-    # go through malloc (60 MB a step) fault in anew: 0.05-0.1 s of a 128 px step.
-    if not allocator.bfc_requested():
-        memory.return_freed_memory()
-    logging.info("CPU tensors from %s (tfstyle.allocator)", allocator.in_effect())
-    return Stylizer(**model_options(), precision=FLAGS.precision,
-                    jit_compile=FLAGS.jit_compile)
-
-
-def _callback_every(options) -> int:
-    """Steps between progress callbacks: what --log_every and --save_every both need."""
-    every = [n for n in (FLAGS.log_every, FLAGS.save_every) if n > 0]
-    return math.gcd(*every) if every else max(options.steps, 1)
-
-
-# ------------------------------------------------------------------ many photos
-
-
-# Flags of one photo's run that a folder of photos cannot take, and why.
-_ONE_PHOTO_FLAGS = {
-    "content_mask": "a mask is drawn over one photo",
-    "style_masks": "a mask is drawn over one photo",
-    "save_every": "intermediate images are named after one --output",
-    "checkpoint": "a checkpoint is one photo's (--resume skips the finished photos)",
-}
-
-
-def _many_photos():
-    """The [(photo, output path)] of a run over a folder or a glob of photos, or None
-    where --content names one photo. Checked before TensorFlow is imported: the flags
-    (``_refuse_one_photo_flags``), the outputs' paths (``photo_paths.plan_outputs``,
-    which creates the --output folder); with --resume, the photos whose output exists
-    are left out."""
-    if not FLAGS.content:
-        return None  # _check_paths says it is required
-    contents, folder_mode = photo_paths.content_files(FLAGS.content)
-    if not folder_mode:
-        return None
-    for name in ("style", "output"):
-        if not getattr(FLAGS, name):
-            raise ConfigError(f"--{name} is required")
-    _refuse_one_photo_flags(len(contents))
-    _check_every()
-    jobs = photo_paths.plan_outputs(contents, True, FLAGS.output, FLAGS.output_ext,
-                                    style_paths())
-    if FLAGS.resume:
-        done = [output for _, output in jobs if os.path.exists(output)]
-        if done:
-            logging.info("--resume: %d of %d photos have their output in %s already: "
-                         "skipped", len(done), len(jobs), FLAGS.output)
-        jobs = [(content, output) for content, output in jobs if output not in done]
-    return jobs
-
-
-def _refuse_one_photo_flags(count):
-    """ConfigError for the flags that make sense for one photo only."""
-    refused = [f"--{name} ({why})" for name, why in _ONE_PHOTO_FLAGS.items()
-               if FLAGS[name].present and getattr(FLAGS, name)]
-    if FLAGS.init not in INITS:
-        refused.append(f"--init={FLAGS.init} (a start image is one photo's)")
-    if refused:
-        raise ConfigError(f"--content names {count} photos, but {'; '.join(refused)}: drop "
-                          f"{'it' if len(refused) == 1 else 'them'}, or stylize those photos "
-                          f"one at a time")
-
-
-def run_many(jobs, options, styles):
-    """Stylizes each (photo, output) of ``jobs`` with one ``Stylizer``
-    (``Stylizer.stylize_many``) and writes each result as it finishes.
-
-    ``styles``: --style decoded (``_decode_styles``). A photo that fails is logged and
-    the others go on; raises TfstyleError with the summary if any failed. Ctrl-C or
-    SIGTERM drops the photo in progress, keeps the finished ones and exits 130 (143)."""
-    from tfstyle import runner
-
-    if not jobs:
-        logging.info("nothing to do: every photo has its output (drop --resume to redo them)")
-        return
-    stylizer = _stylizer()
-    if options.seed is None:  # one seed for all, logged, so that any photo can be redone
-        options = dataclasses.replace(options, seed=runner.draw_seed())
-    plan = options.stages()
-    logging.info("stylizing %d photos with %s: %s px, %s %s steps each, seed %d (pass "
-                 "--seed=%d to repeat)", len(jobs), FLAGS.style,
-                 " -> ".join(str(size) for size, _ in plan), "+".join(str(n) for _, n in plan),
-                 options.optimizer, options.seed, options.seed)
-    batch = _Batch(jobs)
-    stop = _StopOnSignal("stopping the photo in progress; the finished ones are kept (send "
-                         "it again to abort at once)")
-    try:
-        with stop:
-            for index, _, outcome in stylizer.stylize_many(
-                    [content for content, _ in jobs], styles, options, callback=batch.progress,
-                    callback_every=_callback_every(options), should_stop=stop):
-                batch.finished(index, outcome)
-    except Interrupted as e:
-        batch.close()
-        print(f"tfstyle: interrupted by {stop.signal_name} {batch.where(e)}; "
-              f"{batch.summary()}; to go on, run the same command with --resume, which skips "
-              f"the photos whose output exists", file=sys.stderr)
-        sys.exit(128 + stop.signal_number)
-    finally:
-        batch.close()
-    if batch.failed:
-        raise TfstyleError(batch.summary())
-    logging.info("%s", batch.summary())
-
-
-class _Batch:
-    """The CLI's side of ``run_many``: each result written as it comes, a line per photo
-    with the time left, each photo's step progress (and TensorBoard run under --logdir),
-    and the failures for the summary."""
-
-    def __init__(self, jobs):
-        self.jobs, self.written, self.failed = jobs, [], []
-        self.seconds = []  # of each photo written
-        self.photo_started = time.perf_counter()
-        self._current = None  # (index, progress callback, summary writer or None)
-
-    def progress(self, index, p):
-        """``stylize_many``'s callback: the step lines of ``_progress`` for this photo."""
-        if self._current is None or self._current[0] != index:
-            self.close()
-            writer = None
-            if FLAGS.logdir:
-                import tensorflow as tf
-                stem = os.path.splitext(os.path.basename(self.jobs[index][1]))[0]
-                writer = tf.summary.create_file_writer(os.path.join(FLAGS.logdir, stem))
-            self._current = (index, _progress(self.jobs[index][1], writer), writer)
-        self._current[1](p)
-
-    def finished(self, index, outcome):
-        """Writes photo ``index``'s result, or logs its error (one line)."""
-        content, output = self.jobs[index]
-        seconds = time.perf_counter() - self.photo_started
-        error = outcome if isinstance(outcome, Exception) else _write(outcome.image, output)
-        if error is not None:  # the others go on
-            why = f"{type(error).__name__}: {' '.join(str(error).split())}"
-            self.failed.append((content, why))
-            logging.error("photo %d/%d %s failed after %.1f s: %s", index + 1, len(self.jobs),
-                          os.path.basename(content), seconds, why)
-        else:
-            self.written.append(output)
-            self.seconds.append(seconds)
-            # The first photo also paid for the model's tracing: leave it out once others
-            # have run.
-            typical = self.seconds[1:] or self.seconds
-            left = sum(typical) / len(typical) * (len(self.jobs) - index - 1)
-            logging.info("photo %d/%d %s: %.1f s, time left ~%s; wrote %s", index + 1,
-                         len(self.jobs), os.path.basename(content), seconds, _duration(left),
-                         output)
-        self.photo_started = time.perf_counter()
-
-    def where(self, stopped: Interrupted) -> str:
-        """Which photo ``stylize_many``'s ``Interrupted`` stopped: during one (it has the
-        image so far), or before one."""
-        index = stopped.index
-        name = os.path.basename(self.jobs[index][0])
-        if stopped.image is None:
-            return f"before photo {index + 1}/{len(self.jobs)} ({name})"
-        return f"during photo {index + 1}/{len(self.jobs)} ({name}, not written)"
-
-    def summary(self) -> str:
-        """``4 written, 1 failed: bad.jpg (ImageError: ...)``."""
-        text = f"{len(self.written)} written, {len(self.failed)} failed"
-        if self.failed:
-            text += ": " + "; ".join(f"{os.path.basename(c)} ({why})" for c, why in self.failed)
-        return text
-
-    def close(self):
-        if self._current is not None and self._current[2] is not None:
-            self._current[2].close()  # flushes
-        self._current = None
-
-
-def _write(image, output):
-    """Writes ``image`` atomically to ``output``; returns the error (disk full, a
-    folder gone) instead of raising it, so that the other photos go on."""
-    from tfstyle import image_io
-
-    try:
-        image_io.save_image(image, output)
-    except TfstyleError as e:
-        return e
-    return None
-
-
-def _progress(output, writer):
-    """The run's progress callback: a log line every --log_every steps, the image every
-    --save_every, and TensorBoard scalars and images where ``writer`` is set."""
-    import tensorflow as tf
-
-    from tfstyle import image_io
-
-    def progress(p):
-        last = p.step == p.steps
-        if FLAGS.log_every and (p.step % FLAGS.log_every == 0 or last):
-            tiled = f", tiled in {p.tile} px tiles" if p.tile else ""
-            stage = (f"  [stage {p.stage}/{p.stages}, {p.size} px{tiled}]" if p.stages > 1
-                     else f"  [tiled in {p.tile} px tiles]" if p.tile else "")
-            logging.info("step %d/%d  loss %.4g (content %.4g, style %.4g, tv %.4g)  "
-                         "%.2f steps/s  %s left%s", p.step, p.steps, p.losses["total"],
-                         p.losses["content"], p.losses["style"], p.losses["tv"],
-                         p.steps_per_second, _duration(p.eta_seconds), stage)
-        saving = FLAGS.save_every and p.step % FLAGS.save_every == 0 and not last
-        if saving:
-            image_io.save_image(p.image(), _intermediate_path(output, p.step))
-        if writer is not None:
-            with writer.as_default(step=p.step):
-                for name, value in p.losses.items():
-                    tf.summary.scalar(f"loss/{name}", value)
-                tf.summary.scalar("steps_per_second", p.steps_per_second)
-                if saving or last:
-                    tf.summary.image("image", p.image()[None], max_outputs=1)
-    return progress
-
-
-class _StopOnSignal:
-    """SIGINT/SIGTERM ask the run to stop after the current chunk of steps (it then
-    writes the image so far and a checkpoint; over many photos, drops the photo in
-    progress); a second signal aborts at once. ``stopping``: what the first one does,
-    for the message."""
-
-    def __init__(self, stopping: str = ("stopping after the current steps to save the "
-                                        "image and a checkpoint (send it again to abort "
-                                        "without saving)")):
-        self.signal_number = 0
-        self.signal_name = ""
-        self.stopping = stopping
-        self._previous = {}
-
-    def __call__(self):
-        return bool(self.signal_number)
-
-    def _handle(self, number, frame):
-        del frame
-        self.signal_number = number
-        self.signal_name = signal.Signals(number).name
-        for sig, handler in self._previous.items():  # a second signal: the default
-            signal.signal(sig, handler)
-        print(f"tfstyle: {self.signal_name}: {self.stopping}", file=sys.stderr)
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-def _duration(seconds):
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
     try:
-        jobs = None
+        jobs = video = None
         if not FLAGS.server:  # a remote run does its own path checks (folder mode)
-            jobs = _many_photos()
-            if jobs is None:
+            video = video_cli.plan() if video_cli.is_video() else None
+            jobs = None if video else photos_cli.many_photos()
+            if video:
+                styles = _decode_styles()
+            elif jobs is None:
                 output = _check_paths()
                 images = _decode_inputs()
             else:
@@ -550,8 +269,10 @@ def main(argv):
         options = options_from_flags()
         if FLAGS.server:
             remote.run_remote(options)
+        elif video:
+            video_cli.run_video(video, options, styles)
         elif jobs is not None:
-            run_many(jobs, options, styles)
+            photos_cli.run_many(jobs, options, styles)
         else:
             run_local(output, options, _load_inputs(options, images))
     except TfstyleError as e:

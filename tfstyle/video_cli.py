@@ -1,0 +1,222 @@
+"""``tfstyle --content=clip.mp4 --style=painting.jpg --output=out.mp4``: a video.
+
+The frames run as ``tfstyle.video`` describes (frame 0 as a still image, each later one
+warm-started from the last and held to it). Each finished frame is written at once,
+atomically, to a frames folder (``out.frames/`` beside a video output, or the --output
+folder itself); the video is encoded from those frames at the end, at the source's
+frame rate, with its audio copied. Ctrl-C stops after the frame in progress is dropped,
+keeping every finished frame; the same command with ``--resume`` goes on from the last
+one and ends with the video an uninterrupted run gives (the seed is kept in the frames
+folder's ``job.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from absl import flags, logging
+
+from tfstyle import cli_common as common
+from tfstyle.errors import ConfigError, ImageError, Interrupted
+
+flags.DEFINE_bool("video", False,
+                  "Treat --content as one clip even where it is a folder or a glob of frames "
+                  "(a video file is always one).")
+flags.DEFINE_float("video_start", 0.0, "With a video: seconds into the clip to start at.")
+flags.DEFINE_float("video_duration", None, "With a video: seconds to take (default: to the end).")
+flags.DEFINE_integer("video_frames", None, "With a video: at most this many frames.")
+flags.DEFINE_integer("frame_steps", 40,
+                     "With a video: steps of each frame after the first, at the output size.")
+flags.DEFINE_float("temporal_weight", 1000.0,
+                   "With a video: weight of the temporal term that holds each frame to the "
+                   "last one warped by the optical flow, at the default --style_strength; 0 "
+                   "keeps only the warm start.")
+flags.DEFINE_bool("independent_frames", False,
+                  "With a video: stylize every frame on its own (flickers; a baseline).")
+flags.DEFINE_enum("flow_preset", "fine", ["ultrafast", "fast", "medium", "fine"],
+                  "With a video: OpenCV DIS optical flow preset (fine: most accurate).")
+
+FLAGS = flags.FLAGS
+
+# What makes --content a video without --video.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv", ".mpg", ".mpeg", ".wmv")
+VIDEO_OUTPUTS = (".mp4", ".m4v", ".mov")
+
+
+def is_video() -> bool:
+    """Whether --content names a clip."""
+    return bool(FLAGS.content) and (
+        FLAGS.video or os.path.splitext(FLAGS.content)[1].lower() in VIDEO_SUFFIXES)
+
+
+def plan():
+    """(clip, output video path or None, frames folder), checked before TensorFlow is
+    imported: the clip opens and its first frame decodes, the output is writable."""
+    from tfstyle import video_io
+
+    for name in ("style", "output"):
+        if not getattr(FLAGS, name):
+            raise ConfigError(f"--{name} is required")
+    for name in ("content_mask", "style_masks", "save_every", "checkpoint"):
+        if FLAGS[name].present and getattr(FLAGS, name):
+            raise ConfigError(f"--{name} is not available for a video: drop it")
+    clip = video_io.open_clip(FLAGS.content, start=FLAGS.video_start,
+                              duration=FLAGS.video_duration, max_frames=FLAGS.video_frames)
+    output = FLAGS.output
+    if os.path.splitext(output)[1].lower() in VIDEO_OUTPUTS:
+        frames = os.path.splitext(output)[0] + ".frames"
+    elif os.path.splitext(output)[1]:
+        raise ConfigError(f"--output={output}: a video is written as "
+                          f"{', '.join(VIDEO_OUTPUTS)}, or as frames into a folder (no suffix)")
+    else:
+        output, frames = None, output
+    try:
+        os.makedirs(frames, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the frames folder {frames}: {e.strerror or e}") from None
+    return clip, output, frames
+
+
+def _job_record(options, video_options, clip) -> dict:
+    """What a resumed run must share with the run it continues."""
+    return {"content": os.path.abspath(FLAGS.content), "style": common.style_paths(),
+            "span": [clip.start, clip.duration, clip.max_frames],
+            "options": repr(dataclasses.replace(options, seed=None)),
+            "video": repr(video_options), "seed": options.seed}
+
+
+def _start_or_resume(frames, options, video_options, clip):
+    """(options with the job's seed, frames already done): a fresh job refuses a frames
+    folder that holds frames; --resume checks it is this job's and takes its seed."""
+    from tfstyle import runner, video
+
+    path = os.path.join(frames, "job.json")
+    done = video.frames_done(frames)
+    if not FLAGS.resume:
+        if done:
+            raise ConfigError(f"{frames} already holds {done} frames of an earlier run: run "
+                              f"the same command with --resume to continue it, or remove "
+                              f"the folder")
+        if options.seed is None:
+            options = dataclasses.replace(options, seed=runner.draw_seed())
+        record = _job_record(options, video_options, clip)
+        _write_json(path, record)
+        return options, 0
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        raise ConfigError(f"--resume: {path} is missing or unreadable, so the frames in "
+                          f"{frames} cannot be continued; run without --resume") from None
+    options = dataclasses.replace(options, seed=saved["seed"])
+    if saved != _job_record(options, video_options, clip):
+        raise ConfigError(f"--resume: the frames in {frames} come from another job (other "
+                          f"inputs or options); run that command, or remove the folder")
+    return options, done
+
+
+def _write_json(path, record):
+    """Writes ``record`` as JSON atomically (a temp file renamed over ``path``)."""
+    temp = f"{path}.tmp"
+    with open(temp, "w") as f:
+        json.dump(record, f)
+    os.replace(temp, path)
+
+
+def run_video(job, options, styles):
+    """Stylizes the clip of --content frame by frame; writes frames, then the video.
+
+    ``job``: ``plan()``'s (clip, output, frames folder); ``styles``: --style decoded."""
+    from tfstyle import video
+
+    clip, output, frames = job
+    video_options = video.VideoOptions(frame_steps=FLAGS.frame_steps,
+                                       independent=FLAGS.independent_frames,
+                                       flow_preset=FLAGS.flow_preset).validate()
+    options, done = _start_or_resume(frames, options, video_options, clip)
+    total = clip.count
+    logging.info("stylizing %s (%s frames at %.3g fps) with %s: %d px, seed %d%s",
+                 FLAGS.content, total if total is not None else "?", clip.fps, FLAGS.style,
+                 options.size, options.seed, f", resuming at frame {done}" if done else "")
+    stylizer = common.stylizer()
+    stop = common.StopOnSignal("stopping: the frame in progress is dropped, the finished "
+                               "ones are kept")
+    progress = _FrameProgress(total, done)
+    try:
+        with stop:
+            later = ((index, frame) for index, frame in clip if index >= done)
+            previous = _previous(clip, done, frames, options.size)
+            for frame in video.stylize_frames(stylizer, later, styles, options,
+                                              video_options, previous=previous,
+                                              should_stop=stop):
+                video.save_frame(frames, frame)
+                progress.finished(frame)
+    except Interrupted:
+        print(f"tfstyle: interrupted by {stop.signal_name}: {progress.done} frames are in "
+              f"{frames}; to go on, run the same command with --resume", file=sys.stderr)
+        sys.exit(128 + stop.signal_number)
+    except ImageError as e:
+        raise ImageError(f"{e}; the {progress.done} frames finished are kept in {frames} "
+                         f"(--resume continues after them once the clip is whole)") from e
+    if output is not None:
+        _encode(clip, frames, output)
+
+
+def _previous(clip, done, frames, size):
+    """(input frame done − 1 at the output size, its finished result) for a resumed
+    run, or None."""
+    if not done:
+        return None
+    from tfstyle import video
+
+    for index, frame in clip:
+        if index == done - 1:
+            return video.output_frame(frame, size), _read_frame(frames, index)
+    raise ConfigError(f"--resume: the clip has no frame {done - 1}; it is not the clip of "
+                      f"the frames in {frames}")
+
+
+def _encode(clip, frames, output):
+    """The frames folder as an H.264 video at the clip's rate, with its audio."""
+    from tfstyle import video
+    from tfstyle.video_writer import ClipWriter
+
+    count = video.frames_done(frames)
+    first = _read_frame(frames, 0)
+    with ClipWriter(output, clip.fps, (first.shape[1], first.shape[0]),
+                    audio_from=clip if clip.audio else None) as writer:
+        for index in range(count):
+            writer.write(_read_frame(frames, index))
+    logging.info("wrote %s: %d frames at %.3g fps%s (the frames stay in %s)", output, count,
+                 clip.fps, ", with the source's audio" if clip.audio else "", frames)
+
+
+def _read_frame(frames, index):
+    """Finished frame ``index`` of the frames folder, uint8 (H, W, 3)."""
+    from tfstyle import image_io, video
+
+    path = video.frame_path(frames, index)
+    return image_io.to_uint8(image_io.to_array(image_io.open_image(path)))
+
+
+class _FrameProgress:
+    """A log line per finished frame: k/N, seconds, the later frames' mean, time left."""
+
+    def __init__(self, total, done):
+        self.total, self.done, self.later = total, done, []
+        self.started = time.perf_counter()
+
+    def finished(self, frame):
+        self.done = frame.index + 1
+        if frame.index > 0:
+            self.later.append(frame.seconds)
+        per_frame = sum(self.later) / len(self.later) if self.later else frame.seconds
+        left = "" if self.total is None else (
+            f", time left ~{common.duration(per_frame * (self.total - self.done))}")
+        logging.info("frame %d/%s: %.1f s (later frames %.1f s each)%s", self.done,
+                     self.total if self.total is not None else "?", frame.seconds,
+                     per_frame, left)
