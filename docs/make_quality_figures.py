@@ -5,7 +5,7 @@ Two jobs, both with Pillow alone (no tfstyle import, no matplotlib):
     # contact sheets from the images that `OUT=DIR ../shared/quality/compare.sh 512` kept
     python docs/make_quality_figures.py sheets --results DIR --out docs/quality \
         [--pairs starry,scream,matisse,tubingen,shipwreck,kandinsky] [--before OLD_DIR] \
-        [--crop 256] [--crop_at x,y] [--crop_at_pair tubingen=0.45,0.35 ...]
+        [--crop 256] [--crop_at x,y] [--crop_at_pair tubingen=0.68,0.35 ...]
 
     # any two measures of a TSV against each other, one panel or several side by side
     python docs/make_quality_figures.py plot --table scores.tsv --out docs/quality/tradeoff.png \
@@ -68,7 +68,7 @@ PAIRS = {
 }
 # default crop centre per photo (x, y fractions), where the picture has fine structure: the
 # bridge's near tower and cables; Tuebingen's church spire and house fronts
-CROP_AT = {"golden_gate.jpg": (0.3, 0.5), "tubingen.jpg": (0.45, 0.35)}
+CROP_AT = {"golden_gate.jpg": (0.3, 0.5), "tubingen.jpg": (0.68, 0.35)}
 REQUIRED = ("label", "pair")
 
 
@@ -639,7 +639,7 @@ def parse_args(argv=None):
     sheets.add_argument("--crop_at_pair", type=pair_fractions, action="append",
                         metavar="PAIR=X,Y",
                         help="crop centre for one pair, repeatable; wins over --crop_at "
-                             "(defaults: golden_gate pairs 0.3,0.5, tubingen pairs 0.45,0.35)")
+                             "(defaults: golden_gate pairs 0.3,0.5, tubingen pairs 0.68,0.35)")
     sheets.add_argument("--shared", default=str(SHARED),
                         help="the shared folder holding images/ and quality/reference/")
     sheets.set_defaults(run=run_sheets)
