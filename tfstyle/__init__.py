@@ -30,11 +30,12 @@ __version__ = "0.1.0"
 # that `tfstyle.image_io` and the CLI's input checks answer at once.
 _LAZY = {"stylize": "tfstyle.transfer", "Stylizer": "tfstyle.transfer",
          "Progress": "tfstyle.transfer", "Result": "tfstyle.transfer",
-         "TFServingClient": "tfstyle.client", "ServingError": "tfstyle.client"}
+         "TFServingClient": "tfstyle.client", "ServingError": "tfstyle.client",
+         "VideoOptions": "tfstyle.video", "stylize_frames": "tfstyle.video"}
 
 __all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TFServingClient",
            "TfstyleError", "ImageError", "ConfigError", "WeightsError", "NumericalError",
-           "ServingError"]
+           "ServingError", "VideoOptions", "stylize_frames"]
 
 
 def __getattr__(name):
