@@ -12,6 +12,7 @@ import os
 import re
 
 from tfstyle.errors import ConfigError
+from tfstyle.flow import DEFAULT_PRESET, PRESETS  # numpy only: no TensorFlow, no OpenCV
 
 # The paper's layers and per-layer weights (w_l = 1/5 = 0.2).
 DEFAULT_CONTENT_LAYERS = ("conv4_2",)
@@ -106,7 +107,7 @@ class RunOptions:
     memory_limit: str | int = 0
     tile_size: int = 0
     tile_halo: int = -1
-    temporal_weight: float = 1000.0
+    temporal_weight: float = 3e5
 
     def style_scales(self, count: int) -> tuple:
         """One style scale per style, for ``count`` styles."""
@@ -251,3 +252,27 @@ def _check_float(name, value, minimum, strict=False):
     if number < minimum or (strict and number == minimum):
         relation = ">" if strict else "≥"
         raise ConfigError(f"{name} must be {relation} {minimum:g}, got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoOptions:
+    """How a clip's frames are run, beyond each frame's ``RunOptions``.
+
+    frame_steps: steps of each frame after the first, at the output size (≥ 1).
+    independent: run every frame as a still image, from its own start, with no temporal
+      term (the flickering baseline).
+    flow_preset: ``flow.flow``'s DIS preset for the input frames' flow.
+    """
+    frame_steps: int = 24
+    independent: bool = False
+    flow_preset: str = DEFAULT_PRESET
+
+    def validate(self) -> "VideoOptions":
+        if isinstance(self.frame_steps, bool) or not isinstance(self.frame_steps, int) \
+                or not 1 <= self.frame_steps <= 100_000:
+            raise ConfigError(f"frame_steps must be an integer from 1 to 100000, got "
+                              f"{self.frame_steps!r}")
+        if self.flow_preset not in PRESETS:
+            raise ConfigError(f"flow_preset must be one of {', '.join(PRESETS)}, got "
+                              f"{self.flow_preset!r}")
+        return self

@@ -22,6 +22,9 @@ from absl import flags, logging
 
 from tfstyle import cli_common as common
 from tfstyle.errors import ConfigError, ImageError, Interrupted
+from tfstyle.options import PRESETS, RunOptions, VideoOptions
+
+_VIDEO = VideoOptions()
 
 flags.DEFINE_bool("video", False,
                   "Treat --content as one clip even where it is a folder or a glob of frames "
@@ -29,15 +32,15 @@ flags.DEFINE_bool("video", False,
 flags.DEFINE_float("video_start", 0.0, "With a video: seconds into the clip to start at.")
 flags.DEFINE_float("video_duration", None, "With a video: seconds to take (default: to the end).")
 flags.DEFINE_integer("video_frames", None, "With a video: at most this many frames.")
-flags.DEFINE_integer("frame_steps", 40,
+flags.DEFINE_integer("frame_steps", _VIDEO.frame_steps,
                      "With a video: steps of each frame after the first, at the output size.")
-flags.DEFINE_float("temporal_weight", 1000.0,
+flags.DEFINE_float("temporal_weight", RunOptions().temporal_weight,
                    "With a video: weight of the temporal term that holds each frame to the "
                    "last one warped by the optical flow, at the default --style_strength; 0 "
                    "keeps only the warm start.")
 flags.DEFINE_bool("independent_frames", False,
                   "With a video: stylize every frame on its own (flickers; a baseline).")
-flags.DEFINE_enum("flow_preset", "fine", ["ultrafast", "fast", "medium", "fine"],
+flags.DEFINE_enum("flow_preset", _VIDEO.flow_preset, list(PRESETS),
                   "With a video: OpenCV DIS optical flow preset (fine: most accurate).")
 
 FLAGS = flags.FLAGS
@@ -134,7 +137,7 @@ def run_video(job, options, styles):
     from tfstyle import video
 
     clip, output, frames = job
-    video_options = video.VideoOptions(frame_steps=FLAGS.frame_steps,
+    video_options = VideoOptions(frame_steps=FLAGS.frame_steps,
                                        independent=FLAGS.independent_frames,
                                        flow_preset=FLAGS.flow_preset).validate()
     options, done = _start_or_resume(frames, options, video_options, clip)
