@@ -196,3 +196,11 @@ def test_bad_video_input_is_one_line_and_writes_nothing(movie, tmp_path, case, w
     lines = error_lines(text)
     assert code == 1 and len(lines) == 1 and words in lines[0], text
     assert not output.exists() and not list(tmp_path.glob("*.frames/frame_*"))
+
+
+def test_a_video_to_a_server_is_refused_in_one_line(movie, tmp_path):
+    from test_photos import cli, error_lines
+    code, text = cli(f"--content={movie / 'pan.mp4'}", f"--style={movie / 'style.png'}",
+                     f"--output={tmp_path / 'out.mp4'}", "--server=localhost:1")
+    lines = error_lines(text)
+    assert code == 1 and len(lines) == 1 and "cannot run yet" in lines[0], text

@@ -255,6 +255,9 @@ def main(argv):
         _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
     try:
         jobs = video = None
+        if FLAGS.server and video_cli.is_video():
+            raise ConfigError(f"--content={FLAGS.content} is a video, which --server cannot "
+                              f"run yet: run it here, without --server")
         if not FLAGS.server:  # a remote run does its own path checks (folder mode)
             video = video_cli.plan() if video_cli.is_video() else None
             jobs = None if video else photos_cli.many_photos()
