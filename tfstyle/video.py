@@ -62,9 +62,14 @@ def warm_start(previous_result, previous_frame, frame, preset=flow.DEFAULT_PRESE
       previous_result: uint8 (H, W, 3), the stylized frame t−1.
       previous_frame, frame: the input frames t−1 and t, uint8 (H, W, 3), at the
         result's size (the flow is taken between them, not between stylized frames).
+
+    The warped frame is rounded to integers: start and target are then what a uint8
+    image (a PNG sent to the server) carries, so that a served clip and a local one
+    run on the same numbers.
     """
     pair = flow.frame_pair(previous_frame, frame, preset)
-    target = pair.warp_previous(np.asarray(previous_result, np.float32))
+    target = np.clip(np.round(pair.warp_previous(np.asarray(previous_result, np.float32))),
+                     0.0, 255.0)
     c = pair.weights.astype(np.float32)
     start = c[:, :, None] * target + (1.0 - c[:, :, None]) * frame.astype(np.float32)
     return WarmStart(start, target, c)
@@ -72,13 +77,13 @@ def warm_start(previous_result, previous_frame, frame, preset=flow.DEFAULT_PRESE
 
 def output_frame(frame, size: int) -> np.ndarray:
     """An input frame (uint8 (h, w, 3)) at the output's size (longest side ``size``),
-    resized as a still image's content is (``inputs.stage_content``'s resize), so that
-    the runner's own resize of it is the identity; uint8 (H, W, 3)."""
-    from tfstyle import inputs  # imports TensorFlow
+    resized by Pillow's Lanczos (``image_io.resize_longest``, no TensorFlow: a client
+    of a server does the same), so that the runner's own resize of it is the identity;
+    uint8 (H, W, 3)."""
+    from PIL import Image
 
-    h, w = inputs.longest_side_dims(frame.shape[0], frame.shape[1], size)
-    out = inputs.resize(np.asarray(frame, np.float32), h, w, "bicubic")
-    return np.asarray(out.numpy(), np.uint8)
+    image = Image.fromarray(np.asarray(frame, np.uint8))
+    return np.asarray(image_io.resize_longest(image, size), np.uint8)
 
 
 def later_options(options: RunOptions, video: VideoOptions) -> RunOptions:
