@@ -58,7 +58,7 @@ def test_the_temporal_term_holds_later_frames_to_the_warped_one(stylizer, clip):
     for weight in (0.0, 1e7):
         options = dataclasses.replace(OPTIONS, temporal_weight=weight)
         result = stylizer.stylize(clip[1][1], STYLE, dataclasses.replace(
-            options, stage_size=0, steps=8, init="content"), start=ws.start,
+            options, stage_size=0, steps=8, init="content"), start=ws.start.astype(np.uint8),
             temporal=(ws.target, ws.weight))
         held = ws.weight > 0
         moved[weight] = np.abs(result.image.astype(float) - ws.target)[held].mean()
@@ -98,10 +98,14 @@ def test_a_video_needs_a_seed_and_usable_video_options(stylizer, clip):
         next(stylize_frames(stylizer, clip, STYLE, OPTIONS, VideoOptions(flow_preset="x")))
 
 
-def test_a_start_or_target_of_the_wrong_size_is_refused(stylizer, clip):
+def test_a_start_of_another_size_is_resized_a_target_is_refused(stylizer, clip):
     frame = clip[0][1]
-    with pytest.raises(ConfigError, match="start image"):
-        stylizer.stylize(frame, STYLE, OPTIONS, start=np.zeros((10, 10, 3)))
+    # No step: the result is the start, resized to the output and whatever init says.
+    start = np.full((10, 10, 3), 77, np.uint8)
+    result = stylizer.stylize(frame, STYLE, dataclasses.replace(OPTIONS, steps=0,
+                                                                init="noise"), start=start)
+    assert result.image.shape[:2] == (36, 48)
+    np.testing.assert_array_equal(result.image, 77)
     with pytest.raises(ConfigError, match="temporal target"):
         stylizer.stylize(frame, STYLE, OPTIONS,
                          temporal=(np.zeros((36, 48, 3)), np.zeros((36, 40))))

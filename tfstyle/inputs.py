@@ -46,7 +46,7 @@ class StageInputs(NamedTuple):
 
 
 def load_inputs(content, style, options: RunOptions, content_mask=None,
-                style_masks=None) -> Inputs:
+                style_masks=None, start=None) -> Inputs:
     """Decodes a job's images and masks and checks that they fit together: counts of
     styles, weights, scales and masks, and the masks' shapes. Needs no model, so the
     CLI runs it before building one.
@@ -58,6 +58,8 @@ def load_inputs(content, style, options: RunOptions, content_mask=None,
         white, the photo stays where it is black (grey is partial).
       style_masks: optional list, one image per style: style k applies where mask k
         is white. Blend weights do not apply (each style has its own region).
+      start: optional image to start from, as an ``options.init`` path is, whatever
+        ``options.init`` says (a video frame's warm start).
     """
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
@@ -69,7 +71,9 @@ def load_inputs(content, style, options: RunOptions, content_mask=None,
     content_img = image_io.open_image(content)
     style_imgs = [image_io.open_image(s) for s in styles]
     init_img = None
-    if options.init not in INITS:
+    if start is not None:
+        init_img = image_io.open_image(start)
+    elif options.init not in INITS:
         init_img = image_io.open_image(options.init)
     masks = []
     if style_masks is not None:
@@ -131,11 +135,10 @@ def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers) -> Stag
     styles = [stage_style(image_io.to_array(img), content, scale, mode)
               for img, scale in zip(inputs.styles, options.style_scales(len(inputs.styles)))]
     init = None
-    if options.init == "style":
+    if inputs.init is not None:
+        init = stage_start(image_io.to_array(inputs.init), content, mode)
+    elif options.init == "style":
         init = color.recolor_style(resize_like(styles[0][0], content, "bicubic"), content, mode)
-    elif inputs.init is not None:
-        init = color.optimised_content(
-            resize_like(image_io.to_array(inputs.init), content, "bicubic"), mode)
     masks = tuple(resize_like(np.asarray(m, np.float32)[:, :, None], content, "bilinear")
                   [None] / 255.0 for m in inputs.masks)
     return StageInputs(content.numpy(), run_content.numpy(),
@@ -214,6 +217,22 @@ def stage_content(content, size, preserve_colors):
     out_h, out_w, _ = stage_dims(tf.shape(content), size, 1.0)
     content = resize(content, out_h, out_w, "lanczos3")
     return content, color.optimised_content(content, preserve_colors)
+
+
+def stage_start(image, content, preserve_colors):
+    """A given start image (h, w, 3) in [0, 255] as the first stage starts from it:
+    resized (bicubic) to the stage's ``content`` (H, W, 3), unchanged where it is that
+    size already, and colour-controlled as the content is. float32 (H, W, 3)."""
+    return color.optimised_content(resize_like(image, content, "bicubic"), preserve_colors)
+
+
+def temporal_targets(target, weight, preserve_colors):
+    """A video frame's temporal target (H, W, 3) in [0, 255], colour-controlled as the
+    content is, and its per-pixel weight (H, W) in [0, 1], shaped as
+    ``losses.Targets.temporal`` holds them: ((1, H, W, 3), (1, H, W, 1)) float32."""
+    target = color.optimised_content(tf.convert_to_tensor(target, tf.float32),
+                                     preserve_colors)
+    return target[None], tf.convert_to_tensor(weight, tf.float32)[None, :, :, None]
 
 
 def stage_style(style, content, style_scale, preserve_colors):

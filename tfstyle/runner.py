@@ -60,11 +60,11 @@ class Result(NamedTuple):
 
 def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: RunOptions,
         callback=None, callback_every: int = 50, should_stop=None,
-        resume: dict | None = None, start=None, temporal=None) -> Result:
+        resume: dict | None = None, temporal=None) -> Result:
     """Stylizes decoded ``inputs`` (checked by ``inputs.check_sizes``) with validated
     ``options`` on ``model``, with the tf.functions of ``compiled``
-    (``compiled.Compiled``). See ``Stylizer.stylize`` for the callbacks, ``resume``,
-    ``start`` and ``temporal``, and the errors raised."""
+    (``compiled.Compiled``). See ``Stylizer.stylize`` for the callbacks, ``resume``
+    and ``temporal``, and the errors raised."""
     plan = options.stages()
     seed = options.seed
     if seed is None:
@@ -79,8 +79,6 @@ def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: Ru
             done = end  # this stage finished before the interruption
             continue
         stage = job.stage(index, size, steps, stage)
-        if index == 0 and start is not None:
-            stage.start_from(start)
         if index == len(plan) - 1 and temporal is not None:
             stage.hold_to(*temporal)
         if resume is not None and done <= resume["step"]:
@@ -119,8 +117,9 @@ class _Stage:
         self.preserve_colors = options.preserve_colors
         init = arrays.init
         if previous is None:
-            start = core.start_image(options.init, self.content[0], job.seed,
-                                     lambda: tf.constant(init))
+            # A start image given with the inputs wins over options.init.
+            start = core.start_image("image" if job.inputs.init is not None else options.init,
+                                     self.content[0], job.seed, lambda: tf.constant(init))
             self.start(start, self.optimizer.init(start))
         else:
             detail = None
@@ -135,15 +134,6 @@ class _Stage:
         self.image = tf.Variable(image, name="image")
         self.state = tf.nest.map_structure(tf.Variable, state)
 
-    def start_from(self, image):
-        """Starts from ``image`` (H, W, 3) float in [0, 255] at this stage's size, with a
-        fresh optimiser state, instead of the start the options ask for."""
-        if tuple(np.shape(image)) != tuple(self.content.shape[1:]):
-            raise ConfigError(f"the start image is {np.shape(image)}, but this stage "
-                              f"optimises a {tuple(self.content.shape[1:])} image")
-        start = tf.constant(np.asarray(image, np.float32)[None])
-        self.start(start, self.optimizer.init(start))
-
     def hold_to(self, target, weight):
         """Adds the temporal term to this stage's loss: ``target`` (H, W, 3) in [0, 255]
         and the per-pixel ``weight`` (H, W) in [0, 1] (``losses.temporal_loss``)."""
@@ -151,9 +141,9 @@ class _Stage:
         if tuple(np.shape(target)) != shape or tuple(np.shape(weight)) != shape[:2]:
             raise ConfigError(f"the temporal target {np.shape(target)} and weight "
                               f"{np.shape(weight)} do not fit this stage's {shape} image")
-        self.targets = self.targets._replace(temporal=(
-            tf.constant(np.asarray(target, np.float32)[None]),
-            tf.constant(np.asarray(weight, np.float32)[None, :, :, None])))
+        self.targets = self.targets._replace(temporal=inputs_lib.temporal_targets(
+            np.asarray(target, np.float32), np.asarray(weight, np.float32),
+            self.preserve_colors))
 
     def read_state(self):
         return tf.nest.map_structure(lambda v: v.read_value(), self.state)

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Callable
 
 from tfstyle import inputs as inputs_lib
-from tfstyle import memory, photos, runner
+from tfstyle import image_io, memory, photos, runner
 from tfstyle.compiled import AnySizeFunction, Compiled
 from tfstyle.core import StyleModel, make_optimizer, next_stage, noise_image, optimize
 from tfstyle.inputs import Inputs, StageInputs, load_inputs
@@ -58,11 +58,11 @@ class Stylizer(StyleModel):
         return memory.stage_setup(self, options, optimizer, height, width, budget, steps)
 
     def prepare(self, content, style, options: RunOptions, content_mask=None,
-                style_masks=None) -> Inputs:
+                style_masks=None, start=None) -> Inputs:
         """Decodes the inputs once, at their own sizes, and checks that they fit
         together and every stage's sizes fit this model (``inputs.load_inputs``,
         ``inputs.check_sizes``)."""
-        inputs = load_inputs(content, style, options, content_mask, style_masks)
+        inputs = load_inputs(content, style, options, content_mask, style_masks, start)
         inputs_lib.check_sizes(inputs, options, self.layers)
         return inputs
 
@@ -96,11 +96,13 @@ class Stylizer(StyleModel):
             "apply".
           inputs: instead of the images and masks, ``load_inputs``'s result (the CLI
             decodes and checks its files before building the model).
-          start: None, or the first stage's start image (H, W, 3) float in [0, 255] at
-            that stage's size, instead of ``options.init`` (a video frame's warm start).
+          start: None, or an image to start from (as ``content``), whatever
+            ``options.init`` says: resized to the first stage's size and colour-
+            controlled as an ``init`` image is (a video frame's warm start).
           temporal: None, or (target (H, W, 3) in [0, 255], weight (H, W) in [0, 1]) at
             the last stage's size: that stage's loss gains ``options.temporal_weight``
-            times ``losses.temporal_loss`` (``tfstyle.video``).
+            times ``losses.temporal_loss`` (``tfstyle.video``); the target is colour-
+            controlled as the content is.
 
         With ``size`` at least ``stage_size × stage_factor`` the run is coarse-to-fine
         (``RunOptions.stages``): each stage starts from the previous one's result,
@@ -123,11 +125,13 @@ class Stylizer(StyleModel):
         options = options.validate()
         runner.check_run(options, callback_every, self.jit_compile)
         if inputs is None:
-            inputs = self.prepare(content, style, options, content_mask, style_masks)
+            inputs = self.prepare(content, style, options, content_mask, style_masks, start)
         else:
+            if start is not None:
+                inputs = inputs._replace(init=image_io.open_image(start))
             inputs_lib.check_sizes(inputs, options, self.layers)
         return runner.run(self, self.compiled, inputs, options, callback, int(callback_every),
-                          should_stop, resume, start, temporal)
+                          should_stop, resume, temporal)
 
     def stylize_many(self, contents, style, options: RunOptions | None = None,
                      callback: Callable[[int, Progress], None] | None = None,

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from tfstyle import color, flow, image_io
+from tfstyle import flow, image_io
 from tfstyle.errors import ConfigError
 from tfstyle.options import RunOptions, VideoOptions
 
@@ -96,7 +96,7 @@ def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
                    video: VideoOptions = VideoOptions(), previous: tuple | None = None,
                    should_stop: Callable[[], bool] | None = None, callback=None,
                    callback_every: int = 50):
-    """Stylizes ``frames`` in order; yields a ``Frame`` as each one finishes.
+    """Stylizes ``frames`` in order on ``stylizer``; yields a ``Frame`` as each finishes.
 
     Args:
       stylizer: a ``transfer.Stylizer``.
@@ -111,6 +111,26 @@ def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
     Raises ``runner.Interrupted`` from inside a frame: the frames yielded before are
     finished.
     """
+    def run_frame(frame, frame_options, start=None, temporal=None):
+        return stylizer.stylize(frame, style, frame_options, start=start, temporal=temporal,
+                                callback=callback, callback_every=callback_every,
+                                should_stop=should_stop).image
+    return run_clip(run_frame, frames, options, video, previous)
+
+
+def run_clip(run_frame: Callable, frames: Iterable, options: RunOptions,
+             video: VideoOptions = VideoOptions(), previous: tuple | None = None):
+    """The frame schedule, for any way of running one frame; yields a ``Frame`` as each
+    finishes. No TensorFlow here: a client of a server runs it too (``tfstyle.remote``).
+
+    Args:
+      run_frame: ``run_frame(frame, options, start=None, temporal=None)`` -> uint8
+        (H, W, 3): ``frame`` uint8 (H, W, 3) at the output size, stylized with
+        ``options``, starting from ``start`` (uint8 (H, W, 3)) where given and held to
+        ``temporal`` = (target float32 (H, W, 3) in [0, 255], weight (H, W) in [0, 1])
+        where given, as ``Stylizer.stylize`` takes them.
+      frames, options, video, previous: as ``stylize_frames``.
+    """
     if options.seed is None:
         raise ConfigError("a video needs a seed (every frame draws the same); set one")
     video = video.validate()
@@ -118,20 +138,14 @@ def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
     for index, raw in frames:
         started = time.perf_counter()
         frame = output_frame(raw, options.size)
-        kwargs = dict(callback=callback, callback_every=callback_every,
-                      should_stop=should_stop)
         if previous is None or video.independent:
-            result = stylizer.stylize(frame, style, options, **kwargs)
+            result = run_frame(frame, options)
         else:
             ws = warm_start(previous[1], previous[0], frame, video.flow_preset)
-            mode = options.preserve_colors
-            result = stylizer.stylize(
-                frame, style, later,
-                start=np.asarray(color.optimised_content(ws.start, mode), np.float32),
-                temporal=(np.asarray(color.optimised_content(ws.target, mode), np.float32),
-                          ws.weight), **kwargs)
-        previous = (frame, result.image)
-        yield Frame(index, result.image, time.perf_counter() - started)
+            result = run_frame(frame, later, start=ws.start.astype(np.uint8),
+                               temporal=(ws.target, ws.weight))
+        previous = (frame, result)
+        yield Frame(index, result, time.perf_counter() - started)
 
 
 def frames_done(folder) -> int:
