@@ -263,6 +263,7 @@ def test_extra_or_missing_inputs_are_refused_as_tf_serving_does(server, protocol
                                                 style_scale=1.0, style_loss="gram",
                                                 stage_size=256))
     full["content"] = full["style"] = (7, encoded(CONTENT))
+    full.update(dict.fromkeys(served_options.OPTIONAL_IMAGES, (7, b"")))
     missing = dict(full)
     del missing["content"]
     with make_client(server, protocol) as client:
@@ -280,8 +281,8 @@ def test_extra_or_missing_inputs_are_refused_as_tf_serving_does(server, protocol
         with pytest.raises(ServingError) as extra:
             client.predict({**full, "bogus": (3, 1)})
         assert extra.value.code == "INVALID_ARGUMENT"
-        # The images and the served options, plus the extra one.
-        n = 2 + len(served_options.NAMES)
+        # The images, the optional ones and the served options, plus the extra one.
+        n = 2 + len(served_options.OPTIONAL_IMAGES) + len(served_options.NAMES)
         assert f"input size does not match signature: {n + 1}!={n}" in str(extra.value)
         assert "Sent extra: {bogus}" in str(extra.value)
 
@@ -295,7 +296,8 @@ def test_rest_row_form_is_refused_for_the_scalar_signature(server):
            "size": 16, "seed": 1, "init": "content", "content_weight": 1.0,
            "style_weight": 1.0, "tv_weight": 1.0, "style_scale": 1.0, "preserve_colors": "none",
            "style_loss": "gram", "stage_size": 256, "stage_factor": 2.0, "stage_detail": 1.0,
-           "style_strength": 0.5}
+           "style_strength": 0.5, "temporal_weight": 1.0, "init_image": {"b64": ""},
+           "temporal_target": {"b64": ""}, "temporal_mask": {"b64": ""}}
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",
                                      data=json.dumps({"instances": [row]}).encode(),
                                      method="POST")
@@ -337,14 +339,16 @@ def test_rest_request_is_tf_servings_documented_columnar_json(server):
             "tv_weight": DEFAULTS.tv_weight, "style_scale": 0.5, "preserve_colors": "none",
             "style_loss": DEFAULTS.style_loss, "stage_size": DEFAULTS.stage_size,
             "stage_factor": DEFAULTS.stage_factor, "stage_detail": DEFAULTS.stage_detail,
-            "style_strength": DEFAULTS.style_strength}}
+            "style_strength": DEFAULTS.style_strength,
+            "temporal_weight": DEFAULTS.temporal_weight, "init_image": {"b64": ""},
+            "temporal_target": {"b64": ""}, "temporal_mask": {"b64": ""}}}
     inputs = body["inputs"]
     # TF Serving's JSON parser wants integer tokens for int32/int64 inputs (json_tensor.cc).
     assert all(type(inputs[k]) is int for k in ("steps", "size", "seed", "stage_size"))
     assert all(type(inputs[k]) is float for k in ("content_weight", "style_weight",
                                                    "tv_weight", "style_scale", "stage_factor",
                                                    "stage_detail",
-                                                   "style_strength"))
+                                                   "style_strength", "temporal_weight"))
 
 
 def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
@@ -358,7 +362,10 @@ def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
         "style_scale": DEFAULTS.style_scale,
         "preserve_colors": "none", "style_loss": DEFAULTS.style_loss,
         "stage_size": DEFAULTS.stage_size, "stage_factor": 2.0, "stage_detail": 1.0,
-        "style_strength": 0.5}}).encode()
+        "style_strength": 0.5, "temporal_weight": DEFAULTS.temporal_weight,
+        # Not sent: "" (the REST API wants every input named).
+        "init_image": {"b64": ""}, "temporal_target": {"b64": ""},
+        "temporal_mask": {"b64": ""}}}).encode()
     import urllib.request
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",
                                      data=body, method="POST")

@@ -109,6 +109,8 @@ def request(content=CONTENT, style=STYLE, **overrides):
         "stage_size": np.int32(opts.stage_size), "stage_factor": np.float32(opts.stage_factor),
         "stage_detail": np.float32(opts.stage_detail),
         "style_strength": np.float32(opts.style_strength),
+        "temporal_weight": np.float32(opts.temporal_weight),
+        "init_image": b"", "temporal_target": b"", "temporal_mask": b"",
     }
     for name, value in overrides.items():
         values[name] = value.encode() if isinstance(value, str) else value
@@ -140,11 +142,14 @@ def test_signature_contract(model_dir):
                "tv_weight": tf.float32, "size": tf.int32, "seed": tf.int64, "init": tf.string,
                "style_scale": tf.float32, "preserve_colors": tf.string, "style_loss": tf.string,
                "stage_size": tf.int32, "stage_factor": tf.float32, "stage_detail": tf.float32,
-               "style_strength": tf.float32}
+               "style_strength": tf.float32, "temporal_weight": tf.float32}
+    optional = ("init_image", "temporal_target", "temporal_mask")
+    # The optional tensors are of any shape: "not sent" is [] in JSON.
+    pixels = dict(content=[-1, -1, 3], style=[-1, -1, 3], **dict.fromkeys(optional))
     expected = {
-        "serving_default": ({"content": (tf.string, []), "style": (tf.string, [])},
+        "serving_default": ({k: (tf.string, []) for k in pixels},
                             {"image_bytes": (tf.string, []), "loss": (tf.float32, [])}),
-        "stylize_tensor": ({"content": (tf.uint8, [-1, -1, 3]), "style": (tf.uint8, [-1, -1, 3])},
+        "stylize_tensor": ({k: (tf.uint8, shape) for k, shape in pixels.items()},
                            {"image": (tf.uint8, [-1, -1, 3]), "loss": (tf.float32, [])}),
     }
     for name, (images, outputs) in expected.items():
@@ -154,15 +159,22 @@ def test_signature_contract(model_dir):
         assert set(sig.inputs) == set(INPUT_NAMES) == set(inputs)
         for key, (dtype, shape) in inputs.items():
             assert sig.inputs[key].dtype == dtype.as_datatype_enum, key
-            assert [d.size for d in sig.inputs[key].tensor_shape.dim] == shape, key
+            declared = sig.inputs[key].tensor_shape
+            if shape is None:
+                assert declared.unknown_rank, key
+            else:
+                assert [d.size for d in declared.dim] == shape, key
         assert set(sig.outputs) == set(outputs)
         for key, (dtype, shape) in outputs.items():
             assert sig.outputs[key].dtype == dtype.as_datatype_enum, key
             assert [d.size for d in sig.outputs[key].tensor_shape.dim] == shape, key
-        # Every option has a SignatureDef default (servers that honour them let clients
-        # omit it); the images have none.
-        assert set(sig.defaults) == set(scalars)
+        # Every option and optional image has a SignatureDef default (servers that
+        # honour them let clients omit it); content and style have none.
+        assert set(sig.defaults) == set(scalars) | set(optional)
         defaults = {k: tf.make_ndarray(v) for k, v in sig.defaults.items()}
+        for key in optional:  # not sent: no bytes, or no pixels
+            value = defaults[key]
+            assert (value == b"") if value.dtype == object else value.size == 0, key
         opts = RunOptions()
         assert defaults["steps"] == min(opts.steps, MAX_STEPS)
         assert defaults["size"] == min(opts.size, MAX_SIDE)
@@ -171,6 +183,7 @@ def test_signature_contract(model_dir):
                     "stage_factor", "stage_detail", "style_strength"):
             assert defaults[key] == np.float32(getattr(opts, key)), key
         assert defaults["stage_size"] == opts.stage_size
+        assert defaults["temporal_weight"] == np.float32(opts.temporal_weight)
         for key in ("preserve_colors", "style_loss"):
             assert defaults[key] == getattr(opts, key).encode(), key
 
@@ -224,7 +237,9 @@ def test_tf_saved_model_load(model_dir, served):
     assert image.shape == (24, 32, 3)
     # The same request through the session, and through the tensor signature.
     assert np.array_equal(image, decode(served.run(**inputs)["image_bytes"]))
-    tensors = dict(inputs, content=CONTENT, style=STYLE)
+    tensors = dict(inputs, content=CONTENT, style=STYLE,
+                   **dict.fromkeys(("init_image", "temporal_target", "temporal_mask"),
+                                   np.zeros([0], np.uint8)))
     out = loaded.signatures["stylize_tensor"](**{k: tf.constant(v) for k, v in tensors.items()})
     assert out["image"].dtype == tf.uint8 and np.array_equal(out["image"].numpy(), image)
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):

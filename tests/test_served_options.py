@@ -21,9 +21,9 @@ pytest.importorskip("grpc", reason="needs grpcio")
 import serving_server
 from conftest import synthetic_image
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server
-from tfstyle import ConfigError, RunOptions, remote
+from tfstyle import ConfigError, RunOptions
 from tfstyle.client import ServingError, TFServingClient
-from tfstyle.served_options import NAMES, SERVED_OPTIONS
+from tfstyle.served_options import NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values
 from tfstyle.transport import DTYPES
 
 CONTENT = synthetic_image(1, 20, 30)
@@ -89,8 +89,8 @@ def signature_defs():
 @pytest.mark.parametrize("signature", ["serving_default", "stylize_tensor"])
 def test_signature_inputs_dtypes_and_defaults_are_the_tables(signature):
     sig = signature_defs()[signature]
-    assert set(sig.inputs) - {"content", "style"} == set(NAMES)
-    assert set(sig.defaults) == set(NAMES)
+    assert set(sig.inputs) - {"content", "style"} == set(NAMES) | set(OPTIONAL_IMAGES)
+    assert set(sig.defaults) == set(NAMES) | set(OPTIONAL_IMAGES)
     limits = {"steps": MAX_STEPS, "size": MAX_SIDE}  # this export's, below the defaults
     for row in SERVED_OPTIONS:
         dtype = tf.as_dtype(row.dtype).as_datatype_enum
@@ -143,15 +143,15 @@ def test_the_client_takes_every_option_by_keyword_and_no_other(nowhere):
 # ----------------------------------------------------------------------------- remote, validate
 
 
-def test_remote_sends_every_served_field_of_the_run():
+def test_a_request_carries_every_served_field_of_the_run():
     # Every served field set away from its default: each must reach the request.
     changed = dict(steps=7, content_weight=2.0, style_weight=5.0, tv_weight=3.0, size=300,
                    seed=None, init="noise", style_scale=0.75, preserve_colors="histogram",
                    style_loss="gram", stage_size=64, stage_factor=1.5, stage_detail=0.5,
-                   style_strength=0.25)
+                   style_strength=0.25, temporal_weight=7.5)
     assert set(changed) == set(NAMES)
     options = dataclasses.replace(RunOptions(), **changed).validate()
-    sent = remote.request_options(options, seed=42)
+    sent = request_values(options, seed=42)
     assert list(sent) == list(NAMES)
     assert sent == dict(changed, seed=42)
     for row in SERVED_OPTIONS:

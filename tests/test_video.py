@@ -82,6 +82,19 @@ def test_a_resumed_clip_equals_an_uninterrupted_one(stylizer, clip, tmp_path):
         np.testing.assert_array_equal(image, whole[index])
 
 
+def test_a_content_mask_holds_over_every_frame(stylizer, clip):
+    """Black on the left half keeps the photo there, in every frame, warm-started or not;
+    the style takes the right half."""
+    mask = np.zeros((36, 48), np.uint8)
+    mask[:, 24:] = 255
+    options = dataclasses.replace(OPTIONS, init="content")
+    frames = list(stylize_frames(stylizer, clip[:3], STYLE, options, VIDEO,
+                                 content_mask=mask))
+    for (_, raw), frame in zip(clip, frames):
+        change = np.abs(frame.image.astype(float) - raw).mean(axis=(0, 2))
+        assert change[:20].mean() < change[28:].mean() / 3, (frame.index, change)
+
+
 def test_frames_done_counts_consecutive_frames(tmp_path):
     image = np.zeros((4, 4, 3), np.uint8)
     for index in (0, 1, 3):
@@ -180,7 +193,7 @@ def test_ctrl_c_keeps_the_finished_frames_and_resume_ends_as_a_whole_run(movie, 
 @pytest.mark.parametrize("case, words", [
     ("not_a_video", "is not a video FFmpeg can read"),
     ("empty_span", "holds no frames"),
-    ("mask", "--content_mask is not available for a video"),
+    ("mask", "but the clip's frames are 48x36: a mask is drawn over the content"),
     ("image_output", "a video is written as"),
 ])
 def test_bad_video_input_is_one_line_and_writes_nothing(movie, tmp_path, case, words):
@@ -202,9 +215,10 @@ def test_bad_video_input_is_one_line_and_writes_nothing(movie, tmp_path, case, w
     assert not output.exists() and not list(tmp_path.glob("*.frames/frame_*"))
 
 
-def test_a_video_to_a_server_is_refused_in_one_line(movie, tmp_path):
+def test_a_video_to_a_server_that_is_down_fails_in_one_line(movie, tmp_path):
     from test_photos import cli, error_lines
     code, text = cli(f"--content={movie / 'pan.mp4'}", f"--style={movie / 'style.png'}",
-                     f"--output={tmp_path / 'out.mp4'}", "--server=localhost:1")
+                     f"--output={tmp_path / 'out.mp4'}", "--server=localhost:1", "--size=32")
     lines = error_lines(text)
-    assert code == 1 and len(lines) == 1 and "cannot run yet" in lines[0], text
+    assert code == 1 and len(lines) == 1 and "no TF Serving at localhost:1" in lines[0], text
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob("*/frame_*"))

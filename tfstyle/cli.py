@@ -254,12 +254,9 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
     try:
-        jobs = video = None
-        if FLAGS.server and video_cli.is_video():
-            raise ConfigError(f"--content={FLAGS.content} is a video, which --server cannot "
-                              f"run yet: run it here, without --server")
+        jobs = styles = None
+        video = video_cli.plan() if video_cli.is_video() else None
         if not FLAGS.server:  # a remote run does its own path checks (folder mode)
-            video = video_cli.plan() if video_cli.is_video() else None
             jobs = None if video else photos_cli.many_photos()
             if video:
                 styles = _decode_styles()
@@ -270,10 +267,10 @@ def main(argv):
                 styles = _decode_styles()
         _choose_allocator()  # before options_from_flags, whose checks run TensorFlow ops
         options = options_from_flags()
-        if FLAGS.server:
-            remote.run_remote(options)
-        elif video:
+        if video:  # here, or with --server the frames' optimisation there
             video_cli.run_video(video, options, styles)
+        elif FLAGS.server:
+            remote.run_remote(options)
         elif jobs is not None:
             photos_cli.run_many(jobs, options, styles)
         else:

@@ -12,7 +12,9 @@ The SavedModel (``tfstyle.export``) has two signatures, and this client speaks b
 * ``stylize_tensor``: ``content``/``style`` are uint8 (H, W, 3) pixels, the answer is
   the uint8 ``image`` and the ``loss``.
 
-Both take the run options of ``tfstyle.served_options.SERVED_OPTIONS`` as scalars. The
+Both take the optional images ``init_image`` (a start image), ``temporal_target`` and
+``temporal_mask`` (a video frame's, see ``tfstyle.export``; ``""`` or no pixels where
+not given), and the run options of ``tfstyle.served_options.SERVED_OPTIONS`` as scalars. The
 export gives them defaults that TF Serving 2.21 fills in, but older servers refuse a
 Predict that leaves an input out, so every request carries all of them, filled in from
 ``RunOptions()``.
@@ -46,7 +48,7 @@ from tfstyle import image_io
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.grpc_transport import GrpcTransport
 from tfstyle.rest_transport import RestTransport
-from tfstyle.served_options import NAMES, SERVED_OPTIONS
+from tfstyle.served_options import NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS
 from tfstyle.transport import DTYPES, DT_STRING, DT_UINT8, Endpoint, TransportError
 
 __all__ = ["TFServingClient", "ServingError", "ServingResult", "encode_image",
@@ -174,6 +176,21 @@ def _pixels(source) -> np.ndarray:
     return np.asarray(image_io.open_image(source), dtype=np.uint8)
 
 
+def _mask_levels(mask) -> np.ndarray:
+    """A per-pixel weight as the server takes it: uint8 (H, W) grey levels, 255 for 1.
+
+    ``mask``: (H, W) uint8 levels, or floats in [0, 1] (rounded to the nearest level)."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ConfigError(f"temporal_mask must be one weight per pixel, (H, W), got shape "
+                          f"{mask.shape}")
+    if mask.dtype == np.uint8:
+        return mask
+    if mask.dtype.kind not in "fiub" or not np.all((mask >= 0) & (mask <= 1)):
+        raise ConfigError("temporal_mask must be uint8 levels or floats in [0, 1]")
+    return np.round(mask.astype(np.float64) * 255.0).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- options
 
 
@@ -280,6 +297,11 @@ class TFServingClient:
             ``tfstyle.served_options.SERVED_OPTIONS`` lists them and their bounds.
             ``size`` 0 keeps the content's own size; ``init`` is one of content, noise,
             style; ``seed`` None (the default) draws one (``stylize_result`` reports it).
+            Also the optional images, each left out by default: ``init_image`` (an
+            image, as ``content``) to start from instead of ``init``;
+            ``temporal_target`` (an image) and ``temporal_mask`` (its per-pixel weight,
+            (H, W) float in [0, 1] or uint8 0..255), together, at the output's size:
+            a video frame's (``tfstyle.video.run_clip``).
 
         Returns:
           The stylized image, uint8 (H, W, 3) in 0..255, max(H, W) == size.
@@ -305,13 +327,25 @@ class TFServingClient:
         return self._run(content, style, options)
 
     def _run(self, content, style, options, decode=True):
+        options = dict(options)
+        images = dict(content=content, style=style)
+        for name in OPTIONAL_IMAGES:
+            if options.get(name) is not None:
+                images[name] = options[name]
+            options.pop(name, None)
+        if "temporal_mask" in images:
+            images["temporal_mask"] = _mask_levels(images["temporal_mask"])
         inputs, seed = _option_inputs(options)
-        if self.signature == "serving_default":
-            inputs["content"] = (DT_STRING, encode_image(content))
-            inputs["style"] = (DT_STRING, encode_image(style))
-        else:
-            inputs["content"] = (DT_UINT8, _pixels(content))
-            inputs["style"] = (DT_UINT8, _pixels(style))
+        for name, image in images.items():
+            if self.signature == "serving_default":
+                inputs[name] = (DT_STRING, encode_image(image))
+            else:
+                inputs[name] = (DT_UINT8, image if name == "temporal_mask" else _pixels(image))
+        # Every input is sent (TF Serving's REST API refuses fewer, older gRPC servers
+        # too): "" or no pixels is "not sent".
+        for name in OPTIONAL_IMAGES:
+            inputs.setdefault(name, (DT_STRING, b"") if self.signature == "serving_default"
+                              else (DT_UINT8, np.zeros([0], np.uint8)))
         outputs = self.predict(inputs)
         loss = outputs.get("loss")
         if isinstance(loss, np.ndarray) and loss.size == 1:

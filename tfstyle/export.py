@@ -12,23 +12,36 @@ code, traced: the stages of ``tfstyle.core`` and ``tfstyle.inputs``, driven by
 Signatures (input names are the contract the clients code against):
 
 ``serving_default``
-  inputs: ``content``, ``style`` (tf.string scalars: encoded JPEG, PNG, GIF or BMP bytes)
-  and the run options, one scalar each, as ``tfstyle.served_options`` declares them
-  (name, dtype, default, bounds); ``steps`` is split over the stages by
-  ``tfstyle.schedule.stage_plan``, as in the library.
+  inputs: ``content``, ``style`` (tf.string scalars: encoded JPEG, PNG, GIF or BMP bytes);
+  the optional images ``init_image``, ``temporal_target`` and ``temporal_mask`` (the
+  same, default ``""``: not sent); and the run options, one scalar each, as
+  ``tfstyle.served_options`` declares them (name, dtype, default, bounds); ``steps`` is
+  split over the stages by ``tfstyle.schedule.stage_plan``, as in the library.
+
+  ``init_image`` is a start image, as the library's ``start``: it wins over ``init``,
+  and is resized to the first stage. ``temporal_target`` and ``temporal_mask`` come
+  together, at the output's size: the previous stylized frame of a video warped onto
+  this one, and its per-pixel weight (grey levels 0..255 for 0..1); the last stage's
+  loss gains ``temporal_weight`` times the temporal term, as the library's
+  ``temporal``. The client computes the optical flow and the warps (``tfstyle.video``);
+  the server stays stateless. Without them a request runs exactly as before they
+  existed: the term's mask is 0, which adds exactly 0 to the loss and its gradient.
   outputs: ``image_bytes`` (tf.string scalar, PNG; TF Serving's REST API returns it as
   ``{"b64": ...}`` because of the ``_bytes`` suffix) and ``loss`` (float32 scalar).
 ``stylize_tensor``
-  the same, but ``content`` and ``style`` are uint8 tensors (H, W, 3), and the outputs
-  are ``image`` (uint8 (H', W', 3)) and ``loss``.
+  the same, but ``content``, ``style``, ``init_image`` and ``temporal_target`` are uint8
+  tensors (H, W, 3), ``temporal_mask`` uint8 (H, W) (the optional ones are declared of
+  any shape and default to no pixels, ``[]``: not sent), and the outputs are ``image``
+  (uint8 (H', W', 3)) and ``loss``.
 
 ``loss`` is the total weighted loss of the last image the optimiser evaluated, exactly
 what the library reports in ``Result.losses["total"]``: the image before the last
 update (for L-BFGS, the last candidate, which may have been rejected), or the initial
 image when ``steps`` is 0.
 
-Every input but ``content`` and ``style`` has a default in the SignatureDef (the
-``RunOptions`` defaults, clipped to this export's limits, seed 0): servers that honour
+Every input but ``content`` and ``style`` has a default in the SignatureDef (no
+optional image; the ``RunOptions`` defaults, clipped to this export's limits, seed 0):
+servers that honour
 ``SignatureDef.defaults`` (see export/SERVING.md) accept requests that leave them out.
 
 Serving is stateless: image and optimiser state are ``tf.while_loop`` variables, the
@@ -64,19 +77,22 @@ import tensorflow as tf
 
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STEPS, RunOptions
-from tfstyle.served_options import NAMES as OPTION_NAMES, SERVED_OPTIONS
+from tfstyle.served_options import NAMES as OPTION_NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS
 from tfstyle.serving_io import (INPUT_SIDE_FACTOR, _check, _check_str, _printable, check_pixels,
                                 decode_image)
 from tfstyle.tiling import Tiling
 from tfstyle import graph_run
+from tfstyle.graph_run import Given
 from tfstyle.transfer import Stylizer, make_optimizer
 
-__all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES", "SIGNATURES",
+__all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES",
+           "OPTIONAL_IMAGES", "SIGNATURES",
            "WARMUP_FILE", "default_inputs", "run_in_session", "warmup_inputs", "warmup_request",
            "write_warmup"]
 
-# The signature contract: the two images, then the options (tfstyle.served_options).
-INPUT_NAMES = ("content", "style") + OPTION_NAMES
+# The signature contract: the two images, the optional ones, then the options
+# (tfstyle.served_options).
+INPUT_NAMES = ("content", "style") + OPTIONAL_IMAGES + OPTION_NAMES
 SIGNATURES = {"serving_default": ("image_bytes", "loss"), "stylize_tensor": ("image", "loss")}
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -191,9 +207,10 @@ def _archive(servable) -> keras.export.ExportArchive:
     # session-based loader of TF Serving and saved_model_cli find every variable.
     archive.track(servable.stylizer.model)
     archive.add_endpoint("serving_default", servable.bytes_fn(),
-                         input_signature=servable.input_signature(tf.string, []))
+                         input_signature=servable.input_signature(tf.string, [], []))
     archive.add_endpoint("stylize_tensor", servable.tensor_fn(),
-                         input_signature=servable.input_signature(tf.uint8, [None, None, 3]))
+                         input_signature=servable.input_signature(tf.uint8, [None, None, 3],
+                                                                  None))
     return archive
 
 
@@ -289,10 +306,13 @@ class _Servable:
         self.tiling = tiling
         self.defaults = default_inputs(limits)
 
-    def input_signature(self, image_dtype, image_shape):
-        """The TensorSpecs of ``content``, ``style`` and the options, in that order."""
+    def input_signature(self, image_dtype, image_shape, optional_shape):
+        """The TensorSpecs of the images, the optional images and the options, in the
+        order of ``INPUT_NAMES``."""
         return ([tf.TensorSpec(image_shape, image_dtype, name=name)
                  for name in ("content", "style")]
+                + [tf.TensorSpec(optional_shape, image_dtype, name=name)
+                   for name in OPTIONAL_IMAGES]
                 + [tf.TensorSpec([], tf.as_dtype(row.dtype), name=row.name)
                    for row in SERVED_OPTIONS])
 
@@ -300,49 +320,83 @@ class _Servable:
         """``serving_default``: encoded images in, a PNG out."""
         side = self.limits.max_input_side
 
-        def pixels(content, style):
-            return (decode_image("content", content, side),
-                    decode_image("style", style, side))
-        return self._endpoint(pixels, lambda image: {"image_bytes": tf.io.encode_png(image)})
+        def decode(name, data, what):
+            return decode_image(what, data, side)
+
+        def optional(name, data, what):  # "" is not sent
+            return tf.cond(tf.strings.length(data) > 0, lambda: decode(name, data, what),
+                           lambda: tf.zeros([0, 0, 3]))
+
+        not_sent = tf.constant(b"")
+        return self._endpoint(decode, optional, dict.fromkeys(OPTIONAL_IMAGES, not_sent),
+                              lambda image: {"image_bytes": tf.io.encode_png(image)})
 
     def tensor_fn(self):
-        """``stylize_tensor``: uint8 (H, W, 3) tensors in and out."""
+        """``stylize_tensor``: uint8 (H, W, 3) tensors in and out. The optional images
+        are declared of any shape, so that "not sent" can be an empty list in JSON (the
+        REST API wants every input); one that is sent must be (H, W, 3), the mask (H, W)."""
         side = self.limits.max_input_side
 
-        def pixels(content, style):
-            checks = (check_pixels("content", content, side)
-                      + check_pixels("style", style, side))
-            with tf.control_dependencies(checks):
-                return tf.cast(content, tf.float32), tf.cast(style, tf.float32)
-        return self._endpoint(pixels, lambda image: {"image": image})
+        def pixels(name, image, what):
+            with tf.control_dependencies(check_pixels(what, image, side)):
+                return tf.cast(image, tf.float32)
 
-    def _endpoint(self, pixels, outputs):
-        """A signature function: ``pixels(content, style)`` turns its image inputs into
-        float32 (H, W, 3) pixels after the option checks, ``outputs(image)`` the uint8
-        result into its outputs (besides ``loss``)."""
-        signature = self._signature()
+        def optional(name, image, what):  # no pixels is not sent
+            mask = name == "temporal_mask"
+            shape = [None, None] if mask else [None, None, 3]
+
+            def sent():
+                dims = tf.shape(image)
+                rank = tf.equal(tf.rank(image), len(shape))
+                if not mask:
+                    rank &= tf.reduce_all(tf.equal(dims[2:], 3))
+                check = _check(rank, f"{name} must be uint8 {'(H, W)' if mask else '(H, W, 3)'}"
+                               ", got shape {}", dims)
+                with tf.control_dependencies([check]):
+                    image_ = tf.ensure_shape(image, shape)
+                return pixels(name, image_[:, :, None] if mask else image_, what)
+
+            return tf.cond(tf.size(image) > 0, sent,
+                           lambda: tf.zeros([0, 0, 1 if mask else 3]))
+
+        not_sent = dict.fromkeys(OPTIONAL_IMAGES, tf.zeros([0], tf.uint8))
+        return self._endpoint(pixels, optional, not_sent, lambda image: {"image": image})
+
+    def _endpoint(self, pixels, optional, not_sent, outputs):
+        """A signature function: ``pixels(name, image, what)`` turns an image input into
+        float32 (H, W, C) pixels, ``optional`` likewise or into no pixels where it was
+        not sent (``not_sent``: the input's default), after the option checks;
+        ``outputs(image)`` the uint8 result into its outputs (besides ``loss``)."""
+        signature = self._signature(not_sent)
 
         def endpoint(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             options = dict(bound.arguments)
-            content, style = options.pop("content"), options.pop("style")
+            images = {name: options.pop(name) for name in ("content", "style")
+                      + OPTIONAL_IMAGES}
             with tf.control_dependencies(self._check_options(options)):
-                content_px, style_px = pixels(content, style)
-            image, loss = self._stylize(content_px, style_px, options)
+                content = pixels("content", images["content"], "content")
+                style = pixels("style", images["style"], "style")
+                start, target, mask = (optional(name, images[name], name.replace("_", " "))
+                                       for name in OPTIONAL_IMAGES)
+            # A mask arrives as grey levels, in any channel of a decoded image.
+            given = Given(start, target, mask[:, :, 0] / 255.0)
+            image, loss = self._stylize(content, style, options, given)
             return dict(outputs(image), loss=loss)
 
         endpoint.__signature__ = signature
         return endpoint
 
-    def _signature(self):
-        """``(content, style, <option>=<default tensor>, ...)``: each option a Python
-        default argument of its own, which is what puts it into SignatureDef.defaults
-        (TensorFlow newer than 2.13); TF Serving uses them for inputs a request leaves
-        out."""
+    def _signature(self, not_sent):
+        """``(content, style, <optional image>=<not sent>, ..., <option>=<default
+        tensor>, ...)``: each optional input a Python default argument of its own, which
+        is what puts it into SignatureDef.defaults (TensorFlow newer than 2.13); TF
+        Serving uses them for inputs a request leaves out."""
         arg = inspect.Parameter.POSITIONAL_OR_KEYWORD
         return inspect.Signature(
             [inspect.Parameter(name, arg) for name in ("content", "style")]
+            + [inspect.Parameter(name, arg, default=not_sent[name]) for name in OPTIONAL_IMAGES]
             + [inspect.Parameter(name, arg, default=tf.constant(value))
                for name, value in self.defaults.items()])
 
@@ -374,11 +428,12 @@ class _Servable:
 
     # ----- the algorithm (the library's, traced)
 
-    def _stylize(self, content, style, o):
-        """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss):
-        the library's stages, driven in the graph (``tfstyle.graph_run``)."""
+    def _stylize(self, content, style, o, given):
+        """float32 (H, W, 3) content and style in [0, 255] and the ``Given`` images ->
+        (uint8 (H', W', 3), loss): the library's stages, driven in the graph
+        (``tfstyle.graph_run``)."""
         return graph_run.stylize(self.stylizer, self.optimizer, self.tiling, self.limits,
-                                 content, style, o)
+                                 content, style, o, given)
 
 
 def _option_check(row, value, limit=None):
@@ -442,6 +497,7 @@ def warmup_inputs(min_side: int, limits=None, steps: int = 2) -> dict:
     values.update(steps=np.int32(min(steps, values["steps"])), size=np.int32(side))
     for name, px in (("content", content), ("style", style)):
         values[name] = tf.io.encode_png(px.astype(np.uint8)).numpy()
+    values.update(dict.fromkeys(OPTIONAL_IMAGES, b""))
     return values
 
 

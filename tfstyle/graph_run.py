@@ -10,13 +10,14 @@ request with INVALID_ARGUMENT before any large allocation.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import tensorflow as tf
 
 from tfstyle import color, core, inputs, schedule
 from tfstyle.features import layer_stride
 from tfstyle.options import RunOptions
-from tfstyle.serving_io import _check
+from tfstyle.serving_io import _check, _check_str
 
 # The resized style image may be this multiple of max_side on its longest side: room
 # for style_scale up to 2 at the largest output (the default is 1), and the style only
@@ -24,25 +25,44 @@ from tfstyle.serving_io import _check
 STYLE_SIDE_FACTOR = 2
 
 
+class Given(NamedTuple):
+    """A request's optional images, float32, each empty (no pixels) where not sent.
+
+    start: (h, w, 3) in [0, 255], the image to start from (``inputs.stage_start``).
+    target: (H, W, 3) in [0, 255], a video frame's temporal target at the output size.
+    mask: (H, W) in [0, 1], the target's per-pixel weight (``inputs.temporal_targets``).
+    """
+    start: tf.Tensor
+    target: tf.Tensor
+    mask: tf.Tensor
+
+
 def request_options(o: dict) -> RunOptions:
     """A request's loss options (``o``: option name -> scalar tensor) as ``RunOptions``
     whose weight fields are those tensors, for ``RunOptions.loss_weights``."""
     return dataclasses.replace(RunOptions(), content_weight=o["content_weight"],
                                style_weight=o["style_weight"], tv_weight=o["tv_weight"],
-                               style_strength=o["style_strength"])
+                               style_strength=o["style_strength"],
+                               temporal_weight=o["temporal_weight"])
 
 
-def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o):
+def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o,
+            given: Given):
     """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss).
 
     Args:
       model: the ``core.StyleModel``; optimizer: its optimiser, fixed at export;
       tiling: a ``tiling.Tiling`` or None; limits: the export's (``max_side``,
-      ``min_side``); o: the request's options, name -> scalar tensor.
+      ``min_side``); o: the request's options, name -> scalar tensor; given: the
+      request's optional images (``Given``): a start image, as the library's ``start``,
+      wins over ``init``; a temporal target and mask hold the last stage to it, as the
+      library's ``temporal``.
     """
     sizes, stage_steps = _plan(content, o, limits)
-    checks = _size_checks(model, limits, content, style, sizes, o["style_scale"])
+    checks = (_size_checks(model, limits, content, style, sizes, o["style_scale"])
+              + _given_checks(content, sizes, given))
     preserve = o["preserve_colors"]
+    last = tf.size(sizes) - 1
 
     def stage_inputs(k):
         with tf.control_dependencies(checks):
@@ -51,25 +71,39 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
     loss = model.make_loss(request_options(o))
     loss.style_loss = o["style_loss"]
     step = model.make_step(loss, optimizer, tiling)
+
+    def stage_targets(k):
+        """(the content as optimised against, the stage's targets)."""
+        _, run_content, _, style_k = stage_inputs(k)
+        targets = model.compute_targets(loss, run_content[None], style_k[None],
+                                        tiling=tiling)
+        return run_content, targets._replace(temporal=_temporal(
+            given, tf.equal(k, last), run_content, preserve))
+
     content_0, run_content_0, raw_style_0, _ = stage_inputs(0)
+    has_start = tf.size(given.start) > 0
 
-    def style_start():
-        shape = tf.shape(content_0)
-        return color.recolor_style(inputs.resize(raw_style_0, shape[0], shape[1], "bicubic"),
-                                   content_0, preserve)
+    def init_image():
+        def style_start():
+            shape = tf.shape(content_0)
+            return color.recolor_style(
+                inputs.resize(raw_style_0, shape[0], shape[1], "bicubic"), content_0, preserve)
+        return tf.cond(has_start, lambda: inputs.stage_start(given.start, content_0, preserve),
+                       style_start)
 
-    start = core.start_image(o["init"], run_content_0, o["seed"], style_start)
+    start = core.start_image(tf.where(has_start, "image", o["init"]), run_content_0,
+                             o["seed"], init_image)
+
     def detail(k, run_content):  # the photo's detail between stages k - 1 and k
         _, previous = inputs.stage_content(content, sizes[k - 1], preserve)
         return core.content_detail(run_content[None], previous[None], o["stage_detail"])
 
-    image, total, ran = _stages(model, loss, step, optimizer, tiling, stage_inputs, detail,
-                                start, stage_steps)
-    content_n, run_content_n, _, style_n = stage_inputs(tf.size(sizes) - 1)
+    image, total, ran = _stages(step, optimizer, stage_targets, detail, start,
+                                stage_steps)
+    content_n = stage_inputs(last)[0]
 
     def initial_loss():  # no step anywhere: the loss of the image as it stands
-        targets = model.compute_targets(loss, run_content_n[None], style_n[None])
-        return model.evaluate(loss, image, targets).total
+        return model.evaluate(loss, image, stage_targets(last)[1]).total
 
     total = tf.cond(ran, lambda: total, initial_loss)
     finite = _check(tf.math.is_finite(total),
@@ -81,7 +115,24 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
         return tf.identity(pixels), tf.identity(total)
 
 
-def _stages(model, loss, step, optimizer, tiling, stage_inputs, detail, start, stage_steps):
+def _temporal(given, is_last, run_content, preserve):
+    """A stage's ``Targets.temporal``: the given target and mask at the last stage, else
+    a zero mask, whose term adds exactly 0 to the loss and its gradient (so a request
+    without them runs the still image's numbers)."""
+    def held():
+        return inputs.temporal_targets(given.target, given.mask, preserve)
+
+    def free():
+        shape = tf.shape(run_content)
+        return (tf.zeros_like(run_content)[None],
+                tf.zeros(tf.stack([1, shape[0], shape[1], 1]), tf.float32))
+
+    target, mask = tf.cond(is_last & (tf.size(given.mask) > 0), held, free)
+    return (tf.ensure_shape(target, [1, None, None, 3]),
+            tf.ensure_shape(mask, [1, None, None, 1]))
+
+
+def _stages(step, optimizer, stage_targets, detail, start, stage_steps):
     """The coarse-to-fine loop: (the result image (1, H, W, 3), the last loss, whether
     any step ran). A non-finite loss ends it, keeping the last finite image."""
     nan = tf.constant(float("nan"))
@@ -90,9 +141,7 @@ def _stages(model, loss, step, optimizer, tiling, stage_inputs, detail, start, s
         return (k < tf.size(stage_steps)) & (tf.math.is_finite(total) | ~ran)
 
     def body(k, image, state, total, ran):
-        _, run_content, _, style_k = stage_inputs(k)
-        targets = model.compute_targets(loss, run_content[None], style_k[None],
-                                        tiling=tiling)
+        run_content, targets = stage_targets(k)
         image, state = tf.cond(
             k > 0, lambda: core.next_stage(optimizer, image, state, tf.shape(run_content)[:2],
                                            detail(k, run_content)),
@@ -148,3 +197,20 @@ def _size_checks(model, limits, content, style, sizes, style_scale):
                    "the style image at style_scale={} would be {}x{}, but the deepest "
                    f"layer used ({deepest}) needs at least {limits.min_side} px on "
                    "each side: raise style_scale", style_scale, st_w, st_h)]
+
+
+def _given_checks(content, sizes, given):
+    """The temporal target and mask come together, at the output's size."""
+    out_h, out_w, _ = inputs.stage_dims(tf.shape(content), sizes[-1], 1.0)
+    has_target, has_mask = tf.size(given.target) > 0, tf.size(given.mask) > 0
+    checks = [_check_str(tf.equal(has_target, has_mask),
+                         "temporal_target and temporal_mask go together: send both (for a "
+                         "video frame) or neither, not only ",
+                         tf.where(has_target, "temporal_target", "temporal_mask"))]
+    for name, image in (("temporal_target", given.target), ("temporal_mask", given.mask)):
+        shape = tf.shape(image)
+        checks.append(_check(~(tf.size(image) > 0) | (tf.equal(shape[0], out_h)
+                                                      & tf.equal(shape[1], out_w)),
+                             name + " is {}x{} but the output is {}x{}: send it at the "
+                             "size of the output", shape[1], shape[0], out_w, out_h))
+    return checks

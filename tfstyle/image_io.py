@@ -354,6 +354,17 @@ def _check_target_size(width, height, what):
         )
 
 
+def check_mask_fits(mask_size, content_size, what, content_words="the content image is"):
+    """Raises ConfigError unless a mask of ``mask_size`` (width, height) has the aspect
+    ratio of the content's ``content_size`` within 2 %: a mask is drawn over the
+    content, at any size. ``content_words``: what the content is called, with its verb."""
+    (mw, mh), (width, height) = mask_size, content_size
+    if abs(mw / mh - width / height) > 0.02 * width / height:
+        raise ConfigError(f"{what} is {mw}x{mh} but {content_words} {width}x{height}: a "
+                          f"mask is drawn over the content, so give it the content's aspect "
+                          f"ratio")
+
+
 def resize_longest(image, longest_side):
     """Resize so that the longer side is exactly ``longest_side`` pixels.
 

@@ -150,11 +150,7 @@ def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers) -> Stag
 def _open_mask(source, content_size, what) -> Image.Image:
     """A mask image as greyscale, resized to the content's (width, height)."""
     mask = image_io.open_image(source)
-    width, height = content_size
-    if abs(mask.width / mask.height - width / height) > 0.02 * width / height:
-        raise ConfigError(f"{what} is {mask.width}x{mask.height} but the content image is "
-                          f"{width}x{height}: a mask is drawn over the content, so give it "
-                          f"the content's aspect ratio")
+    image_io.check_mask_fits(mask.size, content_size, what)
     return mask.convert("L").resize(content_size, Image.BILINEAR)
 
 

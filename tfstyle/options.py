@@ -189,7 +189,7 @@ class RunOptions:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: use lbfgs or adam")
         for name in ("content_weight", "style_weight", "tv_weight", "style_strength"):
             served[name].check(getattr(self, name))
-        _check_float("temporal_weight", self.temporal_weight, minimum=0.0)
+        served["temporal_weight"].check(self.temporal_weight)
         if self.learning_rate is not None:
             _check_float("learning_rate", self.learning_rate, minimum=0.0, strict=True)
         for scale in _as_tuple(self.style_scale):

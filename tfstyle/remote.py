@@ -24,6 +24,7 @@ grpcio and protobuf.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ from absl import flags, logging
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.options import INITS
 from tfstyle.photo_paths import content_files, plan_outputs
+from tfstyle.served_options import request_values
 
 flags.DEFINE_string("server", None,
                     "host:port of a TensorFlow Serving running the exported tfstyle model: the "
@@ -79,6 +81,36 @@ def run_remote(options) -> None:
     """
     from tfstyle import client as serving
 
+    check_flags(options)
+    contents, folder_mode = content_files(FLAGS.content)
+    jobs = plan_outputs(contents, folder_mode, FLAGS.output, FLAGS.output_ext, [FLAGS.style])
+    client = make_client()
+
+    # Read and checked once, before any request: every job sends the same bytes.
+    style = serving.encode_image(FLAGS.style)
+    seed = options.seed if options.seed is not None else serving.draw_seed()
+    run_options = request_values(options, seed)
+    logging.info("sending %d image%s to %s (%s, model %s): %d px, %d steps, seed %d (pass "
+                 "--seed=%d to repeat)", len(jobs), "" if len(jobs) == 1 else "s",
+                 client.target, client.protocol, client.model_name, options.size,
+                 options.steps, seed, seed)
+    with client:
+        with hinted_errors():
+            if not folder_mode:
+                (content, output), = jobs
+                started = time.perf_counter()
+                result = client.stylize_result(content, style, **run_options)
+                _save(result.image, output)
+                logging.info("wrote %s (loss %.4g, %.1f s)", output, result.loss,
+                             time.perf_counter() - started)
+                return
+            _check_server(client)
+        _run_batch(client, jobs, style, run_options, FLAGS.concurrency)
+
+
+def check_flags(options) -> None:
+    """Raises ConfigError for flags a request cannot carry; warns of the local-only
+    ones that are ignored."""
     for name in ("content", "style", "output"):
         if not getattr(FLAGS, name):
             raise ConfigError(f"--{name} is required")
@@ -104,42 +136,25 @@ def run_remote(options) -> None:
         logging.warning("ignored with --server (the exported model fixes them): %s",
                         ", ".join(ignored))
 
-    contents, folder_mode = content_files(FLAGS.content)
-    jobs = plan_outputs(contents, folder_mode, FLAGS.output, FLAGS.output_ext, [FLAGS.style])
-    client = serving.TFServingClient(FLAGS.server, model_name=FLAGS.model_name,
-                                     protocol=FLAGS.protocol, timeout=FLAGS.timeout,
-                                     version=FLAGS.model_version)
-    # Read and checked once, before any request: every job sends the same bytes.
-    style = serving.encode_image(FLAGS.style)
-    seed = options.seed if options.seed is not None else serving.draw_seed()
-    run_options = request_options(options, seed)
-    logging.info("sending %d image%s to %s (%s, model %s): %d px, %d steps, seed %d (pass "
-                 "--seed=%d to repeat)", len(jobs), "" if len(jobs) == 1 else "s",
-                 client.target, client.protocol, client.model_name, options.size,
-                 options.steps, seed, seed)
-    with client:
-        try:
-            if not folder_mode:
-                (content, output), = jobs
-                started = time.perf_counter()
-                result = client.stylize_result(content, style, **run_options)
-                _save(result.image, output)
-                logging.info("wrote %s (loss %.4g, %.1f s)", output, result.loss,
-                             time.perf_counter() - started)
-                return
-            _check_server(client)
-        except serving.ServingError as e:
-            raise serving.ServingError(_hinted(e), e.code, e.details) from None
-        _run_batch(client, jobs, style, run_options, FLAGS.concurrency)
+
+def make_client():
+    """The flags' ``TFServingClient`` (not yet connected)."""
+    from tfstyle import client as serving
+
+    return serving.TFServingClient(FLAGS.server, model_name=FLAGS.model_name,
+                                   protocol=FLAGS.protocol, timeout=FLAGS.timeout,
+                                   version=FLAGS.model_version)
 
 
-def request_options(options, seed: int) -> dict:
-    """The served options of each request (``tfstyle.served_options``), from the run's
-    validated ``RunOptions``, with ``seed`` for its None."""
-    from tfstyle.served_options import SERVED_OPTIONS
+@contextlib.contextmanager
+def hinted_errors():
+    """Re-raises a ``ServingError`` with the flags to change, where its code has some."""
+    from tfstyle.client import ServingError
 
-    values = {row.name: getattr(options, row.field) for row in SERVED_OPTIONS}
-    return dict(values, seed=seed)
+    try:
+        yield
+    except ServingError as e:
+        raise ServingError(_hinted(e), e.code, e.details) from None
 
 
 def _hinted(error) -> str:

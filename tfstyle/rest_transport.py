@@ -19,7 +19,11 @@ import urllib.request
 import numpy as np
 
 from tfstyle.errors import ConfigError
+from tfstyle.served_options import OPTIONAL_IMAGES
 from tfstyle.transport import DT_STRING, Endpoint, TransportError
+
+# The string inputs that carry encoded images: base64 on the wire.
+IMAGE_INPUTS = ("content", "style") + OPTIONAL_IMAGES
 
 __all__ = ["RestTransport"]
 
@@ -118,7 +122,7 @@ def _columns(inputs):
     for alias, (dtype, value) in inputs.items():
         if isinstance(value, np.ndarray):
             columns[alias] = value.tolist()
-        elif dtype == DT_STRING and alias in ("content", "style"):
+        elif dtype == DT_STRING and alias in IMAGE_INPUTS:
             columns[alias] = {"b64": base64.b64encode(value).decode("ascii")}
         elif dtype == DT_STRING:  # text (init): a plain JSON string reads better
             try:

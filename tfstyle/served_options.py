@@ -27,7 +27,12 @@ from tfstyle.errors import ConfigError
 from tfstyle.options import (INITS, MAX_STEPS, PRESERVE_COLORS, STYLE_LOSSES, RunOptions,
                              _check_float, _check_int)
 
-__all__ = ["ServedOption", "SERVED_OPTIONS", "NAMES", "BY_NAME"]
+__all__ = ["ServedOption", "SERVED_OPTIONS", "NAMES", "BY_NAME", "OPTIONAL_IMAGES",
+           "request_values"]
+
+# The request's optional images, after ``content`` and ``style``: a start image, and a
+# video frame's temporal target and its per-pixel weight (``tfstyle.export``).
+OPTIONAL_IMAGES = ("init_image", "temporal_target", "temporal_mask")
 
 _RUN_DEFAULTS = RunOptions()
 _INT_DTYPES = ("int32", "int64")
@@ -159,7 +164,7 @@ SERVED_OPTIONS = (
     # The seed only matters for init="noise"; a server has no None, 0 is as good as any.
     ServedOption("seed", "int64", lo=0, unset=0),
     ServedOption("init", "string", allowed=INITS,
-                 note="a server cannot read a local start image"),
+                 note="a start image is sent as the init_image input instead"),
     ServedOption("style_scale", "float32", lo=0.0, strict=True),
     ServedOption("preserve_colors", "string", allowed=PRESERVE_COLORS),
     ServedOption("style_loss", "string", allowed=STYLE_LOSSES),
@@ -168,6 +173,17 @@ SERVED_OPTIONS = (
     ServedOption("stage_detail", "float32", lo=0.0, hi=1.0),
     ServedOption("style_strength", "float32", lo=0.0, hi=1.0,
                  range_words="between 0 (the photo) and 1 (the most style)"),
+    # Only weighs where a request sends a temporal target and mask (a video frame).
+    ServedOption("temporal_weight", "float32", lo=0.0),
 )
 NAMES = tuple(row.name for row in SERVED_OPTIONS)
 BY_NAME = {row.name: row for row in SERVED_OPTIONS}
+
+
+def request_values(options: RunOptions, seed: int | None = None) -> dict:
+    """The served options of a request, by name, from validated ``RunOptions``: each
+    row's field, the seed replaced by ``seed`` where given."""
+    values = {row.name: getattr(options, row.field) for row in SERVED_OPTIONS}
+    if seed is not None:
+        values["seed"] = seed
+    return values

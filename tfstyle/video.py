@@ -95,7 +95,7 @@ def later_options(options: RunOptions, video: VideoOptions) -> RunOptions:
 def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
                    video: VideoOptions = VideoOptions(), previous: tuple | None = None,
                    should_stop: Callable[[], bool] | None = None, callback=None,
-                   callback_every: int = 50):
+                   callback_every: int = 50, content_mask=None, style_masks=None):
     """Stylizes ``frames`` in order on ``stylizer``; yields a ``Frame`` as each finishes.
 
     Args:
@@ -107,6 +107,8 @@ def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
       previous: None to start the clip, or (input frame, uint8 result) of the frame
         before the first of ``frames`` (a resumed run).
       should_stop, callback, callback_every: as ``Stylizer.stylize``, per frame.
+      content_mask, style_masks: as ``Stylizer.stylize``, over every frame (images of
+        the frames' aspect ratio).
 
     Raises ``runner.Interrupted`` from inside a frame: the frames yielded before are
     finished.
@@ -114,7 +116,33 @@ def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
     def run_frame(frame, frame_options, start=None, temporal=None):
         return stylizer.stylize(frame, style, frame_options, start=start, temporal=temporal,
                                 callback=callback, callback_every=callback_every,
-                                should_stop=should_stop).image
+                                should_stop=should_stop, content_mask=content_mask,
+                                style_masks=style_masks).image
+    return run_clip(run_frame, frames, options, video, previous)
+
+
+def served_frames(client, frames: Iterable, style, options: RunOptions,
+                  video: VideoOptions = VideoOptions(), previous: tuple | None = None):
+    """As ``stylize_frames``, on a TensorFlow Serving: ``client`` (a
+    ``tfstyle.client.TFServingClient``) runs each frame's optimisation there, and the
+    flow and the warps are computed here; the server stays stateless. With the model
+    and seed of a local run, the frames are that run's, bit for bit.
+
+    ``style``: one image (a path, bytes, PIL image or array), read once. Raises
+    ``client.ServingError`` where the server refuses a frame."""
+    from tfstyle.client import encode_image
+    from tfstyle.served_options import request_values
+
+    style = encode_image(style)
+
+    def run_frame(frame, frame_options, start=None, temporal=None):
+        images = {}
+        if start is not None:
+            images["init_image"] = start
+        if temporal is not None:  # the target is integer valued (``warm_start``)
+            images.update(temporal_target=np.asarray(temporal[0], np.uint8),
+                          temporal_mask=temporal[1])
+        return client.stylize(frame, style, **images, **request_values(frame_options))
     return run_clip(run_frame, frames, options, video, previous)
 
 

@@ -17,11 +17,12 @@ import json
 import os
 import sys
 import time
+from typing import NamedTuple
 
 from absl import flags, logging
 
 from tfstyle import cli_common as common
-from tfstyle.errors import ConfigError, ImageError, Interrupted
+from tfstyle.errors import ConfigError, ImageError, Interrupted, TfstyleError
 from tfstyle.options import PRESETS, RunOptions, VideoOptions
 
 _VIDEO = VideoOptions()
@@ -56,19 +57,31 @@ def is_video() -> bool:
         FLAGS.video or os.path.splitext(FLAGS.content)[1].lower() in VIDEO_SUFFIXES)
 
 
-def plan():
-    """(clip, output video path or None, frames folder), checked before TensorFlow is
-    imported: the clip opens and its first frame decodes, the output is writable."""
+class Job(NamedTuple):
+    """A video run's plan: the clip, the output video path (None: frames only), the
+    frames folder, and the masks decoded (``Stylizer.stylize``'s ``content_mask`` and
+    ``style_masks``: PIL images, or None), one for every frame."""
+    clip: object
+    output: str | None
+    frames: str
+    masks: dict
+
+
+def plan() -> Job:
+    """The video run's ``Job``, checked before TensorFlow is imported: the clip opens
+    and its first frame decodes, the masks decode and fit its frames, the output is
+    writable."""
     from tfstyle import video_io
 
     for name in ("style", "output"):
         if not getattr(FLAGS, name):
             raise ConfigError(f"--{name} is required")
-    for name in ("content_mask", "style_masks", "save_every", "checkpoint"):
+    for name in ("save_every", "checkpoint"):
         if FLAGS[name].present and getattr(FLAGS, name):
             raise ConfigError(f"--{name} is not available for a video: drop it")
     clip = video_io.open_clip(FLAGS.content, start=FLAGS.video_start,
                               duration=FLAGS.video_duration, max_frames=FLAGS.video_frames)
+    masks = _masks(clip.size)
     output = FLAGS.output
     if os.path.splitext(output)[1].lower() in VIDEO_OUTPUTS:
         frames = os.path.splitext(output)[0] + ".frames"
@@ -81,12 +94,30 @@ def plan():
         os.makedirs(frames, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create the frames folder {frames}: {e.strerror or e}") from None
-    return clip, output, frames
+    return Job(clip, output, frames, masks)
+
+
+def _masks(frame_size) -> dict:
+    """--content_mask and --style_masks decoded, each checked to fit the clip's frames
+    (``frame_size``: width, height): a mask is drawn over every frame."""
+    from tfstyle import image_io
+
+    def load(path, what):
+        mask = image_io.open_image(path)
+        image_io.check_mask_fits(mask.size, frame_size, what, "the clip's frames are")
+        return mask
+
+    return dict(content_mask=load(FLAGS.content_mask, f"--content_mask={FLAGS.content_mask}")
+                if FLAGS.content_mask else None,
+                style_masks=[load(p, f"--style_masks={p}") for p in FLAGS.style_masks]
+                if FLAGS.style_masks else None)
 
 
 def _job_record(options, video_options, clip) -> dict:
     """What a resumed run must share with the run it continues."""
+    masks = [FLAGS.content_mask] + list(FLAGS.style_masks or [])
     return {"content": os.path.abspath(FLAGS.content), "style": common.style_paths(),
+            "masks": [os.path.abspath(m) if m else None for m in masks],
             "span": [clip.start, clip.duration, clip.max_frames],
             "options": repr(dataclasses.replace(options, seed=None)),
             "video": repr(video_options), "seed": options.seed}
@@ -130,43 +161,72 @@ def _write_json(path, record):
     os.replace(temp, path)
 
 
-def run_video(job, options, styles):
+def run_video(job, options, styles=None):
     """Stylizes the clip of --content frame by frame; writes frames, then the video.
 
-    ``job``: ``plan()``'s (clip, output, frames folder); ``styles``: --style decoded."""
+    ``job``: ``plan()``'s ``Job``; ``styles``: --style decoded for
+    a local run, None with --server (the server runs each frame's optimisation; the
+    flow and the warps are computed here)."""
     from tfstyle import video
 
-    clip, output, frames = job
+    clip, output, frames, masks = job
     video_options = VideoOptions(frame_steps=FLAGS.frame_steps,
-                                       independent=FLAGS.independent_frames,
-                                       flow_preset=FLAGS.flow_preset).validate()
+                                 independent=FLAGS.independent_frames,
+                                 flow_preset=FLAGS.flow_preset).validate()
+    if FLAGS.server:
+        from tfstyle import remote
+        remote.check_flags(options)
     options, done = _start_or_resume(frames, options, video_options, clip)
     total = clip.count
-    logging.info("stylizing %s (%s frames at %.3g fps) with %s: %d px, seed %d%s",
+    logging.info("stylizing %s (%s frames at %.3g fps) with %s%s: %d px, seed %d%s",
                  FLAGS.content, total if total is not None else "?", clip.fps, FLAGS.style,
-                 options.size, options.seed, f", resuming at frame {done}" if done else "")
-    stylizer = common.stylizer()
-    stop = common.StopOnSignal("stopping: the frame in progress is dropped, the finished "
-                               "ones are kept")
+                 f" on {FLAGS.server}" if FLAGS.server else "", options.size, options.seed,
+                 f", resuming at frame {done}" if done else "")
+    stop = common.StopOnSignal(
+        "stopping: " + ("the frame on the server is finished and kept" if FLAGS.server else
+                        "the frame in progress is dropped") + ", the finished ones are kept")
     progress = _FrameProgress(total, done)
     try:
         with stop:
             later = ((index, frame) for index, frame in clip if index >= done)
             previous = _previous(clip, done, frames, options.size)
-            for frame in video.stylize_frames(stylizer, later, styles, options,
-                                              video_options, previous=previous,
-                                              should_stop=stop):
+            for frame in _stylized(later, styles, masks, options, video_options, previous,
+                                   stop):
                 video.save_frame(frames, frame)
                 progress.finished(frame)
+                if stop():  # a request in flight is not cut short: stop between frames
+                    raise Interrupted(f"stopped after frame {frame.index + 1}")
     except Interrupted:
         print(f"tfstyle: interrupted by {stop.signal_name}: {progress.done} frames are in "
               f"{frames}; to go on, run the same command with --resume", file=sys.stderr)
         sys.exit(128 + stop.signal_number)
-    except ImageError as e:
-        raise ImageError(f"{e}; the {progress.done} frames finished are kept in {frames} "
-                         f"(--resume continues after them once the clip is whole)") from e
+    except TfstyleError as e:
+        if progress.done == done and not isinstance(e, ImageError):
+            raise
+        whole = " once the clip is whole" if isinstance(e, ImageError) else ""
+        # In place, so that a ServingError keeps its code.
+        e.args = (f"{e}; the {progress.done} frames finished are kept in {frames} "
+                  f"(--resume continues after them{whole})",) + e.args[1:]
+        raise
     if output is not None:
         _encode(clip, frames, output)
+
+
+def _stylized(frames, styles, masks, options, video_options, previous, stop):
+    """The clip's ``video.Frame`` s as they finish: here, or on --server (which
+    refuses masks: ``remote.check_flags``)."""
+    from tfstyle import video
+
+    if not FLAGS.server:
+        yield from video.stylize_frames(common.stylizer(), frames, styles, options,
+                                        video_options, previous=previous, should_stop=stop,
+                                        **masks)
+        return
+    from tfstyle import remote
+
+    with remote.make_client() as client, remote.hinted_errors():
+        yield from video.served_frames(client, frames, FLAGS.style, options, video_options,
+                                       previous)
 
 
 def _previous(clip, done, frames, size):
