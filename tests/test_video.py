@@ -82,6 +82,24 @@ def test_a_resumed_clip_equals_an_uninterrupted_one(stylizer, clip, tmp_path):
         np.testing.assert_array_equal(image, whole[index])
 
 
+def test_the_warm_start_moves_the_stylization_onto_the_new_frame(clip):
+    """Where c = 1 the start is the warped result. Where c = 0 (the strip the pan brings
+    in) it is frame t with the previous stylization (result minus photo) moved onto it:
+    for a result that is the photo plus 20, frame t plus 20, not the bare photo (which
+    a few steps leave pale)."""
+    prev, cur = ((frame * 0.8).astype(np.uint8) for _, frame in clip[:2])
+    result = prev + np.uint8(20)
+    ws = warm_start(result, prev, cur, "medium")
+    pair = flow.frame_pair(prev, cur, "medium")
+    held = ws.weight > 0
+    assert 0.02 < 1 - held.mean() < 0.5
+    np.testing.assert_array_equal(
+        ws.target, np.clip(np.round(pair.warp_previous(result.astype(np.float32))), 0, 255))
+    np.testing.assert_array_equal(ws.start[held], ws.target[held])
+    offset = ws.start[~held] - cur[~held].astype(np.float32)
+    assert np.abs(offset - 20).max() <= 1, np.unique(offset)
+
+
 def test_a_content_mask_holds_over_every_frame(stylizer, clip):
     """Black on the left half keeps the photo there, in every frame, warm-started or not;
     the style takes the right half."""

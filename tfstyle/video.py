@@ -6,9 +6,9 @@ Here frame 0 runs as a still image (the image default, coarse to fine). Each lat
 t runs a short single-stage schedule at the output size (``VideoOptions.frame_steps``):
 
 * its start is the stylized frame t−1 moved onto frame t by the optical flow of the
-  input frames (``flow.frame_pair``), with the pixels the flow cannot vouch for
-  (disoccluded, at motion boundaries, come from outside the frame: weight c = 0) taken
-  from frame t itself;
+  input frames (``flow.frame_pair``); the pixels the flow cannot vouch for (disoccluded,
+  at motion boundaries, come from outside the frame: weight c = 0) are frame t with the
+  previous frame's stylization (result minus photo) moved onto it;
 * its loss gains the temporal term λ (1/D) Σ c (x − ω(x_{t−1}))² (``losses.temporal_loss``,
   ``RunOptions.temporal_weight``), ω(x_{t−1}) that same warped frame.
 
@@ -46,7 +46,8 @@ class Frame(NamedTuple):
 class WarmStart(NamedTuple):
     """What frame t starts from and is held to, at the output size, float32 [0, 255].
 
-    start: (H, W, 3), the warped previous result where c = 1, frame t where c = 0.
+    start: (H, W, 3), the warped previous result where c = 1; where c = 0, frame t with
+      the previous frame's stylization moved onto it (``warm_start``).
     target: (H, W, 3), the previous result warped onto frame t (ω(x_{t−1})).
     weight: (H, W), c in {0, 1}.
     """
@@ -63,16 +64,29 @@ def warm_start(previous_result, previous_frame, frame, preset=flow.DEFAULT_PRESE
       previous_frame, frame: the input frames t−1 and t, uint8 (H, W, 3), at the
         result's size (the flow is taken between them, not between stylized frames).
 
-    The warped frame is rounded to integers: start and target are then what a uint8
-    image (a PNG sent to the server) carries, so that a served clip and a local one
-    run on the same numbers.
+    Where the flow vouches for a pixel (c = 1) the start is the warped result. Where it
+    does not (c = 0), the start is frame t plus the previous frame's stylization (its
+    result minus its photo) moved by the flow: starting those pixels from the bare photo
+    leaves them pale after a later frame's few steps, and the temporal term then keeps
+    the paleness (pale halos trailing whatever moves, BENCHMARKS.md "Video"); starting
+    them from the warped result alone drags the moving thing's pixels along (smears).
+
+    The results are rounded to integers: start and target are then what a uint8 image
+    (a PNG sent to the server) carries, so that a served clip and a local one run on
+    the same numbers.
     """
     pair = flow.frame_pair(previous_frame, frame, preset)
-    target = np.clip(np.round(pair.warp_previous(np.asarray(previous_result, np.float32))),
-                     0.0, 255.0)
+    target = _pixels(pair.warp_previous(np.asarray(previous_result, np.float32)))
+    moved_frame = pair.warp_previous(np.asarray(previous_frame, np.float32))
+    restyled = _pixels(frame.astype(np.float32) + (target - moved_frame))
     c = pair.weights.astype(np.float32)
-    start = c[:, :, None] * target + (1.0 - c[:, :, None]) * frame.astype(np.float32)
+    start = np.where(c[:, :, None] > 0, target, restyled)
     return WarmStart(start, target, c)
+
+
+def _pixels(values):
+    """float values rounded and clipped to what uint8 holds, as float32."""
+    return np.clip(np.round(values), 0.0, 255.0).astype(np.float32)
 
 
 def output_frame(frame, size: int) -> np.ndarray:
