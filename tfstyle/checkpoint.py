@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 
+from tfstyle import atomic
 from tfstyle.errors import ConfigError
 
 FORMAT = "tfstyle-checkpoint-1"
@@ -53,17 +53,8 @@ def save_checkpoint(path, image: np.ndarray, state: list, step: int, seed: int,
     arrays = {f"state_{i}": np.asarray(a) for i, a in enumerate(state)}
     meta = json.dumps({"format": FORMAT, "step": int(step), "seed": int(seed),
                        "fingerprint": fingerprint, "state_size": len(state)})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, image=np.asarray(image), meta=np.array(meta), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic.replacing(path) as f:
+        np.savez(f, image=np.asarray(image), meta=np.array(meta), **arrays)
     return path
 
 

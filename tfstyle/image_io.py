@@ -27,12 +27,12 @@ import os
 import pathlib
 import re
 import stat
-import tempfile
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from tfstyle import atomic
 from tfstyle.errors import ConfigError, ImageError
 
 __all__ = [
@@ -617,30 +617,14 @@ def save_image(image, path, quality=95):
         if quality >= 90:
             params["subsampling"] = 0
 
-    tmp_name = None
     try:
-        with tempfile.NamedTemporaryFile(
-            delete=False, dir=target.parent, prefix="." + target.name + ".",
-            suffix=".tmp",
-        ) as tmp:
-            tmp_name = tmp.name
+        with atomic.replacing(target, file_mode=_new_file_mode(target)) as tmp:
             rgb.save(tmp, format=fmt, **params)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, _new_file_mode(target))
-        os.replace(tmp_name, target)
-        tmp_name = None
     except OSError as exc:
         raise ImageError(
             "could not write '%s': %s; check free disk space and permissions"
             % (target, _one_line(exc))
         ) from exc
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
     _fsync_dir(target.parent)
     return target
 

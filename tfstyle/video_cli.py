@@ -154,11 +154,11 @@ def _start_or_resume(frames, options, video_options, clip):
 
 
 def _write_json(path, record):
-    """Writes ``record`` as JSON atomically (a temp file renamed over ``path``)."""
-    temp = f"{path}.tmp"
-    with open(temp, "w") as f:
+    """Writes ``record`` as JSON, whole or not at all (``atomic.replacing``)."""
+    from tfstyle import atomic
+
+    with atomic.replacing(path, "w") as f:
         json.dump(record, f)
-    os.replace(temp, path)
 
 
 def run_video(job, options, styles=None):
