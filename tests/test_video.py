@@ -213,6 +213,7 @@ def test_ctrl_c_keeps_the_finished_frames_and_resume_ends_as_a_whole_run(movie, 
     ("empty_span", "holds no frames"),
     ("mask", "but the clip's frames are 48x36: a mask is drawn over the content"),
     ("image_output", "a video is written as"),
+    ("bad_option", "got -5"),
 ])
 def test_bad_video_input_is_one_line_and_writes_nothing(movie, tmp_path, case, words):
     from test_photos import cli, error_lines
@@ -224,13 +225,15 @@ def test_bad_video_input_is_one_line_and_writes_nothing(movie, tmp_path, case, w
         extra = ["--video_start=60"]
     elif case == "mask":
         extra = [f"--content_mask={movie / 'style.png'}"]
+    elif case == "bad_option":
+        extra = ["--frame_steps=-5"]
     else:
         output = tmp_path / "out.png"
     code, text = cli(f"--content={content}", f"--style={movie / 'style.png'}",
                      f"--output={output}", *CLI_FLAGS, *extra)
     lines = error_lines(text)
     assert code == 1 and len(lines) == 1 and words in lines[0], text
-    assert not output.exists() and not list(tmp_path.glob("*.frames/frame_*"))
+    assert not output.exists() and not list(tmp_path.glob("*.frames"))
 
 
 def test_a_video_to_a_server_that_is_down_fails_in_one_line(movie, tmp_path):

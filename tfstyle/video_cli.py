@@ -69,8 +69,8 @@ class Job(NamedTuple):
 
 def plan() -> Job:
     """The video run's ``Job``, checked before TensorFlow is imported: the clip opens
-    and its first frame decodes, the masks decode and fit its frames, the output is
-    writable."""
+    and its first frame decodes, the masks decode and fit its frames. The frames folder
+    is made once the options are checked too (``run_video``)."""
     from tfstyle import video_io
 
     for name in ("style", "output"):
@@ -90,10 +90,6 @@ def plan() -> Job:
                           f"{', '.join(VIDEO_OUTPUTS)}, or as frames into a folder (no suffix)")
     else:
         output, frames = None, output
-    try:
-        os.makedirs(frames, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the frames folder {frames}: {e.strerror or e}") from None
     return Job(clip, output, frames, masks)
 
 
@@ -128,6 +124,10 @@ def _start_or_resume(frames, options, video_options, clip):
     folder that holds frames; --resume checks it is this job's and takes its seed."""
     from tfstyle import runner, video
 
+    try:  # only now that the options are known good: a refused run leaves nothing
+        os.makedirs(frames, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the frames folder {frames}: {e.strerror or e}") from None
     path = os.path.join(frames, "job.json")
     done = video.frames_done(frames)
     if not FLAGS.resume:
@@ -188,8 +188,7 @@ def run_video(job, options, styles=None):
     progress = _FrameProgress(total, done)
     try:
         with stop:
-            later = ((index, frame) for index, frame in clip if index >= done)
-            previous = _previous(clip, done, frames, options.size)
+            later, previous = _resumed(clip, done, frames, options.size)
             for frame in _stylized(later, styles, masks, options, video_options, previous,
                                    stop):
                 video.save_frame(frames, frame)
@@ -229,16 +228,17 @@ def _stylized(frames, styles, masks, options, video_options, previous, stop):
                                        previous)
 
 
-def _previous(clip, done, frames, size):
-    """(input frame done − 1 at the output size, its finished result) for a resumed
-    run, or None."""
+def _resumed(clip, done, frames, size):
+    """(the clip's frames from ``done`` on, as an iterator, and (input frame done − 1 at
+    the output size, its finished result) or None): one decoding pass over the clip."""
+    frames_left = iter(clip)
     if not done:
-        return None
+        return frames_left, None
     from tfstyle import video
 
-    for index, frame in clip:
+    for index, frame in frames_left:
         if index == done - 1:
-            return video.output_frame(frame, size), _read_frame(frames, index)
+            return frames_left, (video.output_frame(frame, size), _read_frame(frames, index))
     raise ConfigError(f"--resume: the clip has no frame {done - 1}; it is not the clip of "
                       f"the frames in {frames}")
 
