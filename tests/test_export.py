@@ -501,7 +501,8 @@ def test_bad_request_is_invalid_argument_and_session_survives(served, overrides,
 def test_bad_tensor_requests(served):
     def run(content=CONTENT, **overrides):
         inputs = request(**overrides)
-        inputs.update(content=content, style=STYLE)
+        inputs.update(content=content, style=STYLE, **dict.fromkeys(
+            ("init_image", "temporal_target", "temporal_mask"), np.zeros([0], np.uint8)))
         return served.run("stylize_tensor", **inputs)
 
     with pytest.raises(tf.errors.InvalidArgumentError, match="content image is 300x8, above"):

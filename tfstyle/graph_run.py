@@ -80,19 +80,7 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
         return run_content, targets._replace(temporal=_temporal(
             given, tf.equal(k, last), run_content, preserve))
 
-    content_0, run_content_0, raw_style_0, _ = stage_inputs(0)
-    has_start = tf.size(given.start) > 0
-
-    def init_image():
-        def style_start():
-            shape = tf.shape(content_0)
-            return color.recolor_style(
-                inputs.resize(raw_style_0, shape[0], shape[1], "bicubic"), content_0, preserve)
-        return tf.cond(has_start, lambda: inputs.stage_start(given.start, content_0, preserve),
-                       style_start)
-
-    start = core.start_image(tf.where(has_start, "image", o["init"]), run_content_0,
-                             o["seed"], init_image)
+    start = _start(o, given.start, stage_inputs(0), preserve)
 
     def detail(k, run_content):  # the photo's detail between stages k - 1 and k
         _, previous = inputs.stage_content(content, sizes[k - 1], preserve)
@@ -113,6 +101,23 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
     with tf.control_dependencies([finite]):
         pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
         return tf.identity(pixels), tf.identity(total)
+
+
+def _start(o, given_start, first_stage, preserve):
+    """The first stage's start (``core.start_image``): the given start image where one
+    was sent, else what ``init`` asks for; ``first_stage``: ``inputs.stage_tensors``'s
+    (content, run content, raw style, style) at the first stage's size."""
+    content, run_content, raw_style, _ = first_stage
+    sent = tf.size(given_start) > 0
+
+    def image():
+        def style():
+            shape = tf.shape(content)
+            return color.recolor_style(inputs.resize(raw_style, shape[0], shape[1], "bicubic"),
+                                       content, preserve)
+        return tf.cond(sent, lambda: inputs.stage_start(given_start, content, preserve), style)
+
+    return core.start_image(tf.where(sent, "image", o["init"]), run_content, o["seed"], image)
 
 
 def _temporal(given, is_last, run_content, preserve):
