@@ -171,6 +171,8 @@ def main():
                 row["style"] = np.mean([g for _, g, _ in s])
                 row["content"] = np.mean([c for _, _, c in s])
                 row["content_last"] = np.mean([c for t, _, c in s if t >= last])
+        # Each clip's rows as soon as they are scored: a long run cut short keeps them.
+        print_table([row for row in rows if row["clip"] == name], args)
     print_table(rows, args)
 
 
