@@ -5,6 +5,7 @@ a test can count the models built and fake a Ctrl-C; each builds its own random 
 """
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -187,6 +188,32 @@ def test_stylize_many_goes_on_past_a_bad_photo_with_one_seed_and_one_trace(styli
     np.testing.assert_array_equal(alone.image, results[2].image)
     other = stylizer.stylize(photos[3], STYLE, options, seed=results[0].seed + 1)
     assert np.abs(other.image.astype(int) - alone.image).mean() > 1  # the seed matters
+
+
+@pytest.mark.parametrize("change", ["style", "blend", "preserve_colors"])
+def test_reused_style_targets_are_those_of_this_run(stylizer, change):
+    """A run after another of the same size reuses the style targets only where the
+    styles' pixels, their blend and the masks are the same: its result equals the one
+    computed afresh."""
+    photo, other = synthetic_image(13, 40, 32), synthetic_image(14, 40, 32)
+    options = RunOptions(size=32, steps=4, seed=5, init="content", stage_size=0)
+    first, second = [STYLE], [synthetic_image(15, 48, 48)]
+    if change == "blend":
+        first = second = [STYLE, synthetic_image(15, 48, 48)]
+        options_second = dataclasses.replace(options, style_blend_weights=(0.2, 0.8))
+    elif change == "preserve_colors":  # the style is recoloured by each photo
+        first = second = [STYLE]
+        options = options_second = dataclasses.replace(options, preserve_colors="histogram")
+    else:
+        options_second = options
+    stylizer.stylize(photo if change != "preserve_colors" else other, first, options)
+    reused = stylizer.stylize(photo, second, options_second)
+    stylizer.compiled._styles.clear()
+    afresh = stylizer.stylize(photo, second, options_second)
+    np.testing.assert_array_equal(reused.image, afresh.image)
+    stylizer.compiled._styles.clear()
+    before = stylizer.stylize(photo if change != "preserve_colors" else other, first, options)
+    assert np.abs(before.image.astype(int) - afresh.image).mean() > 0.5  # a real change
 
 
 def test_stylize_many_stops_between_photos(stylizer):

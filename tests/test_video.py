@@ -67,6 +67,28 @@ def test_the_temporal_term_holds_later_frames_to_the_warped_one(stylizer, clip):
     assert moved[1e7] < moved[0.0] / 3, moved
 
 
+def test_a_clip_runs_the_style_through_the_network_once(stylizer, clip, monkeypatch):
+    """Every frame computes its own content targets; the style's are computed for the
+    first frame's stages and reused by the later frames (``Compiled.targets``)."""
+    from tfstyle import compiled
+
+    calls = {"content_targets": 0, "style_targets": 0}
+    run = compiled.AnySizeFunction.__call__
+
+    def counting(self, *args):
+        if self.function.name in calls:
+            calls[self.function.name] += 1
+        return run(self, *args)
+
+    monkeypatch.setattr(compiled.AnySizeFunction, "__call__", counting)
+    stylizer.compiled._styles.clear()
+    options = dataclasses.replace(OPTIONS, stage_size=24, steps=8)  # two stages
+    frames = list(stylize_frames(stylizer, clip, STYLE, options, VIDEO))
+    assert len(frames) == len(clip)
+    # Frame 0 runs both stages; later frames run the last stage only.
+    assert calls == {"content_targets": len(clip) + 1, "style_targets": 2}, calls
+
+
 def test_a_resumed_clip_equals_an_uninterrupted_one(stylizer, clip, tmp_path):
     whole = [f.image for f in stylize_frames(stylizer, clip, STYLE, OPTIONS, VIDEO)]
     for frame in stylize_frames(stylizer, clip[:2], STYLE, OPTIONS, VIDEO):

@@ -10,9 +10,17 @@ trace (BENCHMARKS.md, "Tracing").
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import tensorflow as tf
 
 from tfstyle import core
+from tfstyle.losses import Targets, join_targets
+
+# Style targets kept by ``Compiled.targets``: one per stage of a run, and a few more.
+_STYLES_KEPT = 8
+_STYLES_BYTES = 64 << 20
 
 
 class Compiled:
@@ -28,13 +36,16 @@ class Compiled:
         self.model = model
         self.jit_compile = bool(jit_compile)
         self._cache = {}
+        self._styles = {}  # the style targets last used, by Compiled.targets
 
     def functions(self, loss, optimizer, options, tiling=None) -> dict:
         """{"chunk", "targets", "evaluate"}: ``AnySizeFunction`` s for one setting.
 
         chunk(image, state, targets, n) -> (image, state, terms, finite): ``n`` steps of
-        ``core.optimize``. targets(content, styles, blend_weights, masks) -> Targets.
-        evaluate(image, targets) -> LossTerms of the image as it stands.
+        ``core.optimize``. content_targets(content) -> (content, content_scales) and
+        style_targets(content, styles, blend_weights, masks) -> StyleTargets: the two
+        parts of the targets (``targets`` joins them). evaluate(image, targets) ->
+        LossTerms of the image as it stands.
         """
         key = (options.loss_weights(), options.temporal_loss_weight(), optimizer.name,
                optimizer.learning_rate,
@@ -58,15 +69,58 @@ class Compiled:
             return new_image, new_state, terms, tf.math.is_finite(terms.total)
 
         @tf.function(autograph=False)
-        def targets(content, styles, blend_weights, masks):
-            return model.compute_targets(loss, content, styles, blend_weights, masks, tiling)
+        def content_targets(content):
+            return model.content_targets(loss, content, tiling)
+
+        @tf.function(autograph=False)
+        def style_targets(content, styles, blend_weights, masks):
+            return model.style_targets(loss, content, styles, blend_weights, masks, tiling)
 
         @tf.function(autograph=False)
         def evaluate(image, targets):
             return model.evaluate(loss, image, targets, tiling)
 
-        return {"chunk": AnySizeFunction(chunk), "targets": AnySizeFunction(targets),
+        return {"chunk": AnySizeFunction(chunk),
+                "content_targets": AnySizeFunction(content_targets),
+                "style_targets": AnySizeFunction(style_targets),
                 "evaluate": AnySizeFunction(evaluate)}
+
+    def targets(self, functions: dict, content, styles, blend_weights, masks) -> Targets:
+        """The targets of one stage, by ``functions`` (from ``functions``): the content
+        part computed each call, the style part once per (setting, output size, styles'
+        and masks' pixels, blend weights) while it is among the last few used. So the
+        frames of a clip, or a folder's photos of one size, run the styles through the
+        network once.
+
+        content: (1, H, W, 3) float32 tensor; styles: (h, w, 3) float32 arrays, masks:
+        (1, H, W, 1) float32 arrays; blend_weights: a float32 vector tensor.
+        """
+        key = (id(functions), tuple(content.shape), _digest(styles, masks, blend_weights))
+        style = self._styles.pop(key, None)
+        if style is None:
+            style = functions["style_targets"](
+                content, tuple(tf.constant(s[None]) for s in styles), blend_weights,
+                tuple(tf.constant(m) for m in masks))
+        self._styles[key] = style  # most recently used last
+        # Grams are small, but masks are the output's size: the last entry always stays.
+        while len(self._styles) > 1 and (len(self._styles) > _STYLES_KEPT or sum(
+                _bytes(v) for v in self._styles.values()) > _STYLES_BYTES):
+            self._styles.pop(next(iter(self._styles)))
+        return join_targets(*functions["content_targets"](content), style)
+
+
+def _bytes(nest) -> int:
+    return sum(int(np.prod(t.shape)) * t.dtype.size for t in tf.nest.flatten(nest))
+
+
+def _digest(styles, masks, blend_weights) -> str:
+    """A hash of the arrays the style targets are computed from."""
+    digest = hashlib.sha256()
+    for array in [*styles, *masks, np.asarray(blend_weights)]:
+        array = np.ascontiguousarray(array)
+        digest.update(repr((array.shape, array.dtype.str)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 class AnySizeFunction:

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from tfstyle.errors import ConfigError
 from tfstyle.features import build_feature_model, feature_layers, layer_stride, resolve_layers
-from tfstyle.losses import LossTerms, StyleLoss, Targets
+from tfstyle.losses import LossTerms, StyleLoss, Targets, join_targets, layer_sums
 from tfstyle.optimizers import get_optimizer
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
 from tfstyle.precision import resolve_precision
@@ -104,7 +104,8 @@ class StyleModel:
 
     def compute_targets(self, loss: StyleLoss, content: tf.Tensor, style,
                         blend_weights=None, masks=(), tiling: Tiling | None = None) -> Targets:
-        """Targets from the content image and one or more style images.
+        """Targets from the content image and one or more style images: the join of
+        ``content_targets`` and ``style_targets``.
 
         Args:
           content: (1, H, W, 3) in [0, 255].
@@ -114,17 +115,42 @@ class StyleModel:
             side exceeds ``tiling.tile``.
         """
         styles = style if isinstance(style, (list, tuple)) else (style,)
+        return join_targets(*self.content_targets(loss, content, tiling),
+                            self.style_targets(loss, content, styles, blend_weights, masks,
+                                               tiling))
 
+    def content_targets(self, loss: StyleLoss, content: tf.Tensor,
+                        tiling: Tiling | None = None) -> tuple:
+        """(content, content_scales) of the targets (``StyleLoss.content_targets``) of
+        ``content`` (1, H, W, 3) in [0, 255]."""
         def untiled():
-            content_features, _ = self.features(content)
-            style_features = [self.features(s)[1] for s in styles]
-            return loss.targets(content_features, style_features, blend_weights, masks)
+            return loss.content_targets(self.features(content)[0])
 
         if tiling is None:
             return untiled()
         tiled = self.tiled_loss(loss, tiling)
         return tf.cond(larger_than(content, tiling.tile),
-                       lambda: tiled.targets(content, styles, blend_weights, masks), untiled)
+                       lambda: loss.content_targets(tiled.content_features(content)),
+                       untiled)
+
+    def style_targets(self, loss: StyleLoss, content: tf.Tensor, styles,
+                      blend_weights=None, masks=(), tiling: Tiling | None = None):
+        """The style part of the targets (``StyleLoss.style_targets``) of the style
+        images ``styles`` (a sequence of (1, h, w, 3) in [0, 255]) for an output the
+        size of ``content`` (1, H, W, 3), whose size alone decides whether they are
+        evaluated tile by tile."""
+        def sums(features_of):
+            return loss.style_targets(features_of(styles), blend_weights, masks)
+
+        def untiled():
+            return sums(lambda images: [[layer_sums(f) for f in self.features(s)[1]]
+                                        for s in images])
+
+        if tiling is None:
+            return untiled()
+        tiled = self.tiled_loss(loss, tiling)
+        return tf.cond(larger_than(content, tiling.tile),
+                       lambda: sums(tiled.style_sums), untiled)
 
     def evaluate(self, loss: StyleLoss, image, targets, tiling: Tiling | None = None):
         """The ``LossTerms`` of ``image`` (1, H, W, 3) as it stands: what a stage run

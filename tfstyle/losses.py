@@ -268,6 +268,22 @@ class Targets(NamedTuple):
     temporal: tuple = ()
 
 
+class StyleTargets(NamedTuple):
+    """The style part of ``Targets`` (its style_grams, style_means, style_scales and
+    style_masks): computed once for a clip's frames or a folder's photos."""
+    grams: tuple
+    means: tuple
+    scales: tuple
+    masks: tuple = ()
+
+
+def join_targets(content: tuple, content_scales: tuple, style: StyleTargets) -> Targets:
+    """``Targets`` from its content part (``StyleLoss.content_targets``) and its style
+    part (``StyleLoss.style_targets``)."""
+    return Targets(content, style.grams, style.means, content_scales, style.scales,
+                   style.masks)
+
+
 class LossTerms(NamedTuple):
     """Weighted loss terms, each a float32 scalar: total = content + style + tv
     + temporal (0 for a still image)."""
@@ -350,13 +366,25 @@ class StyleLoss:
                           blend_weights=None, masks=()) -> Targets:
         """``targets`` from the style images' ``LayerSums`` (a list per style, one per
         style layer) instead of their feature maps: what a tiled pass accumulates."""
+        content, scales = self.content_targets(content_features)
+        return join_targets(content, scales,
+                            self.style_targets(style_sums, blend_weights, masks))
+
+    def content_targets(self, content_features: Sequence[tf.Tensor]) -> tuple:
+        """(content, content_scales) of ``Targets``: the part that depends on the
+        content image only, from its content-layer features in layer order."""
         # Losses are float32 whatever the network computes in (bfloat16, float64).
         content_features = [tf.cast(f, tf.float32) for f in content_features]
+        scales = tuple(feature_scale(f) for f in content_features)
+        return tuple(f / s for f, s in zip(content_features, scales)), scales
+
+    def style_targets(self, style_sums, blend_weights=None, masks=()) -> StyleTargets:
+        """The part of ``Targets`` that depends on the styles, their blend and the
+        masks only (so a clip's frames share it): from the style images' ``LayerSums``
+        (a list per style, one per style layer); see ``targets`` for the rest."""
         if blend_weights is None:
             blend_weights = [1.0 / len(style_sums)] * len(style_sums)
         weights = [blend_weights[k] for k in range(len(style_sums))]
-        c_scales = tuple(feature_scale(f) for f in content_features)
-        content = tuple(f / s for f, s in zip(content_features, c_scales))
         # One scale per layer for all styles (the image's features are divided by it):
         # the blend of the styles' scales, exactly the style's own for one style.
         s_scales = tuple(_blend(weights, [sums_scale(ss[layer]) for ss in style_sums])
@@ -374,7 +402,7 @@ class StyleLoss:
                        for layer in range(len(self.style_layers))]]
         grams = tuple(tuple(a for a, _ in g) for g in groups)
         means = tuple(tuple(mu for _, mu in g) for g in groups)
-        return Targets(content, grams, means, c_scales, s_scales, masks)
+        return StyleTargets(grams, means, s_scales, masks)
 
     def __call__(self, image: tf.Tensor, content_features: Sequence[tf.Tensor],
                  style_features: Sequence[tf.Tensor], targets: Targets) -> LossTerms:

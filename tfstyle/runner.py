@@ -108,9 +108,8 @@ class _Stage:
             model, options, job.optimizer, *arrays.run_content.shape[:2], job.budget, steps)
         self.fns = job.compiled.functions(job.loss, self.optimizer, options, self.tiling)
         self.content = tf.constant(arrays.run_content[None])
-        self.targets = self.fns["targets"](
-            self.content, tuple(tf.constant(s[None]) for s in arrays.styles), job.weights,
-            tuple(tf.constant(m) for m in arrays.masks))
+        self.targets = job.compiled.targets(self.fns, self.content, arrays.styles,
+                                            job.weights, arrays.masks)
         # The targets hold the styles' statistics; their pixels (style_scale² times the
         # output's area) need not stay through the stage.
         self.original = arrays.content

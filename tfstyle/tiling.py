@@ -233,9 +233,15 @@ class TiledLoss:
     # ----- targets -----
 
     def targets(self, content, styles, blend_weights=None, masks=()) -> Targets:
-        """``Stylizer.compute_targets`` tile by tile: the content layers' maps
+        """``StyleModel.compute_targets`` tile by tile: the content layers' maps
         assembled from the tiles' owned positions, the styles' ``LayerSums`` added up.
         content: (1, H, W, 3); styles: a sequence of (1, h, w, 3), in [0, 255]."""
+        return self.loss.targets_from_sums(self.content_features(content),
+                                           self.style_sums(styles), blend_weights, masks)
+
+    def content_features(self, content) -> tuple:
+        """The content layers' maps of ``content`` (1, H, W, 3), assembled from the
+        tiles' owned positions: one (1, H / stride, W / stride, N) float32 per layer."""
         height, width = tf.shape(content)[1], tf.shape(content)[2]
         none = ((None,) * len(self.style_strides),)
 
@@ -247,7 +253,12 @@ class TiledLoss:
             return tuple(_place(tf.cast(f, tf.float32), s, owned, height, width)
                          for f, s in zip(maps, self.content_strides))
 
-        content_features = self._accumulate(content, content_tile)
+        return self._accumulate(content, content_tile)
+
+    def style_sums(self, styles) -> list:
+        """Per style image (1, h, w, 3), its style layers' ``LayerSums``, added up over
+        its tiles."""
+        none = ((None,) * len(self.style_strides),)
 
         def style_tile(image):
             def fn(k, grid):
@@ -255,8 +266,7 @@ class TiledLoss:
                 return sums(crop)[1][0]
             return list(self._accumulate(image, fn))
 
-        style_sums = [style_tile(s) for s in styles]
-        return self.loss.targets_from_sums(content_features, style_sums, blend_weights, masks)
+        return [style_tile(s) for s in styles]
 
 
 def _differentiable(style_sums):

@@ -12,10 +12,11 @@ t runs a short single-stage schedule at the output size (``VideoOptions.frame_st
 * its loss gains the temporal term λ (1/D) Σ c (x − ω(x_{t−1}))² (``losses.temporal_loss``,
   ``RunOptions.temporal_weight``), ω(x_{t−1}) that same warped frame.
 
-The compiled step is built once per clip: ``Stylizer`` keeps its traced functions
-(``compiled.Compiled``), and every later frame has the same settings. The style's
-targets are not kept: each frame's run computes them again, one forward pass of the
-style image (a few per cent of a later frame's 24 steps, inside the measured times).
+The compiled step and the style's targets are built once per clip: ``Stylizer`` keeps
+its traced functions and the style targets it last used (``compiled.Compiled``), and
+every later frame has the same settings and size, so it runs only the frame itself
+through the network for its content targets. (A server is stateless: each served frame
+computes the style's targets again.)
 
 Every frame's result is uint8, and frame t+1 starts from that uint8 result: so a run
 resumed from frames written to disk (``frames_done``) gives the frames an uninterrupted
