@@ -87,15 +87,17 @@ class Compiled:
 
     def targets(self, functions: dict, content, styles, blend_weights, masks) -> Targets:
         """The targets of one stage, by ``functions`` (from ``functions``): the content
-        part computed each call, the style part once per (setting, output size, styles'
-        and masks' pixels, blend weights) while it is among the last few used. So the
-        frames of a clip, or a folder's photos of one size, run the styles through the
-        network once.
+        part computed each call, the style part once per (setting, output's longest side,
+        styles' and masks' pixels, blend weights) while it is among the last few used.
+        So the frames of a clip, or a folder's photos of one size, run the styles through
+        the network once per stage.
 
         content: (1, H, W, 3) float32 tensor; styles: (h, w, 3) float32 arrays, masks:
         (1, H, W, 1) float32 arrays; blend_weights: a float32 vector tensor.
         """
-        key = (id(functions), tuple(content.shape), _digest(styles, masks, blend_weights))
+        # The output's longest side decides whether the styles run tile by tile; the
+        # masks, which have the output's shape, are in the digest.
+        key = (id(functions), max(content.shape[1:3]), _digest(styles, masks, blend_weights))
         style = self._styles.pop(key, None)
         if style is None:
             style = functions["style_targets"](
