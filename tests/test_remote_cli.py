@@ -55,6 +55,22 @@ def test_one_image(server, tmp_path, style, protocol):
     np.testing.assert_array_equal(np.asarray(Image.open(output)), expected)
 
 
+def test_a_start_image_file_is_sent_as_init_image(server, tmp_path, style):
+    content = save(tmp_path / "photo.png", synthetic_image(1, 20, 30))
+    start = save(tmp_path / "start.png", synthetic_image(5, 20, 30))
+    output = tmp_path / "out.png"
+    done = tfstyle(f"--server={server.grpc_target}", f"--content={content}",
+                   f"--style={style}", f"--output={output}", "--steps=2", "--size=16",
+                   "--seed=4", f"--init={start}")
+    assert done.returncode == 0, done.stderr
+    with TFServingClient(server.grpc_target) as client:
+        expected = client.stylize(content, style, steps=2, size=16, seed=4, init_image=start)
+        without = client.stylize(content, style, steps=2, size=16, seed=4)
+    got = np.asarray(Image.open(output))
+    np.testing.assert_array_equal(got, expected)
+    assert np.abs(got.astype(int) - without).mean() > 1  # the start image was used
+
+
 def test_folder_with_a_corrupt_file_writes_the_others_and_fails(server, tmp_path, style):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -150,8 +166,8 @@ def test_unreachable_server_is_one_clear_error(tmp_path, style):
 @pytest.mark.parametrize("make_args, words", [
     (lambda d, s: [f"--content={d}/*.gif", f"--output={d}/out"], "matches no files"),
     (lambda d, s: [f"--content={s}", f"--output={s}"], "which is the input"),
-    (lambda d, s: [f"--content={s}", f"--output={d}/o.png", "--init=" + s],
-     "a start image cannot be sent"),
+    (lambda d, s: [f"--content={d}/*.jpg", f"--output={d}/out", "--init=" + s],
+     "a start image is one photo's"),
     (lambda d, s: [f"--content={d}/*.jpg", f"--output={d}/one.png"], "looks like one image"),
     (lambda d, s: [f"--content={d}/*.jpg", f"--output={d}/out", "--concurrency=0"],
      "--concurrency must be"),

@@ -265,3 +265,13 @@ def test_a_video_to_a_server_that_is_down_fails_in_one_line(movie, tmp_path):
     lines = error_lines(text)
     assert code == 1 and len(lines) == 1 and "no TF Serving at localhost:1" in lines[0], text
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob("*/frame_*"))
+
+def test_a_start_image_file_with_a_clip_on_a_server_is_refused(movie, tmp_path):
+    from test_photos import cli, error_lines
+    code, text = cli(f"--content={movie / 'pan.mp4'}", f"--style={movie / 'style.png'}",
+                     f"--output={tmp_path / 'out.mp4'}", "--server=localhost:1", "--size=32",
+                     f"--init={movie / 'style.png'}")
+    lines = error_lines(text)
+    assert code == 1 and len(lines) == 1, text
+    assert "a clip's frames on --server start from their own" in lines[0], text
+    assert not list(tmp_path.iterdir())

@@ -320,11 +320,11 @@ class _Servable:
         """``serving_default``: encoded images in, a PNG out."""
         side = self.limits.max_input_side
 
-        def decode(name, data, what):
-            return decode_image(what, data, side)
+        def decode(name, data):
+            return decode_image(_what(name), data, side)
 
-        def optional(name, data, what):  # "" is not sent
-            return tf.cond(tf.strings.length(data) > 0, lambda: decode(name, data, what),
+        def optional(name, data):  # "" is not sent
+            return tf.cond(tf.strings.length(data) > 0, lambda: decode(name, data),
                            lambda: tf.zeros([0, 0, 3]))
 
         not_sent = tf.constant(b"")
@@ -337,11 +337,11 @@ class _Servable:
         REST API wants every input); one that is sent must be (H, W, 3), the mask (H, W)."""
         side = self.limits.max_input_side
 
-        def pixels(name, image, what):
-            with tf.control_dependencies(check_pixels(what, image, side)):
+        def pixels(name, image):
+            with tf.control_dependencies(check_pixels(_what(name), image, side)):
                 return tf.cast(image, tf.float32)
 
-        def optional(name, image, what):  # no pixels is not sent
+        def optional(name, image):  # no pixels is not sent
             mask = name == "temporal_mask"
             shape = [None, None] if mask else [None, None, 3]
 
@@ -354,7 +354,7 @@ class _Servable:
                                ", got shape {}", dims)
                 with tf.control_dependencies([check]):
                     image_ = tf.ensure_shape(image, shape)
-                return pixels(name, image_[:, :, None] if mask else image_, what)
+                return pixels(name, image_[:, :, None] if mask else image_)
 
             return tf.cond(tf.size(image) > 0, sent,
                            lambda: tf.zeros([0, 0, 1 if mask else 3]))
@@ -363,7 +363,7 @@ class _Servable:
         return self._endpoint(pixels, optional, not_sent, lambda image: {"image": image})
 
     def _endpoint(self, pixels, optional, not_sent, outputs):
-        """A signature function: ``pixels(name, image, what)`` turns an image input into
+        """A signature function: ``pixels(name, image)`` turns an image input into
         float32 (H, W, C) pixels, ``optional`` likewise or into no pixels where it was
         not sent (``not_sent``: the input's default), after the option checks;
         ``outputs(image)`` the uint8 result into its outputs (besides ``loss``)."""
@@ -376,9 +376,9 @@ class _Servable:
             images = {name: options.pop(name) for name in ("content", "style")
                       + OPTIONAL_IMAGES}
             with tf.control_dependencies(self._check_options(options)):
-                content = pixels("content", images["content"], "content")
-                style = pixels("style", images["style"], "style")
-                start, target, mask = (optional(name, images[name], name.replace("_", " "))
+                content = pixels("content", images["content"])
+                style = pixels("style", images["style"])
+                start, target, mask = (optional(name, images[name])
                                        for name in OPTIONAL_IMAGES)
             # A mask arrives as grey levels, in any channel of a decoded image.
             given = Given(start, target, mask[:, :, 0] / 255.0)
@@ -434,6 +434,11 @@ class _Servable:
         (``tfstyle.graph_run``)."""
         return graph_run.stylize(self.stylizer, self.optimizer, self.tiling, self.limits,
                                  content, style, o, given)
+
+
+def _what(name: str) -> str:
+    """An input's name as its errors say it: ``init_image`` -> ``init image``."""
+    return name.replace("_", " ")
 
 
 def _option_check(row, value, limit=None):

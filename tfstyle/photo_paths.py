@@ -51,7 +51,8 @@ def plan_outputs(contents, folder_mode: bool, output: str, ext: str, inputs=()):
       output: --output: a file, or (in folder mode, or as an existing folder or a path
         ending in ``/``) a folder, created here if missing.
       ext: the results' extension in a folder (``png``, ``jpg``), without the dot.
-      inputs: the other input paths (the style images), which no output may replace.
+      inputs: the other input paths (the style images, a start image), which no
+        output may replace.
 
     Raises ConfigError (or ``image_io.check_output_path``'s ImageError) naming the
     path to change.

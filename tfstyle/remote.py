@@ -6,8 +6,9 @@
 
 The run options come from the same flags as a local run, one per option a request
 carries (``tfstyle.served_options``: ``--size``, ``--steps``, the weights, ``--seed``,
-``--init``, ...); the feature model, layers, weights and optimiser were fixed when the
-model was exported, so their flags are ignored (with a warning) here. Where the server
+``--init``, ...; ``--init=<file>`` is sent as the photo's start image, the
+``init_image`` input); the feature model, layers, weights and optimiser were fixed when
+the model was exported, so their flags are ignored (with a warning) here. Where the server
 fails a request, the error says which flags to change (``FLAG_HINTS``).
 
 ``--content`` may name one file, a folder, or a glob (quote it, so the shell does not
@@ -25,6 +26,7 @@ grpcio and protobuf.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -83,11 +85,19 @@ def run_remote(options) -> None:
 
     check_flags(options)
     contents, folder_mode = content_files(FLAGS.content)
-    jobs = plan_outputs(contents, folder_mode, FLAGS.output, FLAGS.output_ext, [FLAGS.style])
+    jobs = plan_outputs(contents, folder_mode, FLAGS.output, FLAGS.output_ext,
+                        [FLAGS.style] + ([] if options.init in INITS else [options.init]))
     client = make_client()
 
     # Read and checked once, before any request: every job sends the same bytes.
     style = serving.encode_image(FLAGS.style)
+    start = None
+    if options.init not in INITS:  # a start image file: sent as the init_image input
+        if folder_mode:
+            raise ConfigError(f"--init={options.init}: a start image is one photo's; use "
+                              f"--init=content, noise or style with a folder")
+        start = serving.encode_image(options.init)
+        options = dataclasses.replace(options, init="content")
     seed = options.seed if options.seed is not None else serving.draw_seed()
     run_options = request_values(options, seed)
     logging.info("sending %d image%s to %s (%s, model %s): %d px, %d steps, seed %d (pass "
@@ -99,7 +109,8 @@ def run_remote(options) -> None:
             if not folder_mode:
                 (content, output), = jobs
                 started = time.perf_counter()
-                result = client.stylize_result(content, style, **run_options)
+                result = client.stylize_result(content, style, init_image=start,
+                                               **run_options)
                 _save(result.image, output)
                 logging.info("wrote %s (loss %.4g, %.1f s)", output, result.loss,
                              time.perf_counter() - started)
@@ -108,9 +119,9 @@ def run_remote(options) -> None:
         _run_batch(client, jobs, style, run_options, FLAGS.concurrency)
 
 
-def check_flags(options) -> None:
-    """Raises ConfigError for flags a request cannot carry; warns of the local-only
-    ones that are ignored."""
+def check_flags(options, clip: bool = False) -> None:
+    """Raises ConfigError for flags a request cannot carry (for a ``clip``, the frames'
+    requests); warns of the local-only ones that are ignored."""
     for name in ("content", "style", "output"):
         if not getattr(FLAGS, name):
             raise ConfigError(f"--{name} is required")
@@ -127,9 +138,9 @@ def check_flags(options) -> None:
         raise ConfigError(f"{', '.join(local_only)}: not available with --server (a request "
                           f"carries one style image, no masks, no per-stage steps); run "
                           f"locally without --server")
-    if options.init not in INITS:
-        raise ConfigError(f"--init={options.init}: a start image cannot be sent to the "
-                          f"server; use --init=content, noise or style with --server")
+    if clip and options.init not in INITS:
+        raise ConfigError(f"--init={options.init}: a clip's frames on --server start from "
+                          f"their own; use --init=content, noise or style")
     ignored = [f"--{name}" for name in LOCAL_ONLY_FLAGS
                if name in FLAGS and FLAGS[name].present]
     if ignored:

@@ -175,7 +175,7 @@ def run_video(job, options, styles=None):
                                  flow_preset=FLAGS.flow_preset).validate()
     if FLAGS.server:
         from tfstyle import remote
-        remote.check_flags(options)
+        remote.check_flags(options, clip=True)
     options, done = _start_or_resume(frames, options, video_options, clip)
     total = clip.count
     logging.info("stylizing %s (%s frames at %.3g fps) with %s%s: %d px, seed %d%s",
