@@ -39,12 +39,13 @@ class Compiled:
         self._styles = {}  # the style targets last used, by Compiled.targets
 
     def functions(self, loss, optimizer, options, tiling=None) -> dict:
-        """{"chunk", "targets", "evaluate"}: ``AnySizeFunction`` s for one setting.
+        """{"chunk", "content_targets", "style_targets", "evaluate"}: ``AnySizeFunction`` s
+        for one setting.
 
         chunk(image, state, targets, n) -> (image, state, terms, finite): ``n`` steps of
         ``core.optimize``. content_targets(content) -> (content, content_scales) and
         style_targets(content, styles, blend_weights, masks) -> StyleTargets: the two
-        parts of the targets (``targets`` joins them). evaluate(image, targets) ->
+        parts of the targets (``Compiled.targets`` joins them). evaluate(image, targets) ->
         LossTerms of the image as it stands.
         """
         key = (options.loss_weights(), options.temporal_loss_weight(), optimizer.name,
@@ -86,11 +87,11 @@ class Compiled:
                 "evaluate": AnySizeFunction(evaluate)}
 
     def targets(self, functions: dict, content, styles, blend_weights, masks) -> Targets:
-        """The targets of one stage, by ``functions`` (from ``functions``): the content
-        part computed each call, the style part once per (setting, output's longest side,
-        styles' and masks' pixels, blend weights) while it is among the last few used.
-        So the frames of a clip, or a folder's photos of one size, run the styles through
-        the network once per stage.
+        """The targets of one stage, with ``functions`` (what ``functions()`` gave): the
+        content part computed each call, the style part once per (setting, output's
+        longest side, styles' and masks' pixels, blend weights) while it is among the
+        last few used. So the frames of a clip, or a folder's photos of one size, run
+        the styles through the network once per stage.
 
         content: (1, H, W, 3) float32 tensor; styles: (h, w, 3) float32 arrays, masks:
         (1, H, W, 1) float32 arrays; blend_weights: a float32 vector tensor.
