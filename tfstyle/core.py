@@ -5,7 +5,9 @@ painting's style. Read top to bottom:
 
 * ``StyleModel.features(x)``: the content and style layers' activations;
 * ``StyleModel.compute_targets``: the photo's content features and the paintings'
-  style statistics, computed once per stage;
+  style statistics (``content_targets`` and ``style_targets``), computed once per
+  stage; the library keeps the style part across a clip's frames and a folder's
+  photos (``compiled.Compiled.targets``);
 * ``StyleModel.make_step``: ``step(x, state, targets) -> (x, state, terms)``: one loss
   and gradient (``tfstyle.losses``, tile by tile with ``tfstyle.tiling``) and one
   optimiser update (``tfstyle.optimizers``);
