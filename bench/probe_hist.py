@@ -117,6 +117,8 @@ def main():
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--style_strength", type=float, default=None)
+    parser.add_argument("--content_weight", type=float, default=None,
+                        help="α (default: RunOptions')")
     parser.add_argument("--out", default="/tmp/probe_hist")
     parser.add_argument("--hist_layers", default="default",
                         help="w_l of the histogram term: default (the style term's) or "
@@ -132,10 +134,10 @@ def main():
             content, style, ref = PAIRS[pair]
             c = SHARED / "images/content" / f"{content}.jpg"
             s = SHARED / "images/style" / style
-            options = RunOptions(size=args.size, seed=0)
-            if args.style_strength is not None:
-                options = RunOptions(size=args.size, seed=0,
-                                     style_strength=args.style_strength)
+            overrides = {k: v for k, v in (("style_strength", args.style_strength),
+                                           ("content_weight", args.content_weight))
+                         if v is not None}
+            options = RunOptions(size=args.size, seed=0, **overrides)
             started = time.perf_counter()
             result = stylizer.stylize(str(c), str(s), options)
             seconds = time.perf_counter() - started
