@@ -141,18 +141,17 @@ class StyleModel:
         images ``styles`` (a sequence of (1, h, w, 3) in [0, 255]) for an output the
         size of ``content`` (1, H, W, 3), whose size alone decides whether they are
         evaluated tile by tile."""
-        def sums(features_of):
-            return loss.style_targets(features_of(styles), blend_weights, masks)
-
         def untiled():
-            return sums(lambda images: [[layer_sums(f) for f in self.features(s)[1]]
-                                        for s in images])
+            return loss.style_targets([[layer_sums(f) for f in self.features(s)[1]]
+                                       for s in styles], blend_weights, masks)
 
         if tiling is None:
             return untiled()
         tiled = self.tiled_loss(loss, tiling)
         return tf.cond(larger_than(content, tiling.tile),
-                       lambda: sums(tiled.style_sums), untiled)
+                       lambda: loss.style_targets(tiled.style_sums(styles), blend_weights,
+                                                  masks),
+                       untiled)
 
     def evaluate(self, loss: StyleLoss, image, targets, tiling: Tiling | None = None):
         """The ``LossTerms`` of ``image`` (1, H, W, 3) as it stands: what a stage run

@@ -114,6 +114,8 @@ class TiledLoss:
         self.align = max(self.content_strides + self.style_strides)
         self.tile = -(-int(tiling.tile) // self.align) * self.align
         self.halo = int(tiling.halo)
+        # The weights maps of one group without masks (``StyleLoss.style_weights_maps``).
+        self._unmasked = ((None,) * len(self.style_strides),)
 
     # ----- the grid -----
 
@@ -232,21 +234,16 @@ class TiledLoss:
 
     # ----- targets -----
 
-    def targets(self, content, styles, blend_weights=None, masks=()) -> Targets:
-        """``StyleModel.compute_targets`` tile by tile: the content layers' maps
-        assembled from the tiles' owned positions, the styles' ``LayerSums`` added up.
-        content: (1, H, W, 3); styles: a sequence of (1, h, w, 3), in [0, 255]."""
-        return self.loss.targets_from_sums(self.content_features(content),
-                                           self.style_sums(styles), blend_weights, masks)
+    # What ``StyleModel.content_targets`` and ``style_targets`` evaluate tile by tile.
 
     def content_features(self, content) -> tuple:
         """The content layers' maps of ``content`` (1, H, W, 3), assembled from the
         tiles' owned positions: one (1, H / stride, W / stride, N) float32 per layer."""
         height, width = tf.shape(content)[1], tf.shape(content)[2]
-        none = ((None,) * len(self.style_strides),)
 
         def content_tile(k, grid):
-            crop, _, sums = self._tile_sums(content, k, grid, None, none, content_errors=False)
+            crop, _, sums = self._tile_sums(content, k, grid, None, self._unmasked,
+                                            content_errors=False)
             owned, _ = self._bounds(k, *grid[:3])
             maps, _ = sums(crop)
             # Each tile's positions, zero elsewhere: the sum over tiles is the map.
@@ -258,11 +255,10 @@ class TiledLoss:
     def style_sums(self, styles) -> list:
         """Per style image (1, h, w, 3), its style layers' ``LayerSums``, added up over
         its tiles."""
-        none = ((None,) * len(self.style_strides),)
-
         def style_tile(image):
             def fn(k, grid):
-                crop, _, sums = self._tile_sums(image, k, grid, None, none, content_errors=False)
+                crop, _, sums = self._tile_sums(image, k, grid, None, self._unmasked,
+                                                content_errors=False)
                 return sums(crop)[1][0]
             return list(self._accumulate(image, fn))
 
