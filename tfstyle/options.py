@@ -14,8 +14,10 @@ import re
 from tfstyle.errors import ConfigError
 from tfstyle.flow import DEFAULT_PRESET, PRESETS  # numpy only: no TensorFlow, no OpenCV
 
-# The paper's layers and per-layer weights (w_l = 1/5 = 0.2).
-DEFAULT_CONTENT_LAYERS = ("conv4_2",)
+# The paper's style layers. Content at the paper's conv4_2 and also at conv2_2, whose maps
+# at half the image's size hold the photo's fine edges: without it the shapes melt at
+# 100 % (BENCHMARKS.md, "Crisp at 100 %, second step").
+DEFAULT_CONTENT_LAYERS = ("conv2_2", "conv4_2")
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 INITS = ("content", "noise", "style")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
@@ -91,7 +93,7 @@ class RunOptions:
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     content_weight: float = 1.0
-    style_weight: float = 3.4e4
+    style_weight: float = 3.4e5
     style_strength: float = DEFAULT_STYLE_STRENGTH
     tv_weight: float = 100.0
     init: str = "content"
@@ -107,7 +109,8 @@ class RunOptions:
     memory_limit: str | int = 0
     tile_size: int = 0
     tile_halo: int = -1
-    temporal_weight: float = 3e5
+    # λ/β as chosen at β = 3.4e4, λ = 3e5 (BENCHMARKS.md, "Video"): λ follows β.
+    temporal_weight: float = 3e6
 
     def style_scales(self, count: int) -> tuple:
         """One style scale per style, for ``count`` styles."""
