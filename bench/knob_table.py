@@ -16,13 +16,14 @@ strength, say): a later row for the same (pair, strength) replaces an earlier on
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "docs"))
+from make_quality_figures import PAIRS  # noqa: E402  the pair -> reference table, kept once
 
 MEASURES = ("style_gain", "content_keep", "fine_style", "detail_keep")
 RISES = {"style_gain": True, "fine_style": True, "content_keep": False, "detail_keep": False}
-REFERENCE = {"starry": "jcjohnson", "scream": "jcjohnson", "matisse": "jcjohnson",
-             "tubingen": "jcjohnson", "shipwreck": "neural-style-tf",
-             "kandinsky": "neural-style-tf"}
 
 
 def parse(paths):
@@ -77,7 +78,7 @@ def main(argv=None):
                     out.write(f"knob\t{pair}\t{s:g}\t"
                               + "\t".join(f"{v:.3f}" for v in by_strength[s]) + "\n")
             for pair, ref in refs.items():
-                out.write(f"{REFERENCE.get(pair, 'reference')}\t{pair}\t\t"
+                out.write(f"{PAIRS[pair].author}\t{pair}\t\t"
                           + "\t".join(f"{v:.3f}" for v in ref) + "\n")
     return 0
 

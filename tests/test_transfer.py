@@ -19,16 +19,16 @@ def initial_loss(stylizer, options):
     return stylizer.stylize(CONTENT, STYLE, options, steps=0).losses["total"]
 
 
-# The full loss has a floor (content and style pull apart), so a tenfold drop is asked
-# of the two problems it is made of, whose minimum is 0: reconstructing the content
-# from its features, and synthesising the style's texture, both from noise.
-# The reconstruction is the paper's (Fig. 1): from one layer, conv4_2. From the default's
-# two (conv2_2 too) both optimisers get about 7.5x in 50 steps here.
 @pytest.fixture(scope="module")
 def conv4_2_stylizer():
     return Stylizer(weights=None, precision="float32", content_layers=("conv4_2",))
 
 
+# The full loss has a floor (content and style pull apart), so a tenfold drop is asked
+# of the two problems it is made of, whose minimum is 0: reconstructing the content
+# from its features, and synthesising the style's texture, both from noise.
+# The reconstruction is the paper's (Fig. 1): from one layer, conv4_2. From the default's
+# two (conv2_2 too) both optimisers get about 7.5x in 50 steps here.
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_each_optimizer_lowers_the_reconstruction_loss_tenfold_in_50_steps(conv4_2_stylizer,
                                                                             optimizer):
