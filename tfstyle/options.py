@@ -27,8 +27,10 @@ MAX_STYLES = 16
 # The style strength at which --content_weight and --style_weight apply as given.
 DEFAULT_STYLE_STRENGTH = 0.5
 # How far --style_strength 1 moves the style/content weight ratio: this many times the
-# default's (losses.strength_weights; measured in BENCHMARKS.md, "The strength knob").
-STRENGTH_REACH = 9.0
+# default's (losses.strength_weights). 9 was past the top of the style measures' curve
+# under the conv2_2 content term; 5 is near the least the squared form allows (over 4 at
+# s0 = 0.5): BENCHMARKS.md, "The knob at 5 times".
+STRENGTH_REACH = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
