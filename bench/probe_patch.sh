@@ -1,0 +1,28 @@
+#!/bin/bash
+# Probes of levers that no flag reaches (issue 22): bench/probes/levers.patch adds
+# environment hooks to a scratch worktree of the commit it was written against, and
+# compare.sh runs that tree. Without any PROBE_ variable the patched tree runs the
+# default, bit for bit.
+#
+# Usage: [PAIRS=...] [OUT=dir] bash bench/probe_patch.sh "VAR=value ..." [SIZE [FLAGS...]]
+#   PROBE_MIX=r             --init=noise starts from r·noise + (1 − r)·photo
+#   PROBE_CLW=a,b           the content layers' weights (default 1 each)
+#   PROBE_RECOLOR=start     the start image in the painting's colour mean and covariance
+#   PROBE_RECOLOR=content   the photo the content term holds to, likewise (and the start)
+#   PROBE_RECOLOR_MIX=r     r of the way to those colours
+#   PROBE_S0K=k PROBE_S0N=n β times k on the first n coarse-to-fine stages
+#   PROBE_HIST=n            L-BFGS keeps n curvature pairs instead of 10
+# The scratch tree is $PROBE_TREE (default /tmp/tfstyle-probe-BASE); delete it with
+# `git worktree remove --force DIR`. Needs compare.sh's scorer packages.
+set -eu
+BASE=4aec67d
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+TREE=${PROBE_TREE:-/tmp/tfstyle-probe-$BASE}
+if [ ! -d "$TREE" ]; then
+  git -C "$HERE" worktree add --detach "$TREE" "$BASE" >/dev/null
+  git -C "$TREE" apply "$HERE/bench/probes/levers.patch"
+fi
+VARS=${1:-}
+shift || true
+# shellcheck disable=SC2086  # VARS is a list of assignments, split on purpose
+env $VARS PYTHONPATH="$TREE" bash "$HERE/../shared/quality/compare.sh" "${@:-512}"
