@@ -8,7 +8,9 @@
 #   PROBE_MIX=r             --init=noise starts from r·noise + (1 − r)·photo
 #   PROBE_CLW=a,b           the content layers' weights (default 1 each)
 #   PROBE_RECOLOR=start     the start image in the painting's colour mean and covariance
-#   PROBE_RECOLOR=content   the photo the content term holds to, likewise (and the start)
+#   PROBE_RECOLOR=content   the photo the content term holds to, likewise (so also a
+#                           content start, and each stage's detail)
+#   PROBE_RECOLOR=both      the two: the recoloured photo's start matched once more
 #   PROBE_RECOLOR_MIX=r     r of the way to those colours
 #   PROBE_S0K=k PROBE_S0N=n β times k on the first n coarse-to-fine stages
 #   PROBE_HIST=n            L-BFGS keeps n curvature pairs instead of 10
