@@ -14,6 +14,20 @@
 #   PROBE_RECOLOR_MIX=r     r of the way to those colours
 #   PROBE_S0K=k PROBE_S0N=n β times k on the first n coarse-to-fine stages
 #   PROBE_HIST=n            L-BFGS keeps n curvature pairs instead of 10
+#   PROBE_LOCAL=m           the style term: (1 − m) × the global one + m × the mean, over a
+#                           grid of regions, of each region's distance to the painting's
+#                           statistics (untiled, unmasked runs only)
+#   PROBE_CELL=px           regions of about px image pixels a side (at least one a side);
+#                           else PROBE_GRID=g regions a side (default 2)
+#   PROBE_LOCAL_NOMEAN=1    the regions match the covariance only, not the mean
+#   PROBE_LOCAL_FROM=px     the local term only at stages whose longest side is ≥ px
+#   PROBE_REGION=1          (with PROBE_CELL) each region against the nearest of the
+#                           painting's own regions of that size (at half-cell strides),
+#                           not against the whole painting's statistics
+#   PROBE_CW_EDGE=g         the content term weighted per position by (E / mean E)^g, E
+#                           the photo's edge energy in that content layer's features:
+#                           its flat regions hold the painting less
+#   PROBE_CW_LAYERS=i,j     only those content layers (0 = the first; default all)
 # The scratch tree is $PROBE_TREE (default /tmp/tfstyle-probe-BASE); delete it with
 # `git worktree remove --force DIR`. Needs compare.sh's scorer packages.
 set -eu
