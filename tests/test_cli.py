@@ -225,6 +225,30 @@ def test_non_numeric_style_layer_weights_exit_1_with_one_line(images, tmp_path):
     assert_clean_failure(result, output, "--style_layer_weights must be numbers")
 
 
+@pytest.mark.parametrize("value,needle", [
+    ("a,1", "--content_edge_powers must be numbers"),
+    ("1,2,3", "3 content edge powers for 2 content layers"),
+    ("0,-1", "content edge powers must be finite and ≥ 0")])
+def test_bad_content_edge_powers_exit_1_with_one_line(images, tmp_path, value, needle):
+    content, style = images
+    output = tmp_path / "out.png"
+    result = run_cli(f"--content={content}", f"--style={style}", f"--output={output}", *TINY,
+                     f"--content_edge_powers={value}")
+    assert_clean_failure(result, output, needle)
+
+
+def test_content_edge_powers_change_the_picture(images, tmp_path):
+    content, style = images
+    common = TINY + ["--seed=1", "--stage_size=0", f"--content={content}", f"--style={style}"]
+    plain, edges, zeros = tmp_path / "plain.png", tmp_path / "edges.png", tmp_path / "zeros.png"
+    main_in_process(*common, f"--output={plain}")
+    main_in_process(*common, "--content_edge_powers=2", f"--output={edges}")
+    main_in_process(*common, "--content_edge_powers=0,0", f"--output={zeros}")
+    a, b, c = (np.asarray(Image.open(p), np.float64) for p in (plain, edges, zeros))
+    assert (a != b).any()  # ignored, the flag would give the same picture
+    assert np.array_equal(a, c)
+
+
 def test_several_styles_masks_and_colours_from_the_command_line(images, tmp_path):
     content, style = images
     other = tmp_path / "other.png"

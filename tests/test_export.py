@@ -379,6 +379,31 @@ def test_tiled_export_matches_the_tiled_library(stylizer, tmp_path):
     assert plain.losses["total"] == pytest.approx(tiled.losses["total"], rel=1e-3)
 
 
+def test_edge_weighted_export_matches_the_library_bit_for_bit(stylizer, tmp_path):
+    # The edge powers are the feature model's, fixed at export: the graph computes the
+    # weight maps with the content targets, as the library does.
+    keras.utils.set_random_seed(0)
+    edges = Stylizer("vgg19", "max", None, **LAYERS, precision="float32",
+                     content_edge_powers=(1.5,))
+    edges_dir = export_model(tmp_path / "edges" / "1", edges, max_side=MAX_SIDE,
+                             max_steps=MAX_STEPS, warmup=False)
+    content, style = smooth(26, 34, 4), smooth(30, 34, 5)
+    served = Served(edges_dir)
+    try:
+        out = served.run(**request(content, style, steps=np.int32(MAX_STEPS),
+                                   seed=np.int64(5), size=np.int32(34), style_loss="gram",
+                                   style_scale=np.float32(1)))
+    finally:
+        served.session.close()
+    options = dict(size=34, steps=MAX_STEPS, seed=5, style_loss="gram", style_scale=1.0)
+    result = edges.stylize(content, style, **options)
+    assert np.array_equal(decode(out["image_bytes"]), result.image)
+    assert out["loss"] == np.float32(result.losses["total"])
+    # The same weights without the edge powers end elsewhere.
+    plain = stylizer.stylize(content, style, **options)
+    assert np.abs(plain.image.astype(int) - result.image).max() > 2
+
+
 def test_steps_zero_returns_the_decoded_content(served):
     for fmt, mode, pixels in [("PNG", None, CONTENT), ("PNG", "RGBA", None), ("PNG", "LA", None),
                               ("PNG", "L", None), ("PNG", "P", None), ("GIF", None, CONTENT),

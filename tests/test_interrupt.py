@@ -44,6 +44,14 @@ def test_a_checkpoint_of_another_job_is_refused(stylizer):
         stylizer.stylize(STYLE, CONTENT, options, resume=checkpoint)
     with pytest.raises(ConfigError, match="another job"):
         stylizer.stylize(CONTENT, STYLE, options, resume=checkpoint, style_weight=5.0)
+    # A feature model whose content term weighs the photo's edges is another job too.
+    saved = stylizer.content_edge_powers
+    stylizer.content_edge_powers = (1.0,) * len(saved)
+    try:
+        with pytest.raises(ConfigError, match="another job"):
+            stylizer.stylize(CONTENT, STYLE, options, resume=checkpoint)
+    finally:
+        stylizer.content_edge_powers = saved
     with pytest.raises(ConfigError, match="past --steps"):
         stylizer.stylize(CONTENT, STYLE, options, resume=checkpoint, steps=checkpoint["step"] - 1)
 

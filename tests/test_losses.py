@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfstyle.losses import (
     StyleLoss,
     content_loss,
+    edge_weights,
     gram_matrix,
     style_layer_loss,
     total_variation,
@@ -82,20 +83,42 @@ def positions(features):
     return int(np.prod(features.shape[:-1]))
 
 
+def ref_edge_weights(target, power):
+    """The documented edge weights of a (1, h, w, N) target, in numpy float64: the
+    channel sum of the next row's and next column's absolute differences (0 past the
+    last), its mean over the valid positions of each 3 x 3 window, to the power g
+    relative to its mean, then divided by the mean."""
+    p = np.asarray(target, np.float64)[0]
+    h, w, _ = p.shape
+    energy = np.zeros((h, w))
+    energy[:-1] += np.abs(p[1:] - p[:-1]).sum(-1)
+    energy[:, :-1] += np.abs(p[:, 1:] - p[:, :-1]).sum(-1)
+    pooled = np.zeros((h, w))
+    for y in range(h):
+        for x in range(w):
+            pooled[y, x] = energy[max(0, y - 1):y + 2, max(0, x - 1):x + 2].mean()
+    weight = (pooled / (pooled.mean() + 1e-12) + 1e-6) ** power
+    return (weight / weight.mean())[None, :, :, None]
+
+
 def ref_style_loss(image, image_content, image_style, content_targets, style_targets, *,
                    content_weight, style_weight, tv_weight, content_layer_weights=None,
-                   style_layer_weights=None):
+                   style_layer_weights=None, content_edge_powers=None):
     """The documented StyleLoss, in numpy float64. Returns {total, content, style, tv}."""
     if content_layer_weights is None:
         content_layer_weights = [1.0] * len(content_targets)
+    if content_edge_powers is None:
+        content_edge_powers = [0.0] * len(content_targets)
     if style_layer_weights is None:
         # The documented default: each layer a quarter of the one before, summing to 1.
         raw = [0.25 ** layer for layer in range(len(style_targets))]
         style_layer_weights = [w / sum(raw) for w in raw]
     content = 0.0
-    for w, f, p in zip(content_layer_weights, image_content, content_targets, strict=True):
+    for w, g, f, p in zip(content_layer_weights, content_edge_powers, image_content,
+                          content_targets, strict=True):
         s = ref_scale(p)
-        content += w * 0.5 * np.sum((f / s - p / s) ** 2) / positions(f)
+        edges = ref_edge_weights(p / s, g)
+        content += w * 0.5 * np.sum(edges * (f / s - p / s) ** 2) / positions(f)
     style = 0.0
     for w, f, target in zip(style_layer_weights, image_style, style_targets, strict=True):
         s = ref_scale(target)
@@ -161,10 +184,12 @@ WEIGHTS = dict(content_weight=13.0, style_weight=250.0, tv_weight=300.0)
 
 
 def make_loss(content_weight=13.0, style_weight=250.0, tv_weight=300.0,
-              content_layer_weights=(0.7, 1.9), style_layer_weights=(0.5, 0.3, 1.7)):
+              content_layer_weights=(0.7, 1.9), style_layer_weights=(0.5, 0.3, 1.7),
+              content_edge_powers=None):
     return StyleLoss(CONTENT_LAYERS, STYLE_LAYERS, content_weight, style_weight, tv_weight,
                      style_layer_weights=style_layer_weights,
-                     content_layer_weights=content_layer_weights)
+                     content_layer_weights=content_layer_weights,
+                     content_edge_powers=content_edge_powers)
 
 
 def tf_terms(loss, image, image_content, image_style, content, style):
@@ -298,6 +323,62 @@ def test_style_loss_matches_numpy(seed, layer_weights):
     # Each term matters in the total (so that a dropped term would be noticed).
     for name in ("content", "style", "tv"):
         assert expected[name] > 1e-2 * expected["total"], expected
+
+
+# ----------------------------------------------------------------------------------
+# The content term weighted on the photo's edges
+# ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 9, 7, 5), (1, 1, 6, 3), (1, 4, 1, 2), (1, 1, 1, 4),
+                                   (1, 16, 12, 32)])
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0, 2.0])
+def test_edge_weights_match_numpy(shape, power):
+    rng = np.random.default_rng(sum(shape))
+    target = relu_features(rng, shape)
+    got = edge_weights(tf32(target), power).numpy()
+    want = ref_edge_weights(target, power)
+    assert got.shape == shape[:3] + (1,)
+    assert rel_err(got, want) < RTOL
+    assert abs(got.mean() - 1.0) < 1e-5 and (got > 0).all()
+
+
+def test_edge_weights_follow_the_edges():
+    """A step edge down the middle of a flat map: the weight peaks on the step and is
+    the same small value everywhere flat; at power 0, or on a flat map, it is 1."""
+    target = np.zeros((1, 8, 12, 3), np.float32)
+    target[:, :, 6:] = 2.0
+    w = edge_weights(tf32(target), 1.0).numpy()[0, :, :, 0]
+    assert (w[:, 5] > 3.0).all() and (w[:, :3] < 1e-3).all() and (w[:, 9:] < 1e-3).all()
+    assert np.array_equal(edge_weights(tf32(target), 0.0).numpy(), np.ones((1, 8, 12, 1)))
+    flat = edge_weights(tf.fill((1, 5, 5, 4), 3.0), 2.0).numpy()
+    np.testing.assert_allclose(flat, 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("powers", [(1.0, 0.5), (0.0, 2.0)])
+def test_edge_weighted_style_loss_matches_numpy(powers):
+    problem = make_problem(4)
+    loss = make_loss(content_edge_powers=powers)
+    got = tf_terms(loss, **problem)
+    expected = ref_style_loss(
+        problem["image"], problem["image_content"], problem["image_style"],
+        problem["content"], problem["style"], **WEIGHTS,
+        content_layer_weights=(0.7, 1.9), style_layer_weights=(0.5, 0.3, 1.7),
+        content_edge_powers=powers)
+    for name in ("total", "content", "style", "tv"):
+        assert rel_err(got[name], expected[name]) < RTOL, (name, got[name], expected[name])
+    # The weights change the content term (else this test could not fail).
+    plain = tf_terms(make_loss(), **problem)
+    assert rel_err(plain["content"], expected["content"]) > 1e-2
+
+
+def test_zero_edge_powers_are_the_papers_term_with_no_weight_maps():
+    problem = make_problem(5)
+    for powers in (None, (0.0, 0.0)):
+        loss = make_loss(content_edge_powers=powers)
+        targets = loss.targets([tf32(f) for f in problem["content"]],
+                               [tf32(f) for f in problem["style"]])
+        assert targets.content_weights == ()
+        assert tf_terms(loss, **problem) == tf_terms(make_loss(), **problem)
 
 
 def test_style_loss_targets_match_numpy():

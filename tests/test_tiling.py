@@ -24,9 +24,11 @@ def untiled(stylizer, loss, image, targets):
     return terms, tape.gradient(terms.total, image)
 
 
-def problem(stylizer, style_loss, masked):
+def problem(stylizer, style_loss, masked, edge_powers=None):
     options = RunOptions(style_loss=style_loss)
     loss = stylizer.make_loss(options)
+    if edge_powers is not None:  # the content term weighted on the photo's edges
+        loss.content_edge_powers = edge_powers
     content = tf.constant(synthetic_image(1, HEIGHT, WIDTH)[None], tf.float32)
     style = tf.constant(synthetic_image(2, 150, 170)[None], tf.float32)
     # A moved, noisy content: the gradient is far from zero everywhere.
@@ -76,10 +78,17 @@ def test_a_stage_tiles_with_the_default_halo_unless_told(stylizer):
         assert tiling == Tiling(64, halo)
 
 
-@pytest.mark.parametrize("style_loss,masked", [("gram", False), ("mean_cov", False),
-                                               ("mean_cov", True), ("gram", True)])
-def test_tiled_loss_and_gradient_equal_the_untiled(stylizer, style_loss, masked):
-    loss, content, style, image, masks, targets = problem(stylizer, style_loss, masked)
+@pytest.mark.parametrize("style_loss,masked,edge_powers", [
+    ("gram", False, None), ("mean_cov", False, None), ("mean_cov", True, None),
+    ("gram", True, None), ("mean_cov", False, (1.0, 0.5))])
+def test_tiled_loss_and_gradient_equal_the_untiled(stylizer, style_loss, masked,
+                                                     edge_powers):
+    loss, content, style, image, masks, targets = problem(stylizer, style_loss, masked,
+                                                          edge_powers)
+    # With edge powers, the weights are there, and not 1 (else the test proves nothing).
+    assert bool(targets.content_weights) == (edge_powers is not None)
+    for w in targets.content_weights:
+        assert np.std(w.numpy()) > 0.1
     want_terms, want_grad = untiled(stylizer, loss, image, targets)
     halo = receptive_halo(stylizer.layers, stylizer.backbone)
     tiled = TiledLoss(stylizer.features, loss, stylizer.content_layers, stylizer.style_layers,
@@ -93,8 +102,11 @@ def test_tiled_loss_and_gradient_equal_the_untiled(stylizer, style_loss, masked)
     assert (per_tile > 0).all()
 
 
-def test_tiled_targets_equal_the_untiled(stylizer):
-    loss, content, style, image, masks, want = problem(stylizer, "mean_cov", True)
+@pytest.mark.parametrize("edge_powers", [None, (1.0, 2.0)])
+def test_tiled_targets_equal_the_untiled(stylizer, edge_powers):
+    loss, content, style, image, masks, want = problem(stylizer, "mean_cov", True,
+                                                       edge_powers)
+    assert len(tf.nest.flatten(want.content_weights)) == (2 if edge_powers else 0)
     halo = receptive_halo(stylizer.layers, stylizer.backbone)
     # The content's 240 px exceed the tile: the library's own tiled branch runs.
     got = stylizer.compute_targets(loss, content, [style], None, masks, Tiling(TILE, halo))

@@ -105,6 +105,8 @@ def job_fingerprint(model, inputs, options, seed) -> str:
                  "model": [w.shape for w in model.model.weights],
                  "weights": float(sum(float(tf.reduce_sum(w))
                                       for w in model.model.weights[:2]))}
+    if any(model.content_edge_powers):  # absent at the default: older fingerprints hold
+        described["content_edge_powers"] = model.content_edge_powers
     arrays = [image_io.to_array(inputs.content)]
     arrays += [image_io.to_array(s) for s in inputs.styles]
     arrays += [np.asarray(m) for m in inputs.masks]

@@ -43,7 +43,7 @@ class Compiled:
         for one setting.
 
         chunk(image, state, targets, n) -> (image, state, terms, finite): ``n`` steps of
-        ``core.optimize``. content_targets(content) -> (content, content_scales) and
+        ``core.optimize``. content_targets(content) -> ContentTargets and
         style_targets(content, styles, blend_weights, masks) -> StyleTargets: the two
         parts of the targets (``Compiled.targets`` joins them). evaluate(image, targets) ->
         LossTerms of the image as it stands.
@@ -109,7 +109,7 @@ class Compiled:
         while len(self._styles) > 1 and (len(self._styles) > _STYLES_KEPT or sum(
                 _bytes(v) for v in self._styles.values()) > _STYLES_BYTES):
             self._styles.pop(next(iter(self._styles)))
-        return join_targets(*functions["content_targets"](content), style)
+        return join_targets(functions["content_targets"](content), style)
 
 
 def _bytes(nest) -> int:

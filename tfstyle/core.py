@@ -59,16 +59,22 @@ class StyleModel:
         summing to 1 (``losses.default_style_layer_weights``).
       precision: ``auto``, ``float32`` or ``mixed_bfloat16`` (``tfstyle.precision``);
         ``self.precision`` is the choice.
+      content_edge_powers: per content layer, the power g ≥ 0 of the content term's
+        weight on the photo's edges (``losses.edge_weights``); default 0 each, the
+        paper's uniform term.
     """
 
     def __init__(self, backbone: str = "vgg19", pooling: str = "max", weights="imagenet",
                  content_layers=DEFAULT_CONTENT_LAYERS, style_layers=DEFAULT_STYLE_LAYERS,
-                 style_layer_weights=None, precision: str = "auto"):
+                 style_layer_weights=None, precision: str = "auto",
+                 content_edge_powers=None):
         self.backbone = backbone
         self.content_layers = resolve_layers(content_layers, backbone)
         self.style_layers = resolve_layers(style_layers, backbone)
         self.style_layer_weights = _check_layer_weights(style_layer_weights,
                                                         len(self.style_layers))
+        self.content_edge_powers = _check_edge_powers(content_edge_powers,
+                                                      len(self.content_layers))
         self.layers = feature_layers(self.content_layers, self.style_layers, backbone)
         self.precision = resolve_precision(precision)
         self.model = build_feature_model(self.layers, backbone, pooling, weights,
@@ -97,6 +103,7 @@ class StyleModel:
         return StyleLoss(self.content_layers, self.style_layers, content_weight,
                          style_weight, tv_weight,
                          style_layer_weights=self.style_layer_weights,
+                         content_edge_powers=self.content_edge_powers,
                          style_loss=options.style_loss,
                          temporal_weight=options.temporal_loss_weight())
 
@@ -117,13 +124,13 @@ class StyleModel:
             side exceeds ``tiling.tile``.
         """
         styles = style if isinstance(style, (list, tuple)) else (style,)
-        return join_targets(*self.content_targets(loss, content, tiling),
+        return join_targets(self.content_targets(loss, content, tiling),
                             self.style_targets(loss, content, styles, blend_weights, masks,
                                                tiling))
 
     def content_targets(self, loss: StyleLoss, content: tf.Tensor,
-                        tiling: Tiling | None = None) -> tuple:
-        """(content, content_scales) of the targets (``StyleLoss.content_targets``) of
+                        tiling: Tiling | None = None):
+        """The ``ContentTargets`` (``StyleLoss.content_targets``) of
         ``content`` (1, H, W, 3) in [0, 255]."""
         def untiled():
             return loss.content_targets(self.features(content)[0])
@@ -306,6 +313,22 @@ def make_optimizer(options: RunOptions):
 def larger_than(image, side):
     """Whether an image (1, H, W, C)'s longest side exceeds ``side``: a bool tensor."""
     return tf.reduce_max(tf.shape(image)[1:3]) > side
+
+
+def _check_edge_powers(powers, count):
+    """The powers as a tuple of ``count`` floats ≥ 0 (zeros for None); one given
+    number applies to every content layer."""
+    if powers is None:
+        return (0.0,) * count
+    powers = [float(g) for g in powers]
+    if len(powers) == 1:
+        powers *= count
+    if len(powers) != count:
+        raise ConfigError(f"{len(powers)} content edge powers for {count} content layers: "
+                          f"give one, or one per layer")
+    if any(not np.isfinite(g) or g < 0 for g in powers):
+        raise ConfigError(f"content edge powers must be finite and ≥ 0, got {powers}")
+    return tuple(powers)
 
 
 def _check_layer_weights(weights, count):

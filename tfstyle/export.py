@@ -112,7 +112,8 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
                  learning_rate: float | None = None, warmup: bool = True,
                  verify: bool = True, model_name: str = "tfstyle",
                  overwrite: bool = False, precision: str = "float32",
-                 tile_size: int = 0, tile_halo: int = -1) -> str:
+                 tile_size: int = 0, tile_halo: int = -1,
+                 content_edge_powers=None) -> str:
     """Writes a servable SavedModel to ``export_dir`` (the *version* directory).
 
     Args:
@@ -121,8 +122,8 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
         sibling first and renamed, so a server watching the base path never sees half
         of it.
       stylizer: the feature model to export. If None, one is built from ``backbone``,
-        ``pooling``, ``weights``, ``content_layers``, ``style_layers`` and
-        ``style_layer_weights`` (see ``Stylizer``).
+        ``pooling``, ``weights``, ``content_layers``, ``style_layers``,
+        ``style_layer_weights`` and ``content_edge_powers`` (see ``Stylizer``).
       max_side: the largest output side, pixels (the resized style's: twice that).
       max_steps: the most optimisation steps one request may ask for (≤ MAX_STEPS).
       max_input_side: the largest side of a *decoded* input image; default
@@ -159,7 +160,8 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
     export_dir = os.path.abspath(os.fspath(export_dir))
     if stylizer is None:
         stylizer = Stylizer(backbone, pooling, weights, content_layers, style_layers,
-                            style_layer_weights, precision=precision)
+                            style_layer_weights, precision=precision,
+                            content_edge_powers=content_edge_powers)
     limits = _Limits.make(stylizer, max_side, max_steps, max_input_side)
     options = dataclasses.replace(RunOptions(), optimizer=optimizer, learning_rate=learning_rate,
                                   tile_halo=tile_halo)

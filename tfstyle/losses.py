@@ -30,6 +30,11 @@ Control (Gatys et al., "Controlling Perceptual Factors in Neural Style Transfer"
 a mask restricts a style to a region by weighting the positions of the Gram matrix
 (``moments``); ``style_distance`` also offers a mean-and-covariance alternative to the
 Gram loss.
+
+Edges: the content term may weigh each position by w_p (``edge_weights``: the photo's
+edge energy in that layer's features, to a power g, mean 1), ½ Σ_p w_p Σ_c (F − P)²,
+so that the photo's flat regions hold the painting less and its edges more; at g = 0
+(the default) w = 1, the term above.
 """
 
 from __future__ import annotations
@@ -55,6 +60,33 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
 def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """The paper's content loss ½ Σ (F − P)², a scalar. Both (…, N) of equal shape."""
     return 0.5 * tf.reduce_sum(tf.square(features - target))
+
+
+def edge_weights(target: tf.Tensor, power) -> tf.Tensor:
+    """Per-position weights of the content term that follow the photo's edges.
+
+    w = (E / mean E)^g, renormalised to mean 1, with E at each position the edge energy
+    of the content target P: Σ_channels (|P[y+1, x] − P[y, x]| + |P[y, x+1] − P[y, x]|),
+    averaged over 3 × 3 positions. Where the photo is flat (a sky, a wall) the content
+    term only holds a flat colour, and the style term is free to paint there; the
+    weight moves the term's share from there to the edges, which are the shapes a
+    viewer reads. g = 0 gives 1 everywhere (the paper's term). E is a ratio to its own
+    mean, of features already divided by their scale, so no constant depends on a
+    network's activation scale.
+
+    Args:
+      target: P, (1, h, w, N) float32, the scale-normalised content features.
+      power: g ≥ 0, a float or float32 scalar tensor.
+
+    Returns:
+      (1, h, w, 1) float32, positive, mean 1.
+    """
+    dy = tf.pad(tf.abs(target[:, 1:] - target[:, :-1]), [[0, 0], [0, 1], [0, 0], [0, 0]])
+    dx = tf.pad(tf.abs(target[:, :, 1:] - target[:, :, :-1]), [[0, 0], [0, 0], [0, 1], [0, 0]])
+    energy = tf.nn.avg_pool2d(tf.reduce_sum(dx + dy, -1, keepdims=True), 3, 1, "SAME")
+    # The small offsets keep a flat (all-zero) map finite: it gives 1 everywhere.
+    weight = tf.pow(energy / (tf.reduce_mean(energy) + 1e-12) + 1e-6, power)
+    return weight / tf.reduce_mean(weight)
 
 
 def style_layer_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
@@ -255,6 +287,8 @@ class Targets(NamedTuple):
       for several styles, the blend of theirs).
     style_masks: () without masks; else one (1, H, W, 1) mask in [0, 1] over the output
       image per group, the region where that group's style applies.
+    content_weights: () for the paper's content term; else per content layer the
+      (1, h, w, 1) ``edge_weights`` of its target, mean 1 over the whole map.
     temporal: () for a still image; for a video frame (target, weight): the previous
       stylized frame warped to this one, (1, H, W, 3) in [0, 255], and the per-pixel
       weight c (1, H, W, 1) in [0, 1] of ``temporal_loss``.
@@ -265,7 +299,16 @@ class Targets(NamedTuple):
     content_scales: tuple
     style_scales: tuple
     style_masks: tuple = ()
+    content_weights: tuple = ()
     temporal: tuple = ()
+
+
+class ContentTargets(NamedTuple):
+    """The content part of ``Targets`` (its content, content_scales and
+    content_weights): computed once per photo or frame."""
+    content: tuple
+    scales: tuple
+    weights: tuple = ()
 
 
 class StyleTargets(NamedTuple):
@@ -277,11 +320,11 @@ class StyleTargets(NamedTuple):
     masks: tuple = ()
 
 
-def join_targets(content: tuple, content_scales: tuple, style: StyleTargets) -> Targets:
+def join_targets(content: ContentTargets, style: StyleTargets) -> Targets:
     """``Targets`` from its content part (``StyleLoss.content_targets``) and its style
     part (``StyleLoss.style_targets``)."""
-    return Targets(content, style.grams, style.means, content_scales, style.scales,
-                   style.masks)
+    return Targets(content.content, style.grams, style.means, content.scales, style.scales,
+                   style.masks, content.weights)
 
 
 class LossTerms(NamedTuple):
@@ -318,6 +361,8 @@ class StyleLoss:
       style_layer_weights: w_l per style layer; default ``default_style_layer_weights``
         (each a quarter of the one before; the paper's were 0.2 each).
       content_layer_weights: per content layer; default 1 each.
+      content_edge_powers: per content layer, the power g ≥ 0 of ``edge_weights``, the
+        content term's weight per position; default 0 each (the paper's uniform term).
       style_loss: ``gram`` (the paper's) or ``mean_cov`` (see ``style_distance``); a
         string, or a scalar string tensor.
       temporal_weight: λ ≥ 0 of ``temporal_loss``, used where the targets carry a
@@ -328,7 +373,8 @@ class StyleLoss:
                  content_weight: float, style_weight: float, tv_weight: float,
                  style_layer_weights: Sequence[float] | None = None,
                  content_layer_weights: Sequence[float] | None = None,
-                 style_loss="gram", temporal_weight=0.0):
+                 style_loss="gram", temporal_weight=0.0,
+                 content_edge_powers: Sequence[float] | None = None):
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
         # Floats in the library; scalar tensors in the exported signature.
@@ -338,6 +384,8 @@ class StyleLoss:
         self.style_layer_weights = tuple(style_layer_weights
                                          or default_style_layer_weights(len(self.style_layers)))
         self.content_layer_weights = tuple(content_layer_weights or [1.0] * len(self.content_layers))
+        self.content_edge_powers = tuple(float(g) for g in (
+            content_edge_powers or [0.0] * len(self.content_layers)))
         self.style_loss = style_loss
         self.temporal_weight = temporal_weight
 
@@ -366,17 +414,23 @@ class StyleLoss:
                           blend_weights=None, masks=()) -> Targets:
         """``targets`` from the style images' ``LayerSums`` (a list per style, one per
         style layer) instead of their feature maps: what a tiled pass accumulates."""
-        content, scales = self.content_targets(content_features)
-        return join_targets(content, scales,
+        return join_targets(self.content_targets(content_features),
                             self.style_targets(style_sums, blend_weights, masks))
 
-    def content_targets(self, content_features: Sequence[tf.Tensor]) -> tuple:
-        """(content, content_scales) of ``Targets``: the part that depends on the
-        content image only, from its content-layer features in layer order."""
+    def content_targets(self, content_features: Sequence[tf.Tensor]) -> ContentTargets:
+        """The part of ``Targets`` that depends on the content image only, from its
+        content-layer features in layer order (whole maps: a weight's mean is over all
+        positions, so tiles slice the weights, never compute them)."""
         # Losses are float32 whatever the network computes in (bfloat16, float64).
         content_features = [tf.cast(f, tf.float32) for f in content_features]
         scales = tuple(feature_scale(f) for f in content_features)
-        return tuple(f / s for f, s in zip(content_features, scales)), scales
+        content = tuple(f / s for f, s in zip(content_features, scales))
+        weights = ()
+        # A Python branch: at the default powers of 0 the graph has no weight maps.
+        if any(self.content_edge_powers):
+            weights = tuple(edge_weights(p, g)
+                            for p, g in zip(content, self.content_edge_powers))
+        return ContentTargets(content, scales, weights)
 
     def style_targets(self, style_sums, blend_weights=None, masks=()) -> StyleTargets:
         """The part of ``Targets`` that depends on the styles, their blend and the
@@ -427,12 +481,21 @@ class StyleLoss:
         return tuple(tuple(mask_weights(m, shape) for shape in shapes)
                      for m in targets.style_masks)
 
-    def content_sums(self, content_features, content_targets, targets: Targets) -> tuple:
-        """Per content layer, Σ_positions ½ Σ_channels (F / s − P)² of features F and
-        targets P (both (1, h, w, N), the same positions)."""
-        return tuple(content_loss(tf.cast(f, tf.float32) / s, p)
-                     for f, p, s in zip(content_features, content_targets,
-                                        targets.content_scales))
+    def content_sums(self, content_features, content_targets, targets: Targets,
+                     content_weights=None) -> tuple:
+        """Per content layer, Σ_positions ½ w Σ_channels (F / s − P)² of features F and
+        targets P (both (1, h, w, N), the same positions), with w the targets'
+        ``content_weights`` at those positions (``content_weights``, sliced by a tile;
+        default the targets' own), or 1 without them."""
+        if content_weights is None:
+            content_weights = targets.content_weights
+        if not content_weights:
+            return tuple(content_loss(tf.cast(f, tf.float32) / s, p)
+                         for f, p, s in zip(content_features, content_targets,
+                                            targets.content_scales))
+        return tuple(0.5 * tf.reduce_sum(w * tf.square(tf.cast(f, tf.float32) / s - p))
+                     for f, p, s, w in zip(content_features, content_targets,
+                                           targets.content_scales, content_weights))
 
     def style_sums(self, style_features, weights_maps) -> tuple:
         """Per style group, per style layer, the ``LayerSums`` of the features, weighted

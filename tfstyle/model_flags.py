@@ -22,6 +22,12 @@ flags.DEFINE_list("style_layers", list(DEFAULT_STYLE_LAYERS), "Style layers.")
 flags.DEFINE_list("style_layer_weights", None,
                   "One weight per style layer; default each a quarter of the one before, summing to 1.")
 
+flags.DEFINE_list("content_edge_powers", None,
+                  "Per content layer (or one for all), the power g >= 0 of the content "
+                  "term's weight on the photo's edges: 0 (default) weighs every position "
+                  "alike, as the paper; above 0 the photo's flat regions hold the "
+                  "painting less and its edges more.")
+
 FLAGS = flags.FLAGS
 
 
@@ -29,7 +35,8 @@ def model_options() -> dict:
     """The flags as ``Stylizer`` / ``export_model`` keyword arguments.
 
     Raises:
-      ConfigError: a --style_layer_weights entry is not a number.
+      ConfigError: a --style_layer_weights or --content_edge_powers entry is not a
+        number.
     """
     weights = None if FLAGS.weights.strip().lower() == "none" else FLAGS.weights
     try:
@@ -37,6 +44,11 @@ def model_options() -> dict:
                          if FLAGS.style_layer_weights else None)
     except ValueError as e:
         raise ConfigError(f"--style_layer_weights must be numbers: {e}") from None
+    try:
+        edge_powers = ([float(g) for g in FLAGS.content_edge_powers]
+                       if FLAGS.content_edge_powers else None)
+    except ValueError as e:
+        raise ConfigError(f"--content_edge_powers must be numbers: {e}") from None
     return {"backbone": FLAGS.backbone, "pooling": FLAGS.pooling, "weights": weights,
             "content_layers": FLAGS.content_layers, "style_layers": FLAGS.style_layers,
-            "style_layer_weights": layer_weights}
+            "style_layer_weights": layer_weights, "content_edge_powers": edge_powers}

@@ -58,7 +58,8 @@ FLAGS = flags.FLAGS
 
 # Flags of a local run that an exported model has fixed.
 LOCAL_ONLY_FLAGS = ("optimizer", "learning_rate", "backbone", "pooling", "weights",
-                    "content_layers", "style_layers", "style_layer_weights", "save_every",
+                    "content_layers", "style_layers", "style_layer_weights",
+                    "content_edge_powers", "save_every",
                     "logdir", "precision", "jit_compile")
 # Errors that every further request would meet too: stop sending.
 FATAL_CODES = ("UNAVAILABLE", "NOT_FOUND", "UNIMPLEMENTED", "UNAUTHENTICATED",

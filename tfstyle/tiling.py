@@ -172,7 +172,9 @@ class TiledLoss:
                 return content, style_sums
             goals = tuple(self._owned(p, s, owned)
                           for p, s in zip(targets.content, self.content_strides))
-            return self.loss.content_sums(content, goals, targets), style_sums
+            weights = tuple(self._owned(w, s, owned)
+                            for w, s in zip(targets.content_weights, self.content_strides))
+            return self.loss.content_sums(content, goals, targets, weights), style_sums
 
         return crop, (cy0, cy1, cx0, cx1), sums
 

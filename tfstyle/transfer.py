@@ -28,7 +28,7 @@ class Stylizer(StyleModel):
 
     Args:
       backbone, pooling, weights, content_layers, style_layers, style_layer_weights,
-        precision: the feature model (``core.StyleModel``). ``precision`` is ``auto``
+        precision, content_edge_powers: the feature model (``core.StyleModel``). ``precision`` is ``auto``
         (default), ``float32`` or ``mixed_bfloat16``: the network in bfloat16, the
         losses, Gram matrices and the image in float32; ``auto`` picks bfloat16 where
         the hardware has it (``tfstyle.precision``); ``self.precision`` is the choice.
@@ -39,9 +39,9 @@ class Stylizer(StyleModel):
     def __init__(self, backbone: str = "vgg19", pooling: str = "max", weights="imagenet",
                  content_layers=DEFAULT_CONTENT_LAYERS, style_layers=DEFAULT_STYLE_LAYERS,
                  style_layer_weights=None, precision: str = "auto",
-                 jit_compile: bool = False):
+                 jit_compile: bool = False, content_edge_powers=None):
         super().__init__(backbone, pooling, weights, content_layers, style_layers,
-                         style_layer_weights, precision)
+                         style_layer_weights, precision, content_edge_powers)
         self.jit_compile = bool(jit_compile)
         # The traced functions, kept so that a folder of images traces once.
         self.compiled = Compiled(self, self.jit_compile)
@@ -152,13 +152,14 @@ class Stylizer(StyleModel):
 
 def stylize(content, style, *, backbone="vgg19", pooling="max", weights="imagenet",
             content_layers=DEFAULT_CONTENT_LAYERS, style_layers=DEFAULT_STYLE_LAYERS,
-            style_layer_weights=None, callback=None, callback_every=50, **options):
+            style_layer_weights=None, content_edge_powers=None, callback=None,
+            callback_every=50, **options):
     """One-shot style transfer: builds a ``Stylizer`` and runs it once.
 
     Args:
       content, style: paths, encoded bytes, PIL images or arrays (H, W, 3).
-      backbone, pooling, weights, content_layers, style_layers, style_layer_weights:
-        the feature model (see ``Stylizer``).
+      backbone, pooling, weights, content_layers, style_layers, style_layer_weights,
+        content_edge_powers: the feature model (see ``Stylizer``).
       **options: fields of ``RunOptions`` (size, steps, optimizer, ...).
 
     Returns:
@@ -168,6 +169,6 @@ def stylize(content, style, *, backbone="vgg19", pooling="max", weights="imagene
     feature model and the compiled functions are then built only once.
     """
     stylizer = Stylizer(backbone, pooling, weights, content_layers, style_layers,
-                        style_layer_weights)
+                        style_layer_weights, content_edge_powers=content_edge_powers)
     return stylizer.stylize(content, style, RunOptions(**options), callback=callback,
                             callback_every=callback_every).image
