@@ -28,6 +28,10 @@
 #                           the photo's edge energy in that content layer's features:
 #                           its flat regions hold the painting less
 #   PROBE_CW_LAYERS=i,j     only those content layers (0 = the first; default all)
+#                           (in the library since: --content_edge_powers)
+#   PROBE_MIX_FLAT=k        (with --init=noise) the noise share PROBE_MIX only where the
+#                           photo is flat: r·(1 − min(1, E / (k·mean E))), E its luminance
+#                           gradient magnitude (3 × 3 mean) at the first stage's size
 # The scratch tree is $PROBE_TREE (default /tmp/tfstyle-probe-BASE); delete it with
 # `git worktree remove --force DIR`. Needs compare.sh's scorer packages.
 set -eu
