@@ -71,10 +71,14 @@ class StyleModel:
         self.backbone = backbone
         self.content_layers = resolve_layers(content_layers, backbone)
         self.style_layers = resolve_layers(style_layers, backbone)
-        self.style_layer_weights = _check_layer_weights(style_layer_weights,
-                                                        len(self.style_layers))
-        self.content_edge_powers = _check_edge_powers(content_edge_powers,
-                                                      len(self.content_layers))
+        self.style_layer_weights = _per_layer(style_layer_weights, len(self.style_layers),
+                                              "style layer weights", "style")
+        # One power may stand for every content layer; none is the paper's uniform term.
+        if content_edge_powers is not None and len(content_edge_powers) == 1:
+            content_edge_powers = list(content_edge_powers) * len(self.content_layers)
+        self.content_edge_powers = tuple(_per_layer(
+            content_edge_powers, len(self.content_layers), "content edge powers", "content",
+            " one, or") or (0.0,) * len(self.content_layers))
         self.layers = feature_layers(self.content_layers, self.style_layers, backbone)
         self.precision = resolve_precision(precision)
         self.model = build_feature_model(self.layers, backbone, pooling, weights,
@@ -315,29 +319,15 @@ def larger_than(image, side):
     return tf.reduce_max(tf.shape(image)[1:3]) > side
 
 
-def _check_edge_powers(powers, count):
-    """The powers as a tuple of ``count`` floats ≥ 0 (zeros for None); one given
-    number applies to every content layer."""
-    if powers is None:
-        return (0.0,) * count
-    powers = [float(g) for g in powers]
-    if len(powers) == 1:
-        powers *= count
-    if len(powers) != count:
-        raise ConfigError(f"{len(powers)} content edge powers for {count} content layers: "
-                          f"give one, or one per layer")
-    if any(not np.isfinite(g) or g < 0 for g in powers):
-        raise ConfigError(f"content edge powers must be finite and ≥ 0, got {powers}")
-    return tuple(powers)
-
-
-def _check_layer_weights(weights, count):
-    if weights is None:
+def _per_layer(values, count, what, kind, also=""):
+    """``values`` (None, or one number per layer) as a list of ``count`` finite floats
+    ≥ 0, or None; ``what`` names them and ``kind`` the layers in the errors."""
+    if values is None:
         return None
-    weights = [float(w) for w in weights]
-    if len(weights) != count:
-        raise ConfigError(f"{len(weights)} style layer weights for {count} style layers: "
-                          f"give one per layer")
-    if any(not np.isfinite(w) or w < 0 for w in weights):
-        raise ConfigError(f"style layer weights must be finite and ≥ 0, got {weights}")
-    return weights
+    values = [float(v) for v in values]
+    if len(values) != count:
+        raise ConfigError(f"{len(values)} {what} for {count} {kind} layers: "
+                          f"give{also} one per layer")
+    if any(not np.isfinite(v) or v < 0 for v in values):
+        raise ConfigError(f"{what} must be finite and ≥ 0, got {values}")
+    return values

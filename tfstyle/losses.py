@@ -57,9 +57,11 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     return tf.matmul(flat, flat, transpose_a=True)
 
 
-def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """The paper's content loss ½ Σ (F − P)², a scalar. Both (…, N) of equal shape."""
-    return 0.5 * tf.reduce_sum(tf.square(features - target))
+def content_loss(features: tf.Tensor, target: tf.Tensor, weights=None) -> tf.Tensor:
+    """The paper's content loss ½ Σ (F − P)², a scalar. Both (…, N) of equal shape;
+    ``weights`` None, or (…, 1) per position (``edge_weights``): ½ Σ w (F − P)²."""
+    squares = tf.square(features - target)
+    return 0.5 * tf.reduce_sum(squares if weights is None else weights * squares)
 
 
 def edge_weights(target: tf.Tensor, power) -> tf.Tensor:
@@ -489,13 +491,10 @@ class StyleLoss:
         default the targets' own), or 1 without them."""
         if content_weights is None:
             content_weights = targets.content_weights
-        if not content_weights:
-            return tuple(content_loss(tf.cast(f, tf.float32) / s, p)
-                         for f, p, s in zip(content_features, content_targets,
-                                            targets.content_scales))
-        return tuple(0.5 * tf.reduce_sum(w * tf.square(tf.cast(f, tf.float32) / s - p))
+        weights = content_weights or (None,) * len(content_targets)
+        return tuple(content_loss(tf.cast(f, tf.float32) / s, p, w)
                      for f, p, s, w in zip(content_features, content_targets,
-                                           targets.content_scales, content_weights))
+                                           targets.content_scales, weights))
 
     def style_sums(self, style_features, weights_maps) -> tuple:
         """Per style group, per style layer, the ``LayerSums`` of the features, weighted

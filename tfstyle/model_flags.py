@@ -39,16 +39,15 @@ def model_options() -> dict:
         number.
     """
     weights = None if FLAGS.weights.strip().lower() == "none" else FLAGS.weights
-    try:
-        layer_weights = ([float(w) for w in FLAGS.style_layer_weights]
-                         if FLAGS.style_layer_weights else None)
-    except ValueError as e:
-        raise ConfigError(f"--style_layer_weights must be numbers: {e}") from None
-    try:
-        edge_powers = ([float(g) for g in FLAGS.content_edge_powers]
-                       if FLAGS.content_edge_powers else None)
-    except ValueError as e:
-        raise ConfigError(f"--content_edge_powers must be numbers: {e}") from None
     return {"backbone": FLAGS.backbone, "pooling": FLAGS.pooling, "weights": weights,
             "content_layers": FLAGS.content_layers, "style_layers": FLAGS.style_layers,
-            "style_layer_weights": layer_weights, "content_edge_powers": edge_powers}
+            "style_layer_weights": _numbers("style_layer_weights"),
+            "content_edge_powers": _numbers("content_edge_powers")}
+
+
+def _numbers(name):
+    """A list flag's entries as floats, or None where it is unset."""
+    try:
+        return [float(v) for v in FLAGS[name].value] if FLAGS[name].value else None
+    except ValueError as e:
+        raise ConfigError(f"--{name} must be numbers: {e}") from None

@@ -28,10 +28,11 @@ class Stylizer(StyleModel):
 
     Args:
       backbone, pooling, weights, content_layers, style_layers, style_layer_weights,
-        precision, content_edge_powers: the feature model (``core.StyleModel``). ``precision`` is ``auto``
-        (default), ``float32`` or ``mixed_bfloat16``: the network in bfloat16, the
-        losses, Gram matrices and the image in float32; ``auto`` picks bfloat16 where
-        the hardware has it (``tfstyle.precision``); ``self.precision`` is the choice.
+        precision, content_edge_powers: the feature model (``core.StyleModel``).
+        ``precision`` is ``auto`` (default), ``float32`` or ``mixed_bfloat16``: the
+        network in bfloat16, the losses, Gram matrices and the image in float32;
+        ``auto`` picks bfloat16 where the hardware has it (``tfstyle.precision``);
+        ``self.precision`` is the choice.
       jit_compile: compile the optimisation loop with XLA (Adam only: TF 2.21's XLA
         fails on the L-BFGS loop). Meant for GPUs; on a CPU it is slower.
     """
