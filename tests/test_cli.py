@@ -290,6 +290,7 @@ def test_coarse_to_fine_logs_its_stages(images, tmp_path):
     (["--style_blend_weights=1,2,3", "--style={style},{style}"],
      "3 style blend weights for 2 style images"),
     (["--style_blend_weights=a,b"], "--style_blend_weights must be a comma-separated list"),
+    (["--init_blend=1.5"], "init_blend must be between 0 (the photo) and 1 (the painting)"),
     (["--stage_steps=1,2,3", "--size=64", "--stage_size=32"], "3 stage_steps for 2 stages"),
     (["--content_mask={square}"], "aspect ratio"),
     (["--style_masks={mask}", "--style={style},{style}"], "1 style masks for 2 style images"),

@@ -39,7 +39,7 @@ CONTENT = synthetic_image(1, 20, 30)
 STYLE = synthetic_image(2, 24, 24)
 OPTIONS = dict(steps=2, size=16, seed=5)
 INPUT_NAMES = ("content", "style", "steps", "content_weight", "style_weight", "tv_weight",
-               "size", "seed", "init", "style_scale", "preserve_colors", "style_loss",
+               "size", "seed", "init", "init_blend", "style_scale", "preserve_colors", "style_loss",
                "stage_size", "stage_factor", "stage_detail", "style_strength")
 
 
@@ -73,7 +73,8 @@ def reference_values(content, style, steps=2, size=16, seed=5):
     return {"content": content, "style": style, "steps": np.int32(steps),
             "content_weight": np.float32(1), "style_weight": np.float32(DEFAULTS.style_weight),
             "tv_weight": np.float32(100), "size": np.int32(size), "seed": np.int64(seed),
-            "init": b"content", "style_scale": np.float32(DEFAULTS.style_scale),
+            "init": DEFAULTS.init.encode(), "init_blend": np.float32(DEFAULTS.init_blend),
+            "style_scale": np.float32(DEFAULTS.style_scale),
             "preserve_colors": b"none",
             "style_loss": DEFAULTS.style_loss.encode(),
             "stage_size": np.int32(DEFAULTS.stage_size), "stage_factor": np.float32(2),
@@ -293,7 +294,7 @@ def test_rest_row_form_is_refused_for_the_scalar_signature(server):
     import urllib.request
     row = {"content": {"b64": base64.b64encode(encoded(CONTENT)).decode()},
            "style": {"b64": base64.b64encode(encoded(STYLE)).decode()}, "steps": 1,
-           "size": 16, "seed": 1, "init": "content", "content_weight": 1.0,
+           "size": 16, "seed": 1, "init": "content", "init_blend": 0.5, "content_weight": 1.0,
            "style_weight": 1.0, "tv_weight": 1.0, "style_scale": 1.0, "preserve_colors": "none",
            "style_loss": "gram", "stage_size": 256, "stage_factor": 2.0, "stage_detail": 1.0,
            "style_strength": 0.5, "temporal_weight": 1.0, "init_image": {"b64": ""},
@@ -334,7 +335,7 @@ def test_rest_request_is_tf_servings_documented_columnar_json(server):
         "inputs": {
             "content": {"b64": base64.b64encode(content).decode()},
             "style": {"b64": base64.b64encode(style).decode()},
-            "steps": 2, "size": 16, "seed": 7, "init": "noise",
+            "steps": 2, "size": 16, "seed": 7, "init": "noise", "init_blend": DEFAULTS.init_blend,
             "content_weight": 2.0, "style_weight": DEFAULTS.style_weight,
             "tv_weight": DEFAULTS.tv_weight, "style_scale": 0.5, "preserve_colors": "none",
             "style_loss": DEFAULTS.style_loss, "stage_size": DEFAULTS.stage_size,
@@ -347,7 +348,7 @@ def test_rest_request_is_tf_servings_documented_columnar_json(server):
     assert all(type(inputs[k]) is int for k in ("steps", "size", "seed", "stage_size"))
     assert all(type(inputs[k]) is float for k in ("content_weight", "style_weight",
                                                    "tv_weight", "style_scale", "stage_factor",
-                                                   "stage_detail",
+                                                   "stage_detail", "init_blend",
                                                    "style_strength", "temporal_weight"))
 
 
@@ -357,7 +358,9 @@ def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
     body = json.dumps({"signature_name": "serving_default", "inputs": {
         "content": {"b64": base64.b64encode(encoded(CONTENT)).decode()},
         "style": {"b64": base64.b64encode(encoded(STYLE)).decode()},
-        "steps": 2, "size": 16, "seed": 5, "init": "content", "content_weight": 1.0,
+        "steps": 2, "size": 16, "seed": 5, "init": DEFAULTS.init,
+        "init_blend": DEFAULTS.init_blend,
+        "content_weight": 1.0,
         "style_weight": DEFAULTS.style_weight, "tv_weight": 100.0,
         "style_scale": DEFAULTS.style_scale,
         "preserve_colors": "none", "style_loss": DEFAULTS.style_loss,

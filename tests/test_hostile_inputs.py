@@ -244,7 +244,8 @@ def test_signature_refuses_unreadable_bytes_then_serves(served, files, name, mes
 
 
 def test_library_1x1_image_is_upscaled_to_size(stylizer, files):
-    start = stylizer.stylize(files["1x1.png"], files["style.png"], size=32, steps=0)
+    start = stylizer.stylize(files["1x1.png"], files["style.png"], size=32, steps=0,
+                             init="content")
     assert start.image.shape == (32, 32, 3)
     assert (start.image == (200, 30, 60)).all()
     result = stylizer.stylize(files["1x1.png"], files["1x1.png"], size=32, steps=2, seed=1)
@@ -337,7 +338,7 @@ MODES = {"gray.png": _gray, "palette.png": _palette, "rgba.png": _rgba, "cmyk.jp
 
 @pytest.mark.parametrize("name", list(MODES))
 def test_library_colour_modes_become_rgb_and_run(stylizer, files, name):
-    start = stylizer.stylize(files[name], files["style.png"], size=32, steps=0)
+    start = stylizer.stylize(files[name], files["style.png"], size=32, steps=0, init="content")
     np.testing.assert_array_equal(start.image, decoded(files[name]))
     MODES[name](start.image, files[name])
     # As style, and through the optimisation.
@@ -353,7 +354,8 @@ def test_cli_colour_modes_and_zero_steps_write_the_decoded_content(files, tmp_pa
                                                                     content, style):
     output = tmp_path / "out.png"
     result = run_cli(f"--content={files[content]}", f"--style={files[style]}",
-                     f"--output={output}", "--weights=none", "--size=32", "--steps=0")
+                     f"--output={output}", "--weights=none", "--size=32", "--steps=0",
+                     "--init=content")
     assert result.returncode == 0, result.stderr[-3000:]
     written = np.array(Image.open(output))
     np.testing.assert_array_equal(written, decoded(files[content]))

@@ -56,6 +56,21 @@ def test_a_checkpoint_of_another_job_is_refused(stylizer):
         stylizer.stylize(CONTENT, STYLE, options, resume=checkpoint, steps=checkpoint["step"] - 1)
 
 
+def test_the_blend_share_is_part_of_a_blend_job_only(stylizer):
+    blend = RunOptions(size=48, steps=20, init="blend", init_blend=0.5, seed=4)
+    with pytest.raises(Interrupted) as info:
+        stylizer.stylize(CONTENT, STYLE, blend, should_stop=stop_after(1))
+    with pytest.raises(ConfigError, match="another job"):
+        stylizer.stylize(CONTENT, STYLE, blend, resume=info.value.checkpoint, init_blend=0.25)
+    # Under another start the share shapes nothing: a photo-start job resumes whatever it.
+    photo = RunOptions(size=48, steps=6, init="content", seed=4)
+    with pytest.raises(Interrupted) as info:
+        stylizer.stylize(CONTENT, STYLE, photo, should_stop=stop_after(1))
+    resumed = stylizer.stylize(CONTENT, STYLE, photo, resume=info.value.checkpoint,
+                               init_blend=0.25)
+    assert resumed.steps == 6
+
+
 def test_unreadable_checkpoint_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.ckpt.npz")

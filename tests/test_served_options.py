@@ -146,7 +146,7 @@ def test_the_client_takes_every_option_by_keyword_and_no_other(nowhere):
 def test_a_request_carries_every_served_field_of_the_run():
     # Every served field set away from its default: each must reach the request.
     changed = dict(steps=7, content_weight=2.0, style_weight=5.0, tv_weight=3.0, size=300,
-                   seed=None, init="noise", style_scale=0.75, preserve_colors="histogram",
+                   seed=None, init="noise", init_blend=0.25, style_scale=0.75, preserve_colors="histogram",
                    style_loss="gram", stage_size=64, stage_factor=1.5, stage_detail=0.5,
                    style_strength=0.25, temporal_weight=7.5)
     assert set(changed) == set(NAMES)

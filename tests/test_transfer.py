@@ -89,7 +89,7 @@ def test_unseeded_run_reports_a_seed_that_reproduces_it(stylizer):
 
 def test_output_size_and_zero_steps_returns_the_content(stylizer):
     wide = synthetic_image(5, height=40, width=80)
-    result = stylizer.stylize(wide, STYLE, size=80, steps=0)
+    result = stylizer.stylize(wide, STYLE, size=80, steps=0, init="content")
     assert result.image.shape == (40, 80, 3) and result.image.dtype == np.uint8
     np.testing.assert_array_equal(result.image, wide)
     assert result.steps == 0 and result.losses["content"] == 0.0
@@ -101,6 +101,42 @@ def test_init_style_starts_from_the_style_image(stylizer):
     result = stylizer.stylize(CONTENT, STYLE, size=64, steps=0, init="style", style_scale=1.0)
     np.testing.assert_array_equal(result.image, STYLE)
     assert result.losses["style"] < 1e-6 * max(1.0, result.losses["content"])
+
+
+def test_init_blend_starts_from_the_photo_and_the_painting_mixed(stylizer):
+    # float64 reference: (1 − r)·photo + r·painting, the painting at the output's size.
+    result = stylizer.stylize(CONTENT, STYLE, size=64, steps=0, init="blend", init_blend=0.25,
+                              style_scale=1.0)
+    expected = 0.75 * CONTENT.astype(np.float64) + 0.25 * STYLE.astype(np.float64)
+    # Rounded to uint8 at the end: within half a level, but for float32 ties.
+    assert np.abs(result.image - expected).max() <= 0.5 + 1e-3
+    assert not np.array_equal(result.image, CONTENT) and not np.array_equal(result.image, STYLE)
+
+
+def test_init_blend_share_falls_with_the_knob_below_its_default(stylizer):
+    # r' = r × min(1, s / 0.5): half the share at s = 0.25, the photo at 0, r above.
+    for strength, share in ((0.25, 0.3), (0.0, 0.0), (0.9, 0.6)):
+        result = stylizer.stylize(CONTENT, STYLE, size=64, steps=0, init="blend",
+                                  init_blend=0.6, style_strength=strength, style_scale=1.0)
+        expected = (1 - share) * CONTENT.astype(np.float64) + share * STYLE.astype(np.float64)
+        assert np.abs(result.image - expected).max() <= 0.5 + 1e-3, strength
+
+
+def test_several_paintings_start_as_their_blend_weighted_mix(stylizer):
+    other = synthetic_image(7)
+    result = stylizer.stylize(CONTENT, [STYLE, other], size=64, steps=0, init="style",
+                              style_blend_weights=(1, 3), style_scale=1.0)
+    expected = 0.25 * STYLE.astype(np.float64) + 0.75 * other.astype(np.float64)
+    assert np.abs(result.image - expected).max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("share, same_as", [(0.0, "content"), (1.0, "style")])
+def test_init_blend_ends_are_the_content_and_style_starts(stylizer, share, same_as):
+    # The whole run, not only the start: a staged run of a few steps is the same picture.
+    common = dict(size=48, steps=6, stage_size=24, seed=2)
+    blend = stylizer.stylize(CONTENT, STYLE, init="blend", init_blend=share, **common)
+    other = stylizer.stylize(CONTENT, STYLE, init=same_as, **common)
+    np.testing.assert_array_equal(blend.image, other.image)
 
 
 def test_init_from_file(stylizer, tmp_path):

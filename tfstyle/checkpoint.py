@@ -100,6 +100,8 @@ def job_fingerprint(model, inputs, options, seed) -> str:
                     tile_halo=None)
     if len(options.stages()) > 1 and options.stage_steps is None:
         settings.update(steps=options.steps)  # the stage boundaries follow from it
+    if options.init != "blend":  # its share shapes nothing else: older fingerprints hold
+        del settings["init_blend"]
     described = {"layers": model.layers, "content": model.content_layers,
                  "style": model.style_layers, "layer_weights": model.style_layer_weights,
                  "model": [w.shape for w in model.model.weights],

@@ -90,7 +90,14 @@ flags.DEFINE_float("style_strength", _DEFAULTS.style_strength,
                    "and --style_weight as given.")
 flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "gamma: total variation weight.")
 flags.DEFINE_string("init", _DEFAULTS.init,
-                    "Start image: content, noise, style, or the path of an image.")
+                    "Start image: blend (of the photo and the painting, --init_blend), "
+                    "content (the photo), noise, style (the painting), or the path of an "
+                    "image.")
+flags.DEFINE_float("init_blend", _DEFAULTS.init_blend,
+                   "The painting's share of --init=blend, 0 (the photo) to 1 (the painting): "
+                   "where the photo is flat the run keeps the painting's strokes; its "
+                   "shapes can show faintly there (0 or --init=content for none). Falls "
+                   "with --style_strength below its default.")
 flags.DEFINE_integer("seed", None, "Random seed; the run is reproducible with the same seed. "
                      "Default: drawn at random and logged.")
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"],
@@ -125,7 +132,7 @@ def options_from_flags() -> RunOptions:
         size=FLAGS.size, steps=FLAGS.steps, optimizer=FLAGS.optimizer,
         learning_rate=FLAGS.learning_rate, content_weight=FLAGS.content_weight,
         style_weight=FLAGS.style_weight, style_strength=FLAGS.style_strength,
-        tv_weight=FLAGS.tv_weight, init=FLAGS.init,
+        tv_weight=FLAGS.tv_weight, init=FLAGS.init, init_blend=FLAGS.init_blend,
         seed=FLAGS.seed, style_scale=scales[0] if len(scales) == 1 else scales,
         style_blend_weights=_numbers("style_blend_weights", float),
         preserve_colors=FLAGS.preserve_colors, style_loss=FLAGS.style_loss,

@@ -40,7 +40,8 @@ from tfstyle.errors import ConfigError
 from tfstyle.features import build_feature_model, feature_layers, layer_stride, resolve_layers
 from tfstyle.losses import LossTerms, StyleLoss, Targets, join_targets, layer_sums
 from tfstyle.optimizers import get_optimizer
-from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
+from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
+                             DEFAULT_STYLE_STRENGTH, RunOptions)
 from tfstyle.precision import resolve_precision
 from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 
@@ -238,23 +239,42 @@ def optimize(step, image, state, targets, steps):
     return image, state, terms
 
 
-def start_image(init, run_content, seed, init_image=None):
+def start_image(init, run_content, seed, init_image=None, *, blend, strength):
     """The first stage's start, (1, H, W, 3) float32 in [0, 255].
 
     Args:
-      init: ``content``, ``noise``, or anything else for ``init_image``; a Python
-        string or a scalar string tensor (the exported graph's input).
+      init: ``content``, ``noise``, ``blend``, or anything else for ``init_image``; a
+        Python string or a scalar string tensor (the exported graph's input).
       run_content: the stage's content as optimised against, (H, W, 3).
       seed: int or int64 scalar tensor, for the noise.
       init_image: None, or a function returning the (H, W, 3) start where ``init`` is
         neither content nor noise (the style, or a given image, at the stage's size
-        and colour-controlled); called only where it is the start.
+        and colour-controlled); called only where it is the start. For ``blend`` it
+        gives the painting; without it ``blend`` and the rest start from the content.
+      blend, strength: r in [0, 1] and the style strength s in [0, 1], floats or
+        float32 scalar tensors: ``blend`` starts from (1 − r') × content + r' ×
+        ``init_image()``, r' = r × min(1, s / ``DEFAULT_STYLE_STRENGTH``). The content
+        start holds the photo's flat regions flat; the painting there gives the run
+        strokes to keep (BENCHMARKS.md, "A start from the photo and the painting").
+        Below the default strength the share falls with the knob, so that at 0 the
+        start, and so the run, is the photo.
     """
     content = run_content[None]
     choices = {"content": lambda: content,
                "noise": lambda: noise_image(tf.shape(content), seed)}
-    other = choices["content"] if init_image is None else (
-        lambda: tf.convert_to_tensor(init_image())[None])
+    if init_image is None:
+        other = choices["content"]
+        choices["blend"] = other
+    else:
+        def other():
+            return tf.convert_to_tensor(init_image())[None]
+
+        def mixed():
+            r = tf.cast(blend, tf.float32) * tf.minimum(
+                1.0, tf.cast(strength, tf.float32) / DEFAULT_STYLE_STRENGTH)
+            return (1.0 - r) * content + r * other()
+
+        choices["blend"] = mixed
     if isinstance(init, str):
         return choices.get(init, other)()
     start = tf.case([(tf.equal(init, name), fn) for name, fn in choices.items()],

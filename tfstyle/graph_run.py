@@ -117,7 +117,8 @@ def _start(o, given_start, first_stage, preserve):
                                        content, preserve)
         return tf.cond(sent, lambda: inputs.stage_start(given_start, content, preserve), style)
 
-    return core.start_image(tf.where(sent, "image", o["init"]), run_content, o["seed"], image)
+    return core.start_image(tf.where(sent, "image", o["init"]), run_content, o["seed"], image,
+                            blend=o["init_blend"], strength=o["style_strength"])
 
 
 def _temporal(given, is_last, run_content, preserve):

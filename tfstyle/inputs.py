@@ -137,8 +137,11 @@ def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers) -> Stag
     init = None
     if inputs.init is not None:
         init = stage_start(image_io.to_array(inputs.init), content, mode)
-    elif options.init == "style":
-        init = color.recolor_style(resize_like(styles[0][0], content, "bicubic"), content, mode)
+    elif options.init in ("style", "blend"):
+        # Several paintings start as their blend-weighted mix, as the style target is.
+        weights = options.blend_weights(len(styles))
+        init = sum(w * color.recolor_style(resize_like(raw, content, "bicubic"), content, mode)
+                   for (raw, _), w in zip(styles, weights) if w > 0)
     masks = tuple(resize_like(np.asarray(m, np.float32)[:, :, None], content, "bilinear")
                   [None] / 255.0 for m in inputs.masks)
     return StageInputs(content.numpy(), run_content.numpy(),

@@ -19,7 +19,7 @@ from tfstyle.flow import DEFAULT_PRESET, PRESETS  # numpy only: no TensorFlow, n
 # 100 % (BENCHMARKS.md, "Crisp at 100 %, second step").
 DEFAULT_CONTENT_LAYERS = ("conv2_2", "conv4_2")
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "style", "blend")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 STYLE_LOSSES = ("gram", "mean_cov")
 MAX_STEPS = 100_000
@@ -48,7 +48,17 @@ class RunOptions:
       the three weights at ``DEFAULT_STYLE_STRENGTH``; at 1 β/α is ``STRENGTH_REACH``
       times the default's.
     tv_weight: γ, total variation on the [0, 1] image, to suppress high-frequency noise.
-    init: ``content``, ``noise``, ``style``, or the path of an image to start from.
+    init: where the first stage starts: ``blend`` (default) of the photo and the
+      painting, ``content`` (the photo), ``noise``, ``style`` (the first painting,
+      stretched to the photo's shape), or the path of an image.
+    init_blend: the painting's share r of the ``blend`` start, 0 to 1:
+      (1 − r) × photo + r × painting (``core.start_image``). The default 0.45 starts the
+      photo's flat regions (skies, walls) among the painting's strokes, which the run
+      keeps, where a photo start leaves them flat at 100 % (BENCHMARKS.md, "A start
+      from the photo and the painting"); where the photo is flat the painting's own
+      shapes can show faintly through: ``content`` (or 0) for none. Below the default
+      ``style_strength`` the share falls with it (to the photo at 0); several paintings
+      start as their ``style_blend_weights`` mix, for ``style`` too.
     seed: makes the noise (and so the run) reproducible; None draws one and reports it.
     style_scale: each style image is resized to style_scale × the output's longest
       side: one number for all styles, or a tuple with one per style. The default 1
@@ -98,7 +108,8 @@ class RunOptions:
     style_weight: float = 3.4e5
     style_strength: float = DEFAULT_STYLE_STRENGTH
     tv_weight: float = 100.0
-    init: str = "content"
+    init: str = "blend"
+    init_blend: float = 0.45
     seed: int | None = None
     style_scale: float | tuple = 1.0
     style_blend_weights: tuple | None = None
@@ -206,7 +217,7 @@ class RunOptions:
                 raise ConfigError(f"style_blend_weights must not all be 0, got "
                                   f"{list(self.style_blend_weights)}")
         for name in ("preserve_colors", "style_loss", "stage_size", "stage_factor",
-                     "stage_detail"):
+                     "stage_detail", "init_blend"):
             served[name].check(getattr(self, name))
         if self.stage_steps is not None:
             steps = tuple(self.stage_steps)

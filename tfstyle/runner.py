@@ -118,7 +118,9 @@ class _Stage:
         if previous is None:
             # A start image given with the inputs wins over options.init.
             start = core.start_image("image" if job.inputs.init is not None else options.init,
-                                     self.content[0], job.seed, lambda: tf.constant(init))
+                                     self.content[0], job.seed, lambda: tf.constant(init),
+                                     blend=options.init_blend,
+                                     strength=options.style_strength)
             self.start(start, self.optimizer.init(start))
         else:
             detail = None

@@ -165,6 +165,8 @@ SERVED_OPTIONS = (
     ServedOption("seed", "int64", lo=0, unset=0),
     ServedOption("init", "string", allowed=INITS,
                  note="a start image is sent as the init_image input instead"),
+    ServedOption("init_blend", "float32", lo=0.0, hi=1.0,
+                 range_words="between 0 (the photo) and 1 (the painting)"),
     ServedOption("style_scale", "float32", lo=0.0, strict=True),
     ServedOption("preserve_colors", "string", allowed=PRESERVE_COLORS),
     ServedOption("style_loss", "string", allowed=STYLE_LOSSES),
