@@ -125,19 +125,21 @@ def _check_size(what, size, layers):
             f"or use shallower layers")
 
 
-def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers) -> StageInputs:
+def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers, *,
+                 with_start: bool = True) -> StageInputs:
     """The arrays of one stage: every image resized for an output whose longest side
     is ``size``, and the colour control of ``options.preserve_colors`` applied; by the
-    tensor functions below, the ones the exported graph runs."""
+    tensor functions below, the ones the exported graph runs. ``with_start=False``
+    leaves the start image out (None): only the first stage starts from it."""
     _check_stage(inputs, size, options, layers)
     mode = options.preserve_colors
     content, run_content = stage_content(image_io.to_array(inputs.content), size, mode)
     styles = [stage_style(image_io.to_array(img), content, scale, mode)
               for img, scale in zip(inputs.styles, options.style_scales(len(inputs.styles)))]
     init = None
-    if inputs.init is not None:
+    if with_start and inputs.init is not None:
         init = stage_start(image_io.to_array(inputs.init), content, mode)
-    elif options.init in ("style", "blend"):
+    elif with_start and options.init in ("style", "blend"):
         # Several paintings start as their blend-weighted mix, as the style target is.
         weights = options.blend_weights(len(styles))
         init = sum(w * color.recolor_style(resize_like(raw, content, "bicubic"), content, mode)

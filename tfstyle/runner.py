@@ -103,7 +103,8 @@ class _Stage:
     def __init__(self, job, index, size, steps, previous):
         options, model = job.options, job.model
         self.index, self.size = index, size
-        arrays = inputs_lib.stage_arrays(job.inputs, size, options, model.layers)
+        arrays = inputs_lib.stage_arrays(job.inputs, size, options, model.layers,
+                                         with_start=previous is None)
         self.optimizer, self.tiling = memory.stage_setup(
             model, options, job.optimizer, *arrays.run_content.shape[:2], job.budget, steps)
         self.fns = job.compiled.functions(job.loss, self.optimizer, options, self.tiling)
