@@ -295,8 +295,9 @@ class TFServingClient:
           **options: the served options by name, each as in ``RunOptions`` (one style;
             ``steps`` split over the coarse-to-fine stages as there), with its default:
             ``tfstyle.served_options.SERVED_OPTIONS`` lists them and their bounds.
-            ``size`` 0 keeps the content's own size; ``init`` is one of content, noise,
-            style; ``seed`` None (the default) draws one (``stylize_result`` reports it).
+            ``size`` 0 keeps the content's own size; ``init`` is one of blend (the
+            default), content, noise, style; ``seed`` None (the default) draws one
+            (``stylize_result`` reports it).
             Also the optional images, each left out by default: ``init_image`` (an
             image, as ``content``) to start from instead of ``init``;
             ``temporal_target`` (an image) and ``temporal_mask`` (its per-pixel weight,

@@ -96,7 +96,7 @@ def run_remote(options) -> None:
     if options.init not in INITS:  # a start image file: sent as the init_image input
         if folder_mode:
             raise ConfigError(f"--init={options.init}: a start image is one photo's; use "
-                              f"--init=content, noise or style with a folder")
+                              f"--init=blend (the default), content, noise or style with a folder")
         start = serving.encode_image(options.init)
         options = dataclasses.replace(options, init="content")
     seed = options.seed if options.seed is not None else serving.draw_seed()
@@ -141,7 +141,7 @@ def check_flags(options, clip: bool = False) -> None:
                           f"locally without --server")
     if clip and options.init not in INITS:
         raise ConfigError(f"--init={options.init}: a clip's frames on --server start from "
-                          f"their own; use --init=content, noise or style")
+                          f"their own; use --init=blend (the default), content, noise or style")
     ignored = [f"--{name}" for name in LOCAL_ONLY_FLAGS
                if name in FLAGS and FLAGS[name].present]
     if ignored:
