@@ -111,11 +111,8 @@ def _start(o, given_start, first_stage, preserve):
     sent = tf.size(given_start) > 0
 
     def image():
-        def style():
-            shape = tf.shape(content)
-            return color.recolor_style(inputs.resize(raw_style, shape[0], shape[1], "bicubic"),
-                                       content, preserve)
-        return tf.cond(sent, lambda: inputs.stage_start(given_start, content, preserve), style)
+        return tf.cond(sent, lambda: inputs.stage_start(given_start, content, preserve),
+                       lambda: inputs.painting_start(raw_style, content, preserve))
 
     return core.start_image(tf.where(sent, "image", o["init"]), run_content, o["seed"], image,
                             blend=o["init_blend"], strength=o["style_strength"])

@@ -142,7 +142,7 @@ def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers, *,
     elif with_start and options.init in ("style", "blend"):
         # Several paintings start as their blend-weighted mix, as the style target is.
         weights = options.blend_weights(len(styles))
-        init = sum(w * color.recolor_style(resize_like(raw, content, "bicubic"), content, mode)
+        init = sum(w * painting_start(raw, content, mode)
                    for (raw, _), w in zip(styles, weights) if w > 0)
     masks = tuple(resize_like(np.asarray(m, np.float32)[:, :, None], content, "bilinear")
                   [None] / 255.0 for m in inputs.masks)
@@ -225,6 +225,14 @@ def stage_start(image, content, preserve_colors):
     resized (bicubic) to the stage's ``content`` (H, W, 3), unchanged where it is that
     size already, and colour-controlled as the content is. float32 (H, W, 3)."""
     return color.optimised_content(resize_like(image, content, "bicubic"), preserve_colors)
+
+
+def painting_start(style, content, preserve_colors):
+    """A painting as the ``style`` and ``blend`` starts take it: the raw style (h, w, 3)
+    in [0, 255] stretched (bicubic) to the stage's ``content`` (H, W, 3) and
+    colour-controlled as the style target is. float32 (H, W, 3)."""
+    return color.recolor_style(resize_like(style, content, "bicubic"), content,
+                               preserve_colors)
 
 
 def temporal_targets(target, weight, preserve_colors):
