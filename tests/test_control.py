@@ -355,6 +355,31 @@ def test_resume_inside_a_later_stage_reaches_the_uninterrupted_result(stylizer, 
     np.testing.assert_array_equal(resumed.image, whole)
 
 
+@pytest.mark.parametrize("stop_at", [5, 20])  # chunks polled: inside stage 1, stage 2
+def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
+        stylizer, monkeypatch, stop_at):
+    import tfstyle.core
+    import tfstyle.inputs
+    options = RunOptions(size=96, steps=24, seed=0, stage_size=48)  # the blend start
+    whole = stylizer.stylize(CONTENT, STYLE_A, options).image
+    calls = [0]
+
+    def stop():
+        calls[0] += 1
+        return calls[0] >= stop_at
+
+    with pytest.raises(Interrupted) as info:
+        stylizer.stylize(CONTENT, STYLE_A, options, should_stop=stop, callback_every=1)
+
+    def no_start(*args, **kwargs):
+        raise AssertionError("a resumed run built a start image")
+
+    monkeypatch.setattr(tfstyle.inputs, "painting_start", no_start)
+    monkeypatch.setattr(tfstyle.core, "start_image", no_start)
+    resumed = stylizer.stylize(CONTENT, STYLE_A, options, resume=info.value.checkpoint)
+    np.testing.assert_array_equal(resumed.image, whole)
+
+
 # ----- style strength
 
 

@@ -78,12 +78,11 @@ def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: Ru
         if resume is not None and resume["step"] >= end and index < len(plan) - 1:
             done = end  # this stage finished before the interruption
             continue
-        stage = job.stage(index, size, steps, stage)
+        resuming = resume if resume is not None and done <= resume["step"] else None
+        stage = job.stage(index, size, steps, stage, resuming)
         if index == len(plan) - 1 and temporal is not None:
             stage.hold_to(*temporal)
-        if resume is not None and done <= resume["step"]:
-            stage.start(*checkpoint.resumed_start(resume, stage.optimizer,
-                                                  stage.content.shape))
+        if resuming is not None:
             done = job.first = int(resume["step"])
             resume = None
         done = job.run_stage(stage, done, end)
@@ -100,11 +99,14 @@ def draw_seed() -> int:
 class _Stage:
     """One stage's inputs, optimiser, tiling, functions, targets and variables."""
 
-    def __init__(self, job, index, size, steps, previous):
+    def __init__(self, job, index, size, steps, previous, resume=None):
         options, model = job.options, job.model
         self.index, self.size = index, size
+        # Only a run's first stage builds its start image; a stage resumed from a
+        # checkpoint starts from the checkpoint's.
+        fresh = previous is None and resume is None
         arrays = inputs_lib.stage_arrays(job.inputs, size, options, model.layers,
-                                         with_start=previous is None)
+                                         with_start=fresh)
         self.optimizer, self.tiling = memory.stage_setup(
             model, options, job.optimizer, *arrays.run_content.shape[:2], job.budget, steps)
         self.fns = job.compiled.functions(job.loss, self.optimizer, options, self.tiling)
@@ -116,7 +118,9 @@ class _Stage:
         self.original = arrays.content
         self.preserve_colors = options.preserve_colors
         init = arrays.init
-        if previous is None:
+        if resume is not None:
+            self.start(*checkpoint.resumed_start(resume, self.optimizer, self.content.shape))
+        elif previous is None:
             # A start image given with the inputs wins over options.init.
             start = core.start_image("image" if job.inputs.init is not None else options.init,
                                      self.content[0], job.seed, lambda: tf.constant(init),
@@ -191,8 +195,8 @@ class _Job:
     def fingerprint(self) -> str:  # hashes the inputs: only needed to resume or to stop
         return checkpoint.job_fingerprint(self.model, self.inputs, self.options, self.seed)
 
-    def stage(self, index, size, steps, previous) -> _Stage:
-        stage = _Stage(self, index, size, steps, previous)
+    def stage(self, index, size, steps, previous, resume=None) -> _Stage:
+        stage = _Stage(self, index, size, steps, previous, resume)
         tiling = stage.tiling
         log.info("stage %d/%d: %d px, %d steps%s", index + 1, len(self.plan), size, steps,
                  "" if tiling is None else
