@@ -118,6 +118,8 @@ def main():
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--score_every", type=int, default=8)
+    parser.add_argument("--keep", default=None,
+                        help="keep the scored frames (photo_T.png, MODE_T.png) in DIR/CLIP")
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/tfstyle-bench"))
     args = parser.parse_args()
 
@@ -162,8 +164,14 @@ def main():
                              total=time.perf_counter() - started))
             print(f"{name} {label}: error {rows[-1]['error']:.2f} (floor {floor:.2f}), "
                   f"first {seconds[0]:.1f} s, later {rows[-1]['later']:.1f} s", flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            scores = score(frames, results, args.style, args.score_every, pathlib.Path(tmp))
+        if args.keep:  # the scored frames, to look at
+            keep = pathlib.Path(args.keep) / name
+            keep.mkdir(parents=True, exist_ok=True)
+            scores = score(frames, results, args.style, args.score_every, keep)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                scores = score(frames, results, args.style, args.score_every,
+                               pathlib.Path(tmp))
         last = len(frames) - 16
         for row in rows:
             if row["clip"] == name:
