@@ -118,6 +118,8 @@ def main():
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--score_every", type=int, default=8)
+    parser.add_argument("--init", default=None,
+                        help="the first frame's start (RunOptions.init); default the library's")
     parser.add_argument("--keep", default=None,
                         help="keep the scored frames (photo_T.png, MODE_T.png) in DIR/CLIP")
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/tfstyle-bench"))
@@ -128,6 +130,8 @@ def main():
     data = fetch_clips(pathlib.Path(args.cache))
     stylizer = Stylizer(backbone="vgg16", weights=hed_weights(), precision=args.precision)
     base = RunOptions(size=args.size, seed=args.seed)
+    if args.init:
+        base = dataclasses.replace(base, init=args.init).validate()
     video_base = video.VideoOptions()
     if args.frame_steps:
         video_base = dataclasses.replace(video_base, frame_steps=args.frame_steps)
