@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from absl import flags, logging
 
 from tfstyle.errors import ConfigError, TfstyleError
-from tfstyle.options import INITS
+from tfstyle.options import INITS, RunOptions
 from tfstyle.photo_paths import content_files, plan_outputs
 from tfstyle.served_options import request_values
 
@@ -75,6 +75,11 @@ FLAG_HINTS = {
 }
 
 
+# The named starts a server takes, for the messages: from INITS, so they cannot drift.
+_NAMED_INITS = "--init=" + ", ".join(f"{name} (the default)" if name == RunOptions.init
+                                     else name for name in INITS)
+
+
 def run_remote(options) -> None:
     """Runs the ``--server`` path of the CLI with the validated ``RunOptions``.
 
@@ -96,7 +101,7 @@ def run_remote(options) -> None:
     if options.init not in INITS:  # a start image file: sent as the init_image input
         if folder_mode:
             raise ConfigError(f"--init={options.init}: a start image is one photo's; use "
-                              f"--init=blend (the default), content, noise or style with a folder")
+                              f"{_NAMED_INITS} with a folder")
         start = serving.encode_image(options.init)
         options = dataclasses.replace(options, init="content")
     seed = options.seed if options.seed is not None else serving.draw_seed()
@@ -141,7 +146,7 @@ def check_flags(options, clip: bool = False) -> None:
                           f"locally without --server")
     if clip and options.init not in INITS:
         raise ConfigError(f"--init={options.init}: a clip's frames on --server start from "
-                          f"their own; use --init=blend (the default), content, noise or style")
+                          f"their own; use {_NAMED_INITS}")
     ignored = [f"--{name}" for name in LOCAL_ONLY_FLAGS
                if name in FLAGS and FLAGS[name].present]
     if ignored:
