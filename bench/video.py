@@ -25,6 +25,7 @@ Printed per (clip, mode), as a markdown table:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import glob
 import os
@@ -169,13 +170,11 @@ def main():
             print(f"{name} {label}: error {rows[-1]['error']:.2f} (floor {floor:.2f}), "
                   f"first {seconds[0]:.1f} s, later {rows[-1]['later']:.1f} s", flush=True)
         if args.keep:  # the scored frames, to look at
-            keep = pathlib.Path(args.keep) / name
-            keep.mkdir(parents=True, exist_ok=True)
-            scores = score(frames, results, args.style, args.score_every, keep)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                scores = score(frames, results, args.style, args.score_every,
-                               pathlib.Path(tmp))
+            os.makedirs(os.path.join(args.keep, name), exist_ok=True)
+        workdir = (contextlib.nullcontext(os.path.join(args.keep, name)) if args.keep
+                   else tempfile.TemporaryDirectory())
+        with workdir as folder:
+            scores = score(frames, results, args.style, args.score_every, pathlib.Path(folder))
         last = len(frames) - 16
         for row in rows:
             if row["clip"] == name:
