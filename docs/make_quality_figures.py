@@ -5,7 +5,8 @@ Two jobs, both with Pillow alone (no tfstyle import, no matplotlib):
     # contact sheets from the images that `OUT=DIR ../shared/quality/compare.sh 512` kept
     python docs/make_quality_figures.py sheets --results DIR --out docs/quality \
         [--pairs starry,scream,matisse,tubingen,shipwreck,kandinsky] [--before OLD_DIR] \
-        [--crop 256] [--crop_at x,y] [--crop_at_pair tubingen=0.68,0.35 ...]
+        [--crop 256] [--crop_at x,y] [--crop_at_pair tubingen=0.68,0.35 ...] \
+        [--label "tfstyle --style_strength=0.75"]
 
     # any two measures of a TSV against each other, one panel or several side by side
     python docs/make_quality_figures.py plot --table scores.tsv --out docs/quality/tradeoff.png \
@@ -13,7 +14,8 @@ Two jobs, both with Pillow alone (no tfstyle import, no matplotlib):
         [--panels content_keep:style_gain,detail_keep:fine_style]
 
 `sheets` writes OUT/<pair>.png for each pair whose DIR/<pair>.png exists: photo, painting,
-(with --before, the earlier result OLD_DIR/<pair>.png,) tfstyle's result and the published
+(with --before, the earlier result OLD_DIR/<pair>.png,) tfstyle's result (its panels named
+--label, so that a sheet drawn with other flags says so) and the published
 result of the pair's reference implementation (jcjohnson/neural-style or cysmith/neural-style-tf)
 at a common height, then a 100 % crop (pixels as they are, no resampling) of every result, each
 at its own full size, from the same relative location. That location is, by priority,
@@ -206,17 +208,17 @@ def result_panels(name: str, image: Image.Image, height: int, side: int,
 
 def pair_sheet(pair: str, result_path: pathlib.Path, before_path: pathlib.Path | None,
                shared: pathlib.Path, height: int, side: int,
-               at: tuple[float, float]) -> Image.Image:
+               at: tuple[float, float], label: str = "tfstyle") -> Image.Image:
     spec = PAIRS[pair]
     author = REFERENCES[spec.author]
     photo, painting, reference, result = (Image.open(path).convert("RGB") for path in (
         shared / "images" / "content" / spec.photo, shared / "images" / "style" / spec.painting,
         shared / "quality" / "reference" / spec.reference, result_path))
     # (name, image) in the order before / after / reference
-    results = [("tfstyle", result), (author, reference)]
+    results = [(label, result), (author, reference)]
     if before_path is not None:
         results = [("before", Image.open(before_path).convert("RGB")),
-                   ("tfstyle, after", result), (author, reference)]
+                   (f"{label}, after", result), (author, reference)]
     top = [(f"photo: {spec.photo}", to_height(photo, height)),
            (f"painting: {spec.painting}", to_height(painting, height))]
     bottom = []
@@ -261,7 +263,7 @@ def run_sheets(args) -> None:
             print(f"{pair}: no {before_path}, sheet without 'before'", file=sys.stderr)
             before_path = None
         sheet = pair_sheet(pair, result_path, before_path, pathlib.Path(args.shared),
-                           args.height, args.crop, centres[pair])
+                           args.height, args.crop, centres[pair], args.label)
         target = out / f"{pair}.png"
         sheet.save(target, optimize=True)
         print(f"{target}  {sheet.width}x{sheet.height}  {target.stat().st_size // 1024} KiB")
@@ -631,6 +633,8 @@ def parse_args(argv=None):
     sheets.add_argument("--before", help="folder with earlier <pair>.png results to show too")
     sheets.add_argument("--out", default="docs/quality", help="folder for <pair>.png sheets")
     sheets.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated pair keys")
+    sheets.add_argument("--label", default="tfstyle",
+                        help="name of the results' panels: say which settings drew them")
     sheets.add_argument("--height", type=int, default=256, help="height of the top-row panels")
     sheets.add_argument("--crop", type=int, default=256, help="side of the 100 %% crops in px")
     sheets.add_argument("--crop_at", type=fractions, default=None,
