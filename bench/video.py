@@ -170,9 +170,11 @@ def main():
             print(f"{name} {label}: error {rows[-1]['error']:.2f} (floor {floor:.2f}), "
                   f"first {seconds[0]:.1f} s, later {rows[-1]['later']:.1f} s", flush=True)
         if args.keep:  # the scored frames, to look at
-            os.makedirs(os.path.join(args.keep, name), exist_ok=True)
-        workdir = (contextlib.nullcontext(os.path.join(args.keep, name)) if args.keep
-                   else tempfile.TemporaryDirectory())
+            kept = os.path.join(args.keep, name)
+            os.makedirs(kept, exist_ok=True)
+            workdir = contextlib.nullcontext(kept)
+        else:
+            workdir = tempfile.TemporaryDirectory()
         with workdir as folder:
             scores = score(frames, results, args.style, args.score_every, pathlib.Path(folder))
         last = len(frames) - 16
