@@ -17,26 +17,30 @@ SHAPES = {"conv1_1": (384 * 512, 64), "conv2_1": (192 * 256, 128),
           "conv3_1": (96 * 128, 256), "conv4_1": (48 * 64, 512), "conv5_1": (24 * 32, 512)}
 
 
-@tf.function(autograph=False)
-def sort_only(x, d):
+def sorted_over_positions(x, d):
+    """The probe's sort: (positions, directions) projections sorted over the positions."""
+    return tf.sort(tf.matmul(x, d), axis=0)
+
+
+def sorted_last_axis(x, d):
+    """The same values transposed, (directions, positions), sorted along the last axis."""
     return tf.sort(tf.matmul(d, x, transpose_a=True, transpose_b=True), axis=-1)
 
 
-@tf.function(autograph=False)
-def with_gradient_axis0(x, d):
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = tf.reduce_mean(tf.square(tf.sort(tf.matmul(x, d), axis=0)))
-    return tape.gradient(y, x)
+def with_gradient(sort):
+    """A traced function of (x, d): the gradient in x of the mean square of ``sort``."""
+    @tf.function(autograph=False)
+    def gradient(x, d):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_mean(tf.square(sort(x, d)))
+        return tape.gradient(y, x)
+    return gradient
 
 
-@tf.function(autograph=False)
-def with_gradient_last(x, d):
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = tf.reduce_mean(tf.square(tf.sort(
-            tf.matmul(d, x, transpose_a=True, transpose_b=True), axis=-1)))
-    return tape.gradient(y, x)
+sort_only = tf.function(sorted_last_axis, autograph=False)
+with_gradient_axis0 = with_gradient(sorted_over_positions)
+with_gradient_last = with_gradient(sorted_last_axis)
 
 
 def median_ms(fn, *args, rounds=5):
