@@ -23,6 +23,7 @@ from tfstyle.losses import (
     content_loss,
     edge_weights,
     gram_matrix,
+    photo_ratio,
     style_layer_loss,
     total_variation,
 )
@@ -102,9 +103,10 @@ def ref_edge_weights(target, power):
 
 
 def ref_style_loss(image, image_content, image_style, content_targets, style_targets, *,
-                   content_weight, style_weight, tv_weight, content_layer_weights=None,
+                   photo_style, content_weight, style_weight, tv_weight, content_layer_weights=None,
                    style_layer_weights=None, content_edge_powers=None):
-    """The documented StyleLoss, in numpy float64. Returns {total, content, style, tv}."""
+    """The documented StyleLoss, in numpy float64, ``photo_style`` the photo's
+    style-layer features. Returns {total, content, style, tv}."""
     if content_layer_weights is None:
         content_layer_weights = [1.0] * len(content_targets)
     if content_edge_powers is None:
@@ -120,8 +122,10 @@ def ref_style_loss(image, image_content, image_style, content_targets, style_tar
         edges = ref_edge_weights(p / s, g)
         content += w * 0.5 * np.sum(edges * (f / s - p / s) ** 2) / positions(f)
     style = 0.0
-    for w, f, target in zip(style_layer_weights, image_style, style_targets, strict=True):
-        s = ref_scale(target)
+    for w, f, target, photo in zip(style_layer_weights, image_style, style_targets,
+                                   photo_style, strict=True):
+        # The photo's scale, unless the painting's is over twice or under half of it.
+        s = ref_scale(target) / np.clip(ref_scale(target) / ref_scale(photo), 0.5, 2.0)
         a_norm = ref_gram(target / s) / positions(target)
         n, m = f.shape[-1], positions(f)
         style += w * np.sum((ref_gram(f / s) - a_norm * m) ** 2) / (4.0 * n ** 2 * m ** 2)
@@ -177,6 +181,7 @@ def make_problem(seed, image_hw=(32, 24), style_hw=(20, 28)):
         "image_style": [relu_features(rng, s) for s in style_shapes(h, w)],
         "content": [relu_features(rng, s) for s in content_shapes(h, w)],
         "style": [relu_features(rng, s) for s in style_shapes(sh, sw)],
+        "photo_style": [relu_features(rng, s) for s in style_shapes(h, w)],
     }
 
 
@@ -192,8 +197,15 @@ def make_loss(content_weight=13.0, style_weight=250.0, tv_weight=300.0,
                      content_edge_powers=content_edge_powers)
 
 
-def tf_terms(loss, image, image_content, image_style, content, style):
-    targets = loss.targets([tf32(f) for f in content], [tf32(f) for f in style])
+def tf_targets(loss, problem):
+    return loss.targets([tf32(f) for f in problem["content"]],
+                        [tf32(f) for f in problem["style"]],
+                        photo_style_features=[tf32(f) for f in problem["photo_style"]])
+
+
+def tf_terms(loss, image, image_content, image_style, content, style, photo_style):
+    targets = loss.targets([tf32(f) for f in content], [tf32(f) for f in style],
+                           photo_style_features=[tf32(f) for f in photo_style])
     return as_dict(loss(tf32(image), [tf32(f) for f in image_content],
                         [tf32(f) for f in image_style], targets))
 
@@ -314,7 +326,7 @@ def test_style_loss_matches_numpy(seed, layer_weights):
     got = tf_terms(loss, **problem)
     expected = ref_style_loss(
         problem["image"], problem["image_content"], problem["image_style"],
-        problem["content"], problem["style"], **WEIGHTS,
+        problem["content"], problem["style"], photo_style=problem["photo_style"], **WEIGHTS,
         content_layer_weights=cw,
         style_layer_weights=sw)
     for name in ("total", "content", "style", "tv"):
@@ -361,7 +373,7 @@ def test_edge_weighted_style_loss_matches_numpy(powers):
     got = tf_terms(loss, **problem)
     expected = ref_style_loss(
         problem["image"], problem["image_content"], problem["image_style"],
-        problem["content"], problem["style"], **WEIGHTS,
+        problem["content"], problem["style"], photo_style=problem["photo_style"], **WEIGHTS,
         content_layer_weights=(0.7, 1.9), style_layer_weights=(0.5, 0.3, 1.7),
         content_edge_powers=powers)
     for name in ("total", "content", "style", "tv"):
@@ -375,8 +387,7 @@ def test_zero_edge_powers_are_the_papers_term_with_no_weight_maps():
     problem = make_problem(5)
     for powers in (None, (0.0, 0.0)):
         loss = make_loss(content_edge_powers=powers)
-        targets = loss.targets([tf32(f) for f in problem["content"]],
-                               [tf32(f) for f in problem["style"]])
+        targets = tf_targets(loss, problem)
         assert targets.content_weights == ()
         assert tf_terms(loss, **problem) == tf_terms(make_loss(), **problem)
 
@@ -384,8 +395,7 @@ def test_zero_edge_powers_are_the_papers_term_with_no_weight_maps():
 def test_style_loss_targets_match_numpy():
     problem = make_problem(3)
     loss = make_loss()
-    targets = loss.targets([tf32(f) for f in problem["content"]],
-                           [tf32(f) for f in problem["style"]])
+    targets = tf_targets(loss, problem)
     assert len(targets.content) == len(CONTENT_LAYERS)
     assert len(targets.style_grams) == 1 and targets.style_masks == ()  # one blended group
     assert len(targets.style_grams[0]) == len(STYLE_LAYERS)
@@ -399,6 +409,8 @@ def test_style_loss_targets_match_numpy():
         assert got.shape == (s.shape[-1], s.shape[-1])
         assert rel_err(got.numpy(), ref_gram(s / scale) / positions(s)) < RTOL
         assert rel_err(mean.numpy(), (s / scale).reshape(-1, s.shape[-1]).mean(0)) < RTOL
+    for got_scale, f in zip(targets.photo_style_scales, problem["photo_style"], strict=True):
+        assert rel_err(float(got_scale), np.mean(np.abs(f))) < RTOL
 
 
 def test_style_loss_with_a_dead_style_layer_uses_scale_one():
@@ -409,12 +421,51 @@ def test_style_loss_with_a_dead_style_layer_uses_scale_one():
     got = tf_terms(loss, **problem)
     expected = ref_style_loss(
         problem["image"], problem["image_content"], problem["image_style"],
-        problem["content"], problem["style"], **WEIGHTS,
+        problem["content"], problem["style"], photo_style=problem["photo_style"], **WEIGHTS,
         content_layer_weights=(0.7, 1.9),
         style_layer_weights=(0.5, 0.3, 1.7))
     assert all(np.isfinite(v) for v in got.values())
     for name in ("total", "content", "style", "tv"):
         assert rel_err(got[name], expected[name]) < RTOL, name
+
+
+def photo_at_ratio(problem, ratio):
+    """``problem`` with the photo's style-layer features rescaled so that at every layer
+    the painting's scale is ``ratio`` times the photo's."""
+    photo = [f * (ref_scale(s) / ref_scale(f)) / ratio
+             for f, s in zip(problem["photo_style"], problem["style"])]
+    return dict(problem, photo_style=photo)
+
+
+def test_style_term_is_on_the_photos_scale():
+    # The image's and the painting's features on the photo's scale: with the photo
+    # fixed, both c times stronger give a Gram term c⁴ times larger (by the
+    # painting's own scale, as before, it would not move).
+    problem = photo_at_ratio(make_problem(14), 1.0)
+    loss = make_loss()
+    c = 1.5
+    before = tf_terms(loss, **problem)
+    stronger = dict(problem, image_style=[c * f for f in problem["image_style"]],
+                    style=[c * f for f in problem["style"]])
+    after = tf_terms(loss, **stronger)
+    assert rel_err(after["style"], c ** 4 * before["style"]) < RTOL
+    expected = ref_style_loss(
+        stronger["image"], stronger["image_content"], stronger["image_style"],
+        stronger["content"], stronger["style"], photo_style=stronger["photo_style"],
+        **WEIGHTS, content_layer_weights=(0.7, 1.9), style_layer_weights=(0.5, 0.3, 1.7))
+    assert rel_err(after["style"], expected["style"]) < RTOL
+
+
+@pytest.mark.parametrize("ratio,clipped", [(40.0, 2.0), (1 / 40.0, 0.5)])
+def test_photo_ratio_is_clipped_at_two(ratio, clipped):
+    # A flat or dark photo (tiny features) turns the style term up 16-fold at most.
+    problem = make_problem(15)
+    loss = make_loss()
+    got = tf_terms(loss, **photo_at_ratio(problem, ratio))
+    assert rel_err(got["style"], tf_terms(loss, **photo_at_ratio(problem, clipped))["style"]) \
+        < RTOL
+    assert rel_err(got["style"], tf_terms(loss, **photo_at_ratio(problem, 1.0))["style"]) > 0.5
+    assert float(photo_ratio(tf.constant(ratio * 3.0), tf.constant(3.0))) == clipped
 
 
 def test_default_style_layer_weights_fall_by_four_and_sum_to_one():
@@ -524,7 +575,7 @@ def test_content_term_is_a_mean_over_positions(hw):
     features = target + delta
     loss = StyleLoss(["c"], [], content_weight=0.8, style_weight=0.0, tv_weight=0.0,
                      content_layer_weights=[1.5])
-    targets = loss.targets([tf32(target)], [])
+    targets = loss.targets([tf32(target)], [], photo_style_features=[])
     got = as_dict(loss(tf.zeros((1, 4, 4, 3)), [tf32(features)], [], targets))
     assert rel_err(got["content"], 0.8 * 1.5 * 0.5 * n * delta ** 2) < RTOL
     assert got["style"] == 0.0 and got["tv"] == 0.0
@@ -538,7 +589,7 @@ def test_tv_term_is_a_mean_over_pixels(h, w):
     ramp = np.tile(np.linspace(0.0, 255.0, w), (h, 1))
     image = f32(np.repeat(ramp[None, :, :, None], 3, axis=3))
     loss = StyleLoss([], [], 1.0, 1.0, 2.5)
-    got = as_dict(loss(tf32(image), [], [], loss.targets([], [])))
+    got = as_dict(loss(tf32(image), [], [], loss.targets([], [], photo_style_features=[])))
     expected = 2.5 * 3 * h * (w - 1) * (1.0 / (w - 1)) ** 2 / (h * w)
     assert rel_err(got["tv"], expected) < RTOL
     assert got["content"] == 0.0 and got["style"] == 0.0
@@ -684,12 +735,14 @@ def test_gradient_matches_float64_reference_differences(grad_setup):
 
     content_targets = [f.numpy() for f in features64(tf.constant(grad_setup["content"]))[0]]
     style_targets = [f.numpy() for f in features64(tf.constant(grad_setup["style"]))[1]]
-    targets = loss.targets([tf32(f) for f in content_targets], [tf32(f) for f in style_targets])
+    photo_style = [f.numpy() for f in features64(tf.constant(grad_setup["content"]))[1]]
+    targets = loss.targets([tf32(f) for f in content_targets], [tf32(f) for f in style_targets],
+                           photo_style_features=[tf32(f) for f in photo_style])
     def reference(x):
         content_features, style_features = features64(tf.constant(x))
         return ref_style_loss(
             x, [f.numpy() for f in content_features], [f.numpy() for f in style_features],
-            content_targets, style_targets, **grad_setup["weights"])
+            content_targets, style_targets, photo_style=photo_style, **grad_setup["weights"])
 
     image = grad_setup["image"]
     x = tf.constant(image)
@@ -714,7 +767,8 @@ def test_style_loss_accepts_float64_features():
     loss = make_loss()
     as64 = {key: ([tf.constant(f) for f in value] if key != "image" else tf.constant(value))
             for key, value in problem.items()}
-    targets = loss.targets(as64["content"], as64["style"])
+    targets = loss.targets(as64["content"], as64["style"],
+                           photo_style_features=as64["photo_style"])
     terms = loss(as64["image"], as64["image_content"], as64["image_style"], targets)
     expected = tf_terms(loss, **problem)
     assert rel_err(float(terms.total), expected["total"]) < RTOL
@@ -779,8 +833,7 @@ def test_temporal_term_joins_the_total_with_its_weight():
     _, target, weight = temporal_problem(4, *image.shape[1:3])
     loss = make_loss()
     loss.temporal_weight = 7.5
-    still = loss.targets([tf32(f) for f in problem["content"]],
-                         [tf32(f) for f in problem["style"]])
+    still = tf_targets(loss, problem)
     frame = Targets(*still[:-1], temporal=(tf32(target), tf32(weight)))
     args = (tf32(image), [tf32(f) for f in problem["image_content"]],
             [tf32(f) for f in problem["image_style"]])

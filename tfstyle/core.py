@@ -138,13 +138,15 @@ class StyleModel:
         """The ``ContentTargets`` (``StyleLoss.content_targets``) of
         ``content`` (1, H, W, 3) in [0, 255]."""
         def untiled():
-            return loss.content_targets(self.features(content)[0])
+            content_features, style_features = self.features(content)
+            return loss.content_targets(content_features,
+                                        [layer_sums(f) for f in style_features])
 
         if tiling is None:
             return untiled()
         tiled = self.tiled_loss(loss, tiling)
         return tf.cond(larger_than(content, tiling.tile),
-                       lambda: loss.content_targets(tiled.content_features(content)),
+                       lambda: loss.content_targets(*tiled.photo_features(content)),
                        untiled)
 
     def style_targets(self, loss: StyleLoss, content: tf.Tensor, styles,

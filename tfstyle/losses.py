@@ -13,10 +13,19 @@ exactly these. ``StyleLoss`` combines them, after two normalisations (this is wh
 one set of weights, the paper's α/β = 1e-3, work across image sizes and backbones):
 
 1. **Feature scale.** Gatys et al. rescaled their VGG so that each filter's mean
-   activation over ImageNet is 1. We cannot run ImageNet, so each layer's features are
-   divided by the mean activation of that layer's *target* (the content image for
-   content layers, the style image for style layers). Keras' VGG19, VGG16 and random
-   weights all differ in activation scale by orders of magnitude; after this they agree.
+   activation over ImageNet is 1: one scale per layer, shared by every image. We cannot
+   run ImageNet, so the photo stands in for it: at each layer, content or style, the
+   features of all three images (the one being optimised, the photo, the painting)
+   are divided by the photo's mean activation there, s_photo. Keras' VGG19, VGG16 and
+   random weights all differ in activation scale by orders of magnitude; after this
+   they agree. A shared scale keeps what the paper's fixed one kept: a painting whose
+   features are stronger than the photo's at a layer (r = s_painting / s_photo > 1)
+   pulls harder there, its covariance term by r⁴ and its mean term by r². (Dividing
+   the painting by its own scale instead, as tfstyle did before, put every painting at
+   r = 1; BENCHMARKS.md, "The photo's feature scale".) r is clipped to [1/2, 2], so a
+   dark or flat photo moves a layer's term at most 16-fold. The painting's statistics
+   are kept on its own scale (``StyleTargets``, shared by a clip's frames) and put on
+   the photo's in ``combine``.
 2. **Image size.** E_l is already size independent (G grows like M, and is divided
    by M²), but ½ Σ (F − P)² grows with the number of positions M. The content term is
    divided by M: it becomes ½ Σ_channels mean_positions (F − P)². Total variation is
@@ -286,7 +295,10 @@ class Targets(NamedTuple):
       blend of all styles: Σ_k w_k A_k.
     style_means: likewise, the (N,) feature means (for ``mean_cov``).
     content_scales, style_scales: the per-layer feature scale (mean target activation;
-      for several styles, the blend of theirs).
+      for several styles, the blend of theirs): the photo's at the content layers, the
+      painting's at the style layers, which ``style_grams`` and ``style_means`` are on.
+    photo_style_scales: the photo's feature scale at each style layer, the scale the
+      style term compares on (module docstring, "Feature scale").
     style_masks: () without masks; else one (1, H, W, 1) mask in [0, 1] over the output
       image per group, the region where that group's style applies.
     content_weights: () for the paper's content term; else per content layer the
@@ -300,16 +312,18 @@ class Targets(NamedTuple):
     style_means: tuple
     content_scales: tuple
     style_scales: tuple
+    photo_style_scales: tuple
     style_masks: tuple = ()
     content_weights: tuple = ()
     temporal: tuple = ()
 
 
 class ContentTargets(NamedTuple):
-    """The content part of ``Targets`` (its content, content_scales and
-    content_weights): computed once per photo or frame."""
+    """The content part of ``Targets`` (its content, content_scales,
+    photo_style_scales and content_weights): computed once per photo or frame."""
     content: tuple
     scales: tuple
+    style_scales: tuple
     weights: tuple = ()
 
 
@@ -326,7 +340,7 @@ def join_targets(content: ContentTargets, style: StyleTargets) -> Targets:
     """``Targets`` from its content part (``StyleLoss.content_targets``) and its style
     part (``StyleLoss.style_targets``)."""
     return Targets(content.content, style.grams, style.means, content.scales, style.scales,
-                   style.masks, content.weights)
+                   content.style_scales, style.masks, content.weights)
 
 
 class LossTerms(NamedTuple):
@@ -392,7 +406,7 @@ class StyleLoss:
         self.temporal_weight = temporal_weight
 
     def targets(self, content_features: Sequence[tf.Tensor], style_features,
-                blend_weights=None, masks=()) -> Targets:
+                blend_weights=None, masks=(), *, photo_style_features) -> Targets:
         """Targets from the content image's features and the style images' features.
 
         Args:
@@ -405,34 +419,35 @@ class StyleLoss:
           masks: () for no spatial control. Else a sequence of (1, H, W, 1) masks over
             the output image, either one (all styles, blended, apply inside it) or one
             per style (style k applies inside mask k, with its own target).
+          photo_style_features: the content image's style-layer features, in layer
+            order (their scale is the one the style term compares on).
         """
         styles = list(style_features)
         if not styles or not isinstance(styles[0], (list, tuple)):
             styles = [styles]
         style_sums = [[layer_sums(f) for f in fs] for fs in styles]
-        return self.targets_from_sums(content_features, style_sums, blend_weights, masks)
+        return join_targets(
+            self.content_targets(content_features,
+                                 [layer_sums(f) for f in photo_style_features]),
+            self.style_targets(style_sums, blend_weights, masks))
 
-    def targets_from_sums(self, content_features: Sequence[tf.Tensor], style_sums,
-                          blend_weights=None, masks=()) -> Targets:
-        """``targets`` from the style images' ``LayerSums`` (a list per style, one per
-        style layer) instead of their feature maps: what a tiled pass accumulates."""
-        return join_targets(self.content_targets(content_features),
-                            self.style_targets(style_sums, blend_weights, masks))
-
-    def content_targets(self, content_features: Sequence[tf.Tensor]) -> ContentTargets:
+    def content_targets(self, content_features: Sequence[tf.Tensor],
+                        photo_style_sums: Sequence[LayerSums]) -> ContentTargets:
         """The part of ``Targets`` that depends on the content image only, from its
         content-layer features in layer order (whole maps: a weight's mean is over all
-        positions, so tiles slice the weights, never compute them)."""
+        positions, so tiles slice the weights, never compute them) and the
+        ``LayerSums`` of its style-layer features (what a tiled pass accumulates)."""
         # Losses are float32 whatever the network computes in (bfloat16, float64).
         content_features = [tf.cast(f, tf.float32) for f in content_features]
         scales = tuple(feature_scale(f) for f in content_features)
+        photo_style_scales = tuple(sums_scale(sums) for sums in photo_style_sums)
         content = tuple(f / s for f, s in zip(content_features, scales))
         weights = ()
         # A Python branch: at the default powers of 0 the graph has no weight maps.
         if any(self.content_edge_powers):
             weights = tuple(edge_weights(p, g)
                             for p, g in zip(content, self.content_edge_powers))
-        return ContentTargets(content, scales, weights)
+        return ContentTargets(content, scales, photo_style_scales, weights)
 
     def style_targets(self, style_sums, blend_weights=None, masks=()) -> StyleTargets:
         """The part of ``Targets`` that depends on the styles, their blend and the
@@ -514,11 +529,15 @@ class StyleLoss:
         style = tf.constant(0.0)
         masked = bool(targets.style_masks)
         for group, sums in enumerate(style_sums):
-            for layer, (w, layer_sum, s) in enumerate(zip(self.style_layer_weights, sums,
-                                                          targets.style_scales)):
-                second, mean, area = sums_moments(layer_sum, s)
-                term = style_distance(second, mean, targets.style_grams[group][layer],
-                                      targets.style_means[group][layer], self.style_loss)
+            for layer, (w, layer_sum, s, s_photo) in enumerate(zip(
+                    self.style_layer_weights, sums, targets.style_scales,
+                    targets.photo_style_scales)):
+                # The targets are on the painting's scale s; r puts them and the image
+                # on the photo's (module docstring, "Feature scale").
+                r = photo_ratio(s, s_photo)
+                second, mean, area = sums_moments(layer_sum, s / r)
+                term = style_distance(second, mean, targets.style_grams[group][layer] * r * r,
+                                      targets.style_means[group][layer] * r, self.style_loss)
                 if masked:
                     # Each region counts by its share of the image, so two regions
                     # covering it add up to one unmasked style loss.
@@ -535,6 +554,18 @@ class StyleLoss:
             temporal = self.temporal_weight * temporal_loss(image, *targets.temporal)
             total = total + temporal
         return LossTerms(total, content, style, tv, temporal)
+
+
+PHOTO_RATIO_LIMIT = 2.0
+
+
+def photo_ratio(style_scale, photo_scale) -> tf.Tensor:
+    """r = s_painting / s_photo at one layer, clipped to [1 / limit, limit] with limit
+    ``PHOTO_RATIO_LIMIT``: the painting's features on the photo's scale are r times
+    those on its own. The clip bounds how far a dark or flat photo (small s_photo) can
+    turn a layer's style term up. Float32 scalar."""
+    ratio = tf.cast(style_scale, tf.float32) / tf.cast(photo_scale, tf.float32)
+    return tf.clip_by_value(ratio, 1.0 / PHOTO_RATIO_LIMIT, PHOTO_RATIO_LIMIT)
 
 
 def _blend(weights, values):

@@ -238,21 +238,24 @@ class TiledLoss:
 
     # What ``StyleModel.content_targets`` and ``style_targets`` evaluate tile by tile.
 
-    def content_features(self, content) -> tuple:
-        """The content layers' maps of ``content`` (1, H, W, 3), assembled from the
-        tiles' owned positions: one (1, H / stride, W / stride, N) float32 per layer."""
+    def photo_features(self, content) -> tuple:
+        """(maps, sums) of ``content`` (1, H, W, 3): its content layers' maps,
+        assembled from the tiles' owned positions (one (1, H / stride, W / stride, N)
+        float32 per layer), and its style layers' ``LayerSums``, added up over the
+        tiles; one pass, what ``StyleLoss.content_targets`` takes."""
         height, width = tf.shape(content)[1], tf.shape(content)[2]
 
         def content_tile(k, grid):
             crop, _, sums = self._tile_sums(content, k, grid, None, self._unmasked,
                                             content_errors=False)
             owned, _ = self._bounds(k, *grid[:3])
-            maps, _ = sums(crop)
+            maps, style_sums = sums(crop)
             # Each tile's positions, zero elsewhere: the sum over tiles is the map.
-            return tuple(_place(tf.cast(f, tf.float32), s, owned, height, width)
-                         for f, s in zip(maps, self.content_strides))
+            return (tuple(_place(tf.cast(f, tf.float32), s, owned, height, width)
+                          for f, s in zip(maps, self.content_strides)), style_sums[0])
 
-        return self._accumulate(content, content_tile)
+        maps, style_sums = self._accumulate(content, content_tile)
+        return maps, list(style_sums)
 
     def style_sums(self, styles) -> list:
         """Per style image (1, h, w, 3), its style layers' ``LayerSums``, added up over
