@@ -22,9 +22,12 @@ from tfstyle.losses import (
     StyleLoss,
     content_loss,
     edge_weights,
+    feature_scale,
     gram_matrix,
+    layer_sums,
     photo_ratio,
     style_layer_loss,
+    sums_scale,
     total_variation,
 )
 
@@ -427,6 +430,17 @@ def test_style_loss_with_a_dead_style_layer_uses_scale_one():
     assert all(np.isfinite(v) for v in got.values())
     for name in ("total", "content", "style", "tv"):
         assert rel_err(got[name], expected[name]) < RTOL, name
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 7, 3), (1, 64, 48, 64), (1, 1, 1, 2)])
+def test_feature_scale_is_the_mean_magnitude_and_equals_the_sums_scale(shape):
+    # The untiled targets take the photo's scale from the map, a tiled pass from its
+    # LayerSums: the two must agree to the bit, or tiling would move the picture.
+    f = np.random.default_rng(len(shape) + shape[1]).normal(size=shape)
+    got = feature_scale(tf.constant(f, tf.float32)).numpy()
+    assert rel_err(got, ref_scale(f32(f))) < RTOL
+    assert got == sums_scale(layer_sums(tf.constant(f, tf.float32))).numpy()
+    assert feature_scale(tf.zeros(shape)).numpy() == 1.0
 
 
 def photo_at_ratio(problem, ratio):

@@ -38,7 +38,8 @@ import tensorflow as tf
 
 from tfstyle.errors import ConfigError
 from tfstyle.features import build_feature_model, feature_layers, layer_stride, resolve_layers
-from tfstyle.losses import LossTerms, StyleLoss, Targets, join_targets, layer_sums
+from tfstyle.losses import (LossTerms, StyleLoss, Targets, feature_scale, join_targets,
+                            layer_sums)
 from tfstyle.optimizers import get_optimizer
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
                              DEFAULT_STYLE_STRENGTH, RunOptions)
@@ -140,7 +141,7 @@ class StyleModel:
         def untiled():
             content_features, style_features = self.features(content)
             return loss.content_targets(content_features,
-                                        [layer_sums(f) for f in style_features])
+                                        [feature_scale(f) for f in style_features])
 
         if tiling is None:
             return untiled()

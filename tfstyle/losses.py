@@ -354,14 +354,21 @@ class LossTerms(NamedTuple):
 
 
 def feature_scale(features: tf.Tensor) -> tf.Tensor:
-    """Mean activation of a (rectified) feature map, guarded against dead layers."""
-    return sums_scale(layer_sums(features))
+    """Mean activation of a (rectified) feature map (1, h, w, N), guarded against dead
+    layers: a float32 scalar > 0. Equal, bit for bit, to ``sums_scale`` of the map's
+    ``LayerSums``, without forming their N×N second moment."""
+    flat = tf.reshape(tf.cast(features, tf.float32), (-1, tf.shape(features)[-1]))
+    return _mean_magnitude(tf.reduce_sum(tf.abs(flat)), tf.cast(tf.shape(flat)[0], tf.float32),
+                           tf.shape(flat)[1])
 
 
 def sums_scale(sums: LayerSums) -> tf.Tensor:
-    """``feature_scale`` from a feature map's ``LayerSums``."""
-    channels = tf.cast(tf.shape(sums.first)[0], tf.float32)
-    mean = sums.magnitude / (sums.count * channels)
+    """``feature_scale`` from a feature map's ``LayerSums`` (what a tiled pass adds up)."""
+    return _mean_magnitude(sums.magnitude, sums.count, tf.shape(sums.first)[0])
+
+
+def _mean_magnitude(magnitude, count, channels):
+    mean = magnitude / (count * tf.cast(channels, tf.float32))
     return tf.where(mean > 1e-12, mean, tf.ones_like(mean))
 
 
@@ -428,19 +435,20 @@ class StyleLoss:
         style_sums = [[layer_sums(f) for f in fs] for fs in styles]
         return join_targets(
             self.content_targets(content_features,
-                                 [layer_sums(f) for f in photo_style_features]),
+                                 [feature_scale(f) for f in photo_style_features]),
             self.style_targets(style_sums, blend_weights, masks))
 
     def content_targets(self, content_features: Sequence[tf.Tensor],
-                        photo_style_sums: Sequence[LayerSums]) -> ContentTargets:
+                        photo_style_scales: Sequence[tf.Tensor]) -> ContentTargets:
         """The part of ``Targets`` that depends on the content image only, from its
         content-layer features in layer order (whole maps: a weight's mean is over all
         positions, so tiles slice the weights, never compute them) and the
-        ``LayerSums`` of its style-layer features (what a tiled pass accumulates)."""
+        ``feature_scale`` of each of its style layers (float32 scalars, in layer order;
+        a tiled pass gets them by ``sums_scale``)."""
         # Losses are float32 whatever the network computes in (bfloat16, float64).
         content_features = [tf.cast(f, tf.float32) for f in content_features]
         scales = tuple(feature_scale(f) for f in content_features)
-        photo_style_scales = tuple(sums_scale(sums) for sums in photo_style_sums)
+        photo_style_scales = tuple(photo_style_scales)
         content = tuple(f / s for f, s in zip(content_features, scales))
         weights = ()
         # A Python branch: at the default powers of 0 the graph has no weight maps.

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from tfstyle.features import layer_names, layer_stride
-from tfstyle.losses import StyleLoss, Targets
+from tfstyle.losses import StyleLoss, Targets, sums_scale
 
 
 class Tiling(NamedTuple):
@@ -239,10 +239,11 @@ class TiledLoss:
     # What ``StyleModel.content_targets`` and ``style_targets`` evaluate tile by tile.
 
     def photo_features(self, content) -> tuple:
-        """(maps, sums) of ``content`` (1, H, W, 3): its content layers' maps,
+        """(maps, scales) of ``content`` (1, H, W, 3): its content layers' maps,
         assembled from the tiles' owned positions (one (1, H / stride, W / stride, N)
-        float32 per layer), and its style layers' ``LayerSums``, added up over the
-        tiles; one pass, what ``StyleLoss.content_targets`` takes."""
+        float32 per layer), and its style layers' ``feature_scale`` s, from their
+        magnitudes added up over the tiles; one pass, what
+        ``StyleLoss.content_targets`` takes."""
         height, width = tf.shape(content)[1], tf.shape(content)[2]
 
         def content_tile(k, grid):
@@ -255,7 +256,7 @@ class TiledLoss:
                           for f, s in zip(maps, self.content_strides)), style_sums[0])
 
         maps, style_sums = self._accumulate(content, content_tile)
-        return maps, list(style_sums)
+        return maps, [sums_scale(sums) for sums in style_sums]
 
     def style_sums(self, styles) -> list:
         """Per style image (1, h, w, 3), its style layers' ``LayerSums``, added up over
