@@ -155,7 +155,7 @@ class LayerSums(NamedTuple):
     (``tfstyle.tiling``).
 
     second: (N, N) Σ_p w_p F_p F_pᵀ. first: (N,) Σ_p w_p F_p. weight: Σ_p w_p.
-    magnitude: Σ_p |F_p| summed over channels too, unweighted (for ``feature_scale``).
+    magnitude: Σ_p |F_p| summed over channels too, unweighted (for ``sums_scale``).
     count: the number of positions, unweighted.
     """
     second: tf.Tensor
