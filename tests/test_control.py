@@ -453,6 +453,23 @@ def test_more_strength_moves_the_result_from_the_photo_to_the_painting(stylizer)
     assert s1 > s2 > s3, distances
 
 
+def test_above_the_default_strength_only_the_full_size_stage_moves(stylizer):
+    # A two-stage run whose full-size stage takes no step is its coarse stage, upsampled.
+    # Above the default the coarse stage keeps the default's balance, so at 0.9 that is
+    # the 0.5 run's picture (the blend start's share is the same above 0.5); below the
+    # default it follows the knob; with steps at full size, 0.9 moves on.
+    def run(strength, steps):
+        options = dataclasses_replace(OPTIONS, stage_size=32, stage_steps=steps,
+                                      style_strength=strength)
+        assert len(options.stages()) == 2
+        return stylizer.stylize(CONTENT, STYLE_A, options).image
+
+    coarse = run(0.5, (8, 0))
+    np.testing.assert_array_equal(run(0.9, (8, 0)), coarse)
+    assert np.abs(run(0.3, (8, 0)).astype(int) - coarse).mean() > 0.5
+    assert np.abs(run(0.9, (8, 8)).astype(int) - run(0.5, (8, 8))).mean() > 0.2
+
+
 @pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan")])
 def test_strength_outside_zero_one_is_refused(strength):
     with pytest.raises(ConfigError, match="style_strength"):

@@ -313,7 +313,9 @@ def test_staged_and_resized_runs_match_the_library_bit_for_bit(served, stylizer,
     dict(preserve_colors="histogram", style_loss="gram"),
     dict(preserve_colors="luminance"), dict(preserve_colors="luminance", init="style"),
     dict(style_loss="gram"), dict(stage_size=16, preserve_colors="histogram",
-                                      style_loss="mean_cov", init="style")],
+                                      style_loss="mean_cov", init="style"),
+    # above the default strength the coarse stage keeps the default's weights
+    dict(stage_size=16, style_strength=0.9, style_loss="gram")],
     ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_controls_match_the_library(served, stylizer, controls):
     # Coarse-to-fine, colour control and the style loss run in the graph as in the
@@ -326,7 +328,8 @@ def test_controls_match_the_library(served, stylizer, controls):
     # start) moved one value of 2304 by one level after 10 steps. The blend start is
     # held bit for bit under the Gram loss (test_staged_and_resized_runs_match_...).
     controls = dict({"init": "content"}, **controls)
-    inputs = {k: np.int32(v) if k == "stage_size" else v for k, v in controls.items()}
+    inputs = {k: np.int32(v) if k == "stage_size" else np.float32(v) if isinstance(v, float)
+              else v for k, v in controls.items()}
     # style_scale 1: the style is sent at the output's size.
     out = served.run(**request(steps=np.int32(steps), seed=np.int64(seed),
                                style_scale=np.float32(1), **inputs))

@@ -26,6 +26,7 @@ from tfstyle.losses import (
     gram_matrix,
     layer_sums,
     photo_ratio,
+    stage_strength,
     style_layer_loss,
     sums_scale,
     total_variation,
@@ -441,6 +442,14 @@ def test_feature_scale_is_the_mean_magnitude_and_equals_the_sums_scale(shape):
     assert rel_err(got, ref_scale(f32(f))) < RTOL
     assert got == sums_scale(layer_sums(tf.constant(f, tf.float32))).numpy()
     assert feature_scale(tf.zeros(shape)).numpy() == 1.0
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 0.5, 0.7, 1.0])
+def test_stage_strength_caps_the_coarse_stages_at_the_default(strength):
+    for last, expected in ((True, strength), (False, min(strength, 0.5))):
+        assert stage_strength(strength, last, 0.5) == expected
+        got = stage_strength(tf.constant(strength), tf.constant(last), 0.5)
+        assert got.dtype == tf.float32 and got.numpy() == np.float32(expected)
 
 
 def photo_at_ratio(problem, ratio):

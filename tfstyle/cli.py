@@ -87,7 +87,8 @@ flags.DEFINE_float("style_weight", _DEFAULTS.style_weight,
 flags.DEFINE_float("style_strength", _DEFAULTS.style_strength,
                    "How much style, 0 (the photo) to 1 (the most of the painting): moves alpha "
                    "and beta along the trade-off; at the default they are --content_weight "
-                   "and --style_weight as given.")
+                   "and --style_weight as given. Above the default only the full-size "
+                   "stage follows it (the coarse stages keep the layout of the default).")
 flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "gamma: total variation weight.")
 flags.DEFINE_string("init", _DEFAULTS.init,
                     "Start image: blend (of the photo and the painting, --init_blend), "

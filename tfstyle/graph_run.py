@@ -68,9 +68,16 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
         with tf.control_dependencies(checks):
             return inputs.stage_tensors(content, style, sizes[k], o["style_scale"], preserve)
 
-    loss = model.make_loss(request_options(o))
-    loss.style_loss = o["style_loss"]
-    step = model.make_step(loss, optimizer, tiling)
+    def stage_loss(k):
+        """The loss at stage k's weights (``RunOptions.for_stage``: above the default
+        strength the coarse stages keep the default's balance)."""
+        stage = model.make_loss(request_options(o).for_stage(tf.equal(k, last)))
+        stage.style_loss = o["style_loss"]
+        return stage
+
+    # The targets and the final evaluation do not depend on the weights but the
+    # evaluation's: the last stage's loss serves them.
+    loss = stage_loss(last)
 
     def stage_targets(k):
         """(the content as optimised against, the stage's targets)."""
@@ -86,7 +93,10 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
         _, previous = inputs.stage_content(content, sizes[k - 1], preserve)
         return core.content_detail(run_content[None], previous[None], o["stage_detail"])
 
-    image, total, ran = _stages(step, optimizer, stage_targets, detail, start,
+    def stage_step(k):
+        return model.make_step(stage_loss(k), optimizer, tiling)
+
+    image, total, ran = _stages(stage_step, optimizer, stage_targets, detail, start,
                                 stage_steps)
     content_n = stage_inputs(last)[0]
 
@@ -135,9 +145,11 @@ def _temporal(given, is_last, run_content, preserve):
             tf.ensure_shape(mask, [1, None, None, 1]))
 
 
-def _stages(step, optimizer, stage_targets, detail, start, stage_steps):
+def _stages(stage_step, optimizer, stage_targets, detail, start, stage_steps):
     """The coarse-to-fine loop: (the result image (1, H, W, 3), the last loss, whether
-    any step ran). A non-finite loss ends it, keeping the last finite image."""
+    any step ran). A non-finite loss ends it, keeping the last finite image.
+    ``stage_step(k)``: stage k's step function (``StyleModel.make_step``), built inside
+    the loop's body, so traced once with its weights a function of k."""
     nan = tf.constant(float("nan"))
 
     def cond(k, image, state, total, ran):
@@ -149,7 +161,8 @@ def _stages(step, optimizer, stage_targets, detail, start, stage_steps):
             k > 0, lambda: core.next_stage(optimizer, image, state, tf.shape(run_content)[:2],
                                            detail(k, run_content)),
             lambda: (image, optimizer.init(image)))
-        image, state, terms = core.optimize(step, image, state, targets, stage_steps[k])
+        image, state, terms = core.optimize(stage_step(k), image, state, targets,
+                                            stage_steps[k])
         runs = stage_steps[k] > 0
         return k + 1, image, state, tf.where(runs, terms.total, total), ran | runs
 

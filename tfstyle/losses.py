@@ -278,6 +278,26 @@ def strength_weights(content_weight, style_weight, tv_weight, strength, default_
     return content_weight * keep * keep, style_weight * paint, tv_weight * paint
 
 
+def stage_strength(strength, last, default_strength):
+    """The style strength one coarse-to-fine stage runs at: s at the last (full-size)
+    stage, min(s, s₀) before it.
+
+    The coarse stages form the picture's layout; a style term stronger than the
+    default's there grows the blend start's painting layout (a figure's dark ghost)
+    instead of adding painting, and the style measures fall above s₀ (BENCHMARKS.md,
+    "The knob above the default at full size only"). So above the default the knob acts
+    at full size only; at or below it every stage runs at s, as before.
+
+    ``strength``: a float, or a float32 scalar tensor (the exported signature); ``last``:
+    a Python bool, or a bool scalar tensor; ``default_strength``: s₀, a float. Returns a
+    float where both are Python values, else a float32 scalar tensor.
+    """
+    if isinstance(last, bool) and not tf.is_tensor(strength):
+        return strength if last else min(strength, default_strength)
+    strength = tf.cast(strength, tf.float32)
+    return tf.where(last, strength, tf.minimum(strength, default_strength))
+
+
 def style_factor(strength, default_strength):
     """(s / s₀)²: what β, γ and the temporal weight are multiplied by at strength s."""
     paint = strength / default_strength

@@ -46,7 +46,8 @@ class RunOptions:
     style_strength: one knob for the balance, 0 (the photo) to 1 (the most of the
       painting); α, β and γ follow it (``tfstyle.losses.strength_weights``), equal to
       the three weights at ``DEFAULT_STYLE_STRENGTH``; at 1 β/α is ``STRENGTH_REACH``
-      times the default's.
+      times the default's. Above the default only the full-size stage follows it; the
+      coarse stages keep the default's balance (``for_stage``).
     tv_weight: γ, total variation on the [0, 1] image, to suppress high-frequency noise.
     init: where the first stage starts: ``blend`` (default) of the photo and the
       painting, ``content`` (the photo), ``noise``, ``style`` (the first painting,
@@ -175,6 +176,16 @@ class RunOptions:
                     f"size / stage_size")
             return list(zip(sizes, (int(n) for n in self.stage_steps)))
         return list(zip(sizes, (int(n) for n in steps.numpy())))
+
+    def for_stage(self, last) -> "RunOptions":
+        """These options with the style strength one coarse-to-fine stage runs at
+        (``tfstyle.losses.stage_strength``: above the default, the coarse stages stay at
+        the default's); ``last``: whether it is the full-size stage (a bool, or a bool
+        scalar tensor in the exported graph)."""
+        from tfstyle.losses import stage_strength  # imports TensorFlow: not at start-up
+
+        strength = stage_strength(self.style_strength, last, DEFAULT_STYLE_STRENGTH)
+        return dataclasses.replace(self, style_strength=strength)
 
     def loss_weights(self) -> tuple:
         """(α, β, γ): the content, style and TV weights at ``style_strength`` (floats, or
