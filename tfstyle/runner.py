@@ -111,7 +111,8 @@ class _Stage:
             model, options, job.optimizer, *arrays.run_content.shape[:2], job.budget, steps)
         # Above the default strength the coarse stages keep the default's balance.
         stage_options = options.for_stage(index == len(job.plan) - 1)
-        self.fns = job.compiled.functions(job.loss(stage_options), self.optimizer,
+        # A new loss object is cheap; the traced functions are shared by weights.
+        self.fns = job.compiled.functions(model.make_loss(stage_options), self.optimizer,
                                           stage_options, self.tiling)
         self.content = tf.constant(arrays.run_content[None])
         self.targets = job.compiled.targets(self.fns, self.content, arrays.styles,
@@ -187,21 +188,12 @@ class _Job:
         self.plan = options.stages()
         self.total_steps = sum(n for _, n in self.plan)
         self.callback_every = callback_every
-        self._losses = {}
         self.optimizer = core.make_optimizer(options)
         # Once, before this run's own allocations lower the free memory.
         self.budget = None if options.tile_size else memory.run_budget(options.memory_limit)
         self.weights = tf.constant(options.blend_weights(len(inputs.styles)), tf.float32)
         self.started = time.perf_counter()
         self.first, self.terms = 0, None
-
-    def loss(self, options: RunOptions):
-        """The loss at ``options``' weights (this run's, or a stage's: ``for_stage``),
-        built once per setting."""
-        key = (options.loss_weights(), options.temporal_loss_weight())
-        if key not in self._losses:
-            self._losses[key] = self.model.make_loss(options)
-        return self._losses[key]
 
     def fingerprint(self) -> str:  # hashes the inputs: only needed to resume or to stop
         return checkpoint.job_fingerprint(self.model, self.inputs, self.options, self.seed)
