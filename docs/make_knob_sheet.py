@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from make_quality_figures import (  # noqa: E402  the pairs and drawing helpers, kept once
-    CROP_AT, PAIRS, crop_box, load_font, outline_crop, to_height)
+    CROP_AT, PAIRS, crop_box, load_font, outline_crop, parse_pairs, to_height)
 
 GAP = 8
 
@@ -70,10 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--height", type=int, default=160)
     parser.add_argument("--crop", type=int, default=160)
     args = parser.parse_args(argv)
-    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
-    unknown = sorted(set(pairs) - set(PAIRS))
-    if unknown:
-        sys.exit(f"unknown pairs {unknown}: choose from {', '.join(PAIRS)}")
+    pairs = parse_pairs(args.pairs)
     strengths = [s.strip() for s in args.strengths.split(",") if s.strip()]
     if not args.results.is_dir():
         sys.exit(f"--results {args.results} is not a folder: give knob.sh's OUT")

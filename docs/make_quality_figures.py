@@ -233,21 +233,29 @@ def pair_sheet(pair: str, result_path: pathlib.Path, before_path: pathlib.Path |
     return contact_sheet(title, top, bottom, under=list(range(2, len(top))), note=note)
 
 
+def known_pairs(names, what: str = ""):
+    """``names`` (an iterable of pair keys), or exit naming the ones PAIRS lacks."""
+    unknown = sorted(set(names) - set(PAIRS))
+    if unknown:
+        sys.exit(f"{what}unknown pairs {unknown}: choose from {', '.join(PAIRS)}")
+    return names
+
+
+def parse_pairs(text: str) -> list[str]:
+    """A --pairs value, 'a,b,...', as known pair keys in its order."""
+    return known_pairs([p.strip() for p in text.split(",") if p.strip()])
+
+
 def crop_centres(pairs: list[str], args) -> dict[str, tuple[float, float]]:
     """Crop centre per pair: --crop_at_pair, else --crop_at, else the pair's default."""
     own = dict(args.crop_at_pair or [])
-    unknown = sorted(set(own) - set(PAIRS))
-    if unknown:
-        sys.exit(f"--crop_at_pair: unknown pairs {unknown}: choose from {', '.join(PAIRS)}")
+    known_pairs(own, "--crop_at_pair: ")
     return {pair: own.get(pair) or args.crop_at or CROP_AT[PAIRS[pair].photo]
             for pair in pairs}
 
 
 def run_sheets(args) -> None:
-    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
-    unknown = sorted(set(pairs) - set(PAIRS))
-    if unknown:
-        sys.exit(f"unknown pairs {unknown}: choose from {', '.join(PAIRS)}")
+    pairs = parse_pairs(args.pairs)
     centres = crop_centres(pairs, args)
     results, out = pathlib.Path(args.results), pathlib.Path(args.out)
     before = pathlib.Path(args.before) if args.before else None
