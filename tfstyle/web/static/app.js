@@ -318,28 +318,37 @@ function renderUploadsButtons() {
   $("run").disabled = false;
 }
 
+// The strip's cards are built once per job and updated in place, so that a card a
+// keyboard user has focused is never replaced under them.
 function renderStrip(job) {
   $("strip").hidden = false;
-  const items = job.strip.map((item) => {
+  const list = $("strip-items");
+  if (list.dataset.job !== job.id || list.children.length !== job.strip.length) {
+    list.dataset.job = job.id;
+    list.replaceChildren(...job.strip.map((item) => {
+      const use = el("button", { type: "button", className: "secondary", disabled: true,
+                                 text: `Use ${item.strength}` });
+      use.addEventListener("click", () => {
+        $("strength").value = item.strength;
+        showStrength();
+        start(false);
+      });
+      return el("li", {}, [el("div", { className: "frame", text: "waiting" }), use]);
+    }));
+  }
+  job.strip.forEach((item, i) => {
+    const card = list.children[i];
     const version = job.images[item.slot];
-    const frame = el("div", { className: "frame" });
-    if (version != null) {
-      frame.append(el("img", { src: `api/jobs/${job.id}/images/${item.slot}?v=${version}`,
-                               alt: `Preview at strength ${item.strength}` }));
-    } else {
-      frame.textContent = "waiting";
+    const frame = card.querySelector(".frame");
+    const src = version != null ? `api/jobs/${job.id}/images/${item.slot}?v=${version}` : null;
+    if (src && frame.dataset.src !== src) {
+      frame.dataset.src = src;
+      frame.replaceChildren(el("img", { src, alt: `Preview at strength ${item.strength}` }));
+    } else if (!src && job.progress.item === i + 1) {
+      frame.textContent = "running…";
     }
-    const use = el("button", { type: "button", className: "secondary", disabled: !item.done,
-                               text: `Use ${item.strength}` });
-    use.dataset.strength = item.strength;
-    use.addEventListener("click", () => {
-      $("strength").value = item.strength;
-      showStrength();
-      start(false);
-    });
-    return el("li", {}, [frame, use]);
+    card.querySelector("button").disabled = !item.done;
   });
-  $("strip-items").replaceChildren(...items);
 }
 
 function showPicture(src, alt = "") {
