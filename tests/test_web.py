@@ -216,6 +216,23 @@ def test_the_strength_strip_previews_three_strengths(server):
     assert final["settings"]["options"]["steps"] == 4
 
 
+def test_several_paintings_blend_by_the_weights_given(server):
+    photo, first, second = uploaded(server, ("photo.png", PHOTO), ("a.png", PAINTING),
+                                    ("b.png", png(synthetic_image(6, 32, 32))))
+    status, job = server.json("api/jobs", {"contents": [photo], "styles": [first, second],
+                                           "settings": {"size": 48, "steps": 2,
+                                                        "style_blend_weights": [3, 1]}})
+    assert status == 201, job
+    final = wait_final(server, job["id"])
+    assert final["state"] == "done"
+    assert final["settings"]["options"]["style_blend_weights"] == [3.0, 1.0]
+    assert "--style=a.png,b.png" in final["command"]
+    assert "--style_blend_weights=3,1" in final["command"]
+    status, job = server.json("api/jobs", {"contents": [photo], "styles": [first, second],
+                                           "settings": {"style_blend_weights": [1]}})
+    assert status == 400 and "1 style blend weights for 2 style images" in job["error"]
+
+
 def test_jobs_wait_in_line_and_know_their_place(server):
     first = start(server, {"size": 64, "steps": 5000})
     second = start(server, {"size": 48, "steps": 2})

@@ -153,6 +153,29 @@ def test_a_job_shows_its_progress_and_growing_picture_and_ends_in_a_png(page, se
     assert page.find_element(By.ID, "download").text == "Download PNG"
 
 
+def test_a_painting_dropped_on_the_page_is_added_with_a_thumbnail(page):
+    # A drop as the browser delivers it: a DataTransfer holding a file, here a PNG drawn
+    # on a canvas in the page itself.
+    page.execute_script("""
+        const canvas = document.createElement('canvas');
+        canvas.width = 40; canvas.height = 30;
+        const g = canvas.getContext('2d');
+        g.fillStyle = '#c8553d'; g.fillRect(0, 0, 40, 30);
+        g.fillStyle = '#2d3047'; g.fillRect(10, 5, 20, 20);
+        canvas.toBlob((blob) => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
+          const zone = document.getElementById('style-drop');
+          zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: transfer, bubbles: true}));
+          zone.dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true}));
+        }, 'image/png');""")
+    wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#style-thumbs img")) == 2)
+    names = [e.text for e in page.find_elements(By.CSS_SELECTOR, "#style-thumbs .name")]
+    assert names[1] == "dropped.png"
+    # Two paintings: each gets its blend weight, labelled.
+    assert len(page.find_elements(By.CSS_SELECTOR, "#style-thumbs input[type=range]")) == 2
+
+
 def test_stop_midway_keeps_the_image_so_far(page, server):
     open_advanced(page)
     type_into(page, "steps", "100000")

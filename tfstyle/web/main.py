@@ -107,11 +107,12 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"tfstyle-web: unexpected arguments {' '.join(argv[1:])}: all options "
                  f"are --flags")
+    malloc = False
     try:
         if not FLAGS.server:
             # Before TensorFlow's first op fixes its allocator (tfstyle.allocator).
-            lib.keep_malloc_for(FLAGS.max_size, FLAGS.memory_limit, FLAGS.backbone,
-                                FLAGS.content_layers, FLAGS.style_layers)
+            malloc = lib.keep_malloc_for(FLAGS.max_size, FLAGS.memory_limit, FLAGS.backbone,
+                                         FLAGS.content_layers, FLAGS.style_layers)
         config = build_config()
         # Nothing temporary outside the results folder either.
         tempfile.tempdir = os.path.join(config.results, "tmp")
@@ -134,6 +135,11 @@ def main(argv):
     print(f"tfstyle-web: serving on {address(FLAGS.host, port, config.token)}  "
           f"(jobs: {config.engine.describe()}; results in {config.results}; Ctrl-C stops)",
           flush=True)
+    if malloc:
+        print(f"tfstyle-web: a {FLAGS.max_size} px job keeps the memory budget only by "
+              f"tiling, so TensorFlow's tensors come from malloc, which keeps it (its pool "
+              f"is faster: a lower --max_size or TF_CPU_ALLOCATOR_USE_BFC=1 keeps it)",
+              flush=True)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again once it has shut down

@@ -122,6 +122,9 @@ def make_spec(body, store, rules: Rules, max_styles: int) -> tuple[str, Spec, di
     fields.setdefault("seed", secrets.randbits(63))
     try:
         options = lib.RunOptions(**fields, memory_limit=rules.memory_limit).validate()
+        # Checked against the paintings now, not when the job's turn comes.
+        options.blend_weights(len(styles))
+        options.style_scales(len(styles))
         video = _video(kind, contents[0], video_fields, rules)
     except lib.ConfigError as e:
         raise UploadError(" ".join(str(e).split())) from None

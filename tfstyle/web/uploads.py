@@ -165,6 +165,7 @@ class Upload:
     size: tuple
     thumb: bytes
     frames: int | None = None
+    size_bytes: int = 0
     created: float = dataclasses.field(default_factory=time.time)
     pins: int = 0
 
@@ -192,16 +193,16 @@ def thumbnail(image: Image.Image) -> bytes:
 
 class UploadStore:
     """The checked uploads of this server, by id, in ``folder`` (emptied at start:
-    uploads do not outlive the server that took them). At most ``max_uploads`` are
-    kept; the oldest unused go first."""
+    uploads do not outlive the server that took them). At most ``max_uploads`` files
+    and ``max_bytes`` in all are kept; the oldest unused go first."""
 
-    def __init__(self, folder, max_uploads: int = 256):
+    def __init__(self, folder, max_uploads: int = 256, max_bytes: int = 2 * 2**30):
         self.folder = os.fspath(folder)
         os.makedirs(self.folder, exist_ok=True)
         for entry in os.scandir(self.folder):
             if entry.is_file() and ID_PATTERN.fullmatch(entry.name.split(".")[0]):
                 os.unlink(entry.path)
-        self.max_uploads = max_uploads
+        self.max_uploads, self.max_bytes = max_uploads, max_bytes
         self._uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
 
@@ -229,7 +230,8 @@ class UploadStore:
         path = os.path.join(self.folder, f"{uid}.image")
         with open(path, "wb") as f:
             f.write(data)
-        return Upload(uid, name, "image", path, image.size, thumbnail(image))
+        return Upload(uid, name, "image", path, image.size, thumbnail(image),
+                      size_bytes=len(data))
 
     def _add_video(self, uid, name, data) -> Upload:
         path = os.path.join(self.folder, f"{uid}.video")
@@ -243,7 +245,7 @@ class UploadStore:
             raise UploadError(f"{name!r} looks like a video but cannot be read: "
                               f"{_named(str(e), name, len(data), path)}") from None
         return Upload(uid, name, "video", path, clip.size, thumbnail(Image.fromarray(first)),
-                      frames=clip.count)
+                      frames=clip.count, size_bytes=len(data))
 
     def get(self, uid: str) -> Upload:
         """The upload ``uid``; KeyError where there is none (or the id is malformed)."""
@@ -261,9 +263,11 @@ class UploadStore:
     def _evict(self):
         unused = sorted((u for u in self._uploads.values() if u.pins <= 0),
                         key=lambda u: u.created)
-        while len(self._uploads) > self.max_uploads and unused:
+        total = sum(u.size_bytes for u in self._uploads.values())
+        while unused and (len(self._uploads) > self.max_uploads or total > self.max_bytes):
             old = unused.pop(0)
             del self._uploads[old.id]
+            total -= old.size_bytes
             try:
                 os.unlink(old.path)
             except OSError:

@@ -17,6 +17,7 @@ import dataclasses
 import io
 import os
 import re
+import shutil
 import time
 import zipfile
 
@@ -216,6 +217,7 @@ def _video(job, spec, context):
         return
     path = os.path.join(job.folder, "result.mp4")
     last = _encode(clip, done, path)
+    shutil.rmtree(frames_dir, ignore_errors=True)  # the mp4 holds them now
     state = jobs_lib.STOPPED if stopped else jobs_lib.DONE
     message = f"{len(done)} frames" + (f" ({stopped}; the frames finished are kept)"
                                        if stopped else "")

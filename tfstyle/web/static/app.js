@@ -206,7 +206,8 @@ function sizeNote() {
 
 // ----- jobs
 
-async function start(strip) {
+// fromStrip: the run was picked on the strength strip, which then stays in view.
+async function start(strip, fromStrip = false) {
   showError("");
   if (!page.photos.length) return showError("Add a photo first.");
   if (!page.styles.length) return showError("Add a painting first.");
@@ -215,6 +216,7 @@ async function start(strip) {
   try {
     const job = await api("api/jobs", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (!fromStrip) $("strip").hidden = true;
     watch(job);
   } catch (e) {
     showError(e.message);
@@ -228,7 +230,6 @@ function watch(job) {
   sessionStorage.setItem("tfstyle-job", job.id);
   $("download").hidden = true;
   $("command-box").hidden = true;
-  if (job.kind !== "strip") $("strip").hidden = true;
   render(job);
   const source = new EventSource(`api/jobs/${job.id}/events`);
   page.source = source;
@@ -301,9 +302,8 @@ function render(job) {
     const link = $("download");
     link.href = job.result.url;
     link.download = job.result.filename;
-    const type = job.result.media_type.split("/")[1].toUpperCase();
-    link.textContent = `Download ${type === "MP4" ? "MP4" : type}` +
-      (job.state === "stopped" ? " (so far)" : "");
+    const type = job.result.media_type.split("/")[1].toUpperCase();  // PNG, ZIP, MP4
+    link.textContent = `Download ${type}` + (job.state === "stopped" ? " (so far)" : "");
     link.hidden = false;
   }
   if (job.command) {
@@ -331,7 +331,9 @@ function renderStrip(job) {
       use.addEventListener("click", () => {
         $("strength").value = item.strength;
         showStrength();
-        start(false);
+        for (const card of list.children) card.classList.remove("chosen");
+        use.closest("li").classList.add("chosen");
+        start(false, true);
       });
       return el("li", {}, [el("div", { className: "frame", text: "waiting" }), use]);
     }));
