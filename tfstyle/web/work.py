@@ -91,7 +91,7 @@ def _image(job, spec, context):
     name = f"{stem(spec.contents[0].name)}-{stem(spec.styles[0].name)}.png"
     job.update(command=_command(job, spec, context, name))
     started = time.monotonic()
-    state, message = jobs_lib.DONE, None
+    state, message, steps = jobs_lib.DONE, None, spec.options.steps
     try:
         image = context.engine.still(job, spec.contents[0].path,
                                      [u.path for u in spec.styles], spec.options)
@@ -99,24 +99,19 @@ def _image(job, spec, context):
         if e.image is None:
             job.update(state=jobs_lib.STOPPED, message=f"{job.stop_reason}: {e}")
             return
-        image = e.image
-        state = jobs_lib.STOPPED
+        image, state, steps = e.image, jobs_lib.STOPPED, e.step
         message = (f"{job.stop_reason} at step {e.step}/{spec.options.steps}: the image so "
                    f"far is kept")
-    except lib.NumericalError as e:
-        image, state, message = e.image, jobs_lib.FAILED, _one_line(e)
+    except lib.NumericalError as e:  # the last finite image is kept, as the CLI keeps it
+        image, state, steps, message = e.image, jobs_lib.FAILED, e.step, _one_line(e)
     if message is None:
-        message = (f"done: {image.shape[1]}×{image.shape[0]} px, {spec.options.steps} steps "
+        message = (f"done: {image.shape[1]}×{image.shape[0]} px, {steps} steps "
                    f"in {time.monotonic() - started:.0f} s")
-    settings = dict(job.settings, finished=state, steps_done=_steps_done(job, state, spec))
+    settings = dict(job.settings, finished=state, steps_done=steps)
     path = os.path.join(job.folder, "result.png")
     cmd.write_file(path, cmd.png_bytes(image, settings, job.command))
     job.update(images={"current": preview_jpeg(image)})
     _finish(job, path, "image/png", name, state, message, thumb=image)
-
-
-def _steps_done(job, state, spec) -> int:
-    return spec.options.steps if state == jobs_lib.DONE else int(job.progress["step"] or 0)
 
 
 def _strip(job, spec, context):

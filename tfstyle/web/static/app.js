@@ -358,11 +358,18 @@ function showPicture(src, alt = "") {
   if (!src) {
     img.hidden = true;
     $("placeholder").hidden = false;
+    $("picture").classList.remove("filled");
     return;
   }
   // Swap once the new image has loaded, so the picture never blinks empty.
   const next = new Image();
-  next.onload = () => { img.src = src; img.alt = alt; img.hidden = false; $("placeholder").hidden = true; };
+  next.onload = () => {
+    img.src = src;
+    img.alt = alt;
+    img.hidden = false;
+    $("placeholder").hidden = true;
+    $("picture").classList.add("filled");
+  };
   next.src = src;
 }
 
