@@ -25,7 +25,7 @@ def available() -> str:
         if not os.path.exists(path):
             return f"{path} is missing (apt-get install chromium chromium-driver)"
     try:
-        import selenium  # noqa: F401
+        import selenium  # noqa: F401  (only whether it is there)
     except ImportError:
         return "selenium is not installed (pip install -e .[test])"
     return ""
