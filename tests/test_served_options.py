@@ -23,7 +23,8 @@ from conftest import synthetic_image
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server
 from tfstyle import ConfigError, RunOptions
 from tfstyle.client import ServingError, TFServingClient
-from tfstyle.served_options import NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values
+from tfstyle.served_options import (NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values,
+                                    run_options)
 from tfstyle.transport import DTYPES
 
 CONTENT = synthetic_image(1, 20, 30)
@@ -156,6 +157,12 @@ def test_a_request_carries_every_served_field_of_the_run():
     assert sent == dict(changed, seed=42)
     for row in SERVED_OPTIONS:
         row.wire_value(sent[row.name])  # and the client takes each
+    # The graph's way back: every field the request carries lands in the RunOptions
+    # the graph runs, the others stay at their defaults (the optimiser is the export's).
+    back = run_options(sent)
+    assert back == dataclasses.replace(options, seed=42)
+    assert (back.optimizer, back.memory_limit) == (RunOptions().optimizer,
+                                                   RunOptions().memory_limit)
 
 
 @pytest.mark.parametrize("row", SERVED_OPTIONS, ids=ROW_IDS)
@@ -163,7 +170,7 @@ def test_validate_accepts_and_refuses_what_the_table_does(row):
     base = RunOptions(stage_size=0)  # single scale: any stage_factor, size or steps plans
     accepted, refused = edges(row, wire=False)
     for value in accepted:
-        dataclasses.replace(base, **{row.field: value}).validate()
+        dataclasses.replace(base, **{row.name: value}).validate()
     for value in refused:
         with pytest.raises(ConfigError, match=row.name):
-            dataclasses.replace(base, **{row.field: value}).validate()
+            dataclasses.replace(base, **{row.name: value}).validate()

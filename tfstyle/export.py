@@ -76,7 +76,8 @@ import tensorflow as tf
 
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STEPS, RunOptions
-from tfstyle.served_options import NAMES as OPTION_NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS
+from tfstyle.served_options import (NAMES as OPTION_NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS,
+                                    run_options)
 from tfstyle.serving_io import (INPUT_SIDE_FACTOR, _check, _check_str, _printable, check_pixels,
                                 decode_image)
 from tfstyle.tiling import Tiling
@@ -421,7 +422,7 @@ class _Servable:
         }
         checks = [_option_check(row, o[row.name], limits.get(row.name))
                   for row in SERVED_OPTIONS]
-        alpha, beta, gamma = graph_run.request_options(o).loss_weights()
+        alpha, beta, gamma = run_options(o).loss_weights()
         checks.append(_check((alpha > 0) | (beta > 0) | (gamma > 0),
                              "all loss weights are 0: nothing to optimise; send style_weight "
                              "or content_weight above 0 (style_strength 0 zeroes the style "

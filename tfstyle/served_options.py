@@ -28,7 +28,7 @@ from tfstyle.options import (INITS, MAX_STEPS, PRESERVE_COLORS, STYLE_LOSSES, Ru
                              _check_float, _check_int)
 
 __all__ = ["ServedOption", "SERVED_OPTIONS", "NAMES", "BY_NAME", "OPTIONAL_IMAGES",
-           "request_values"]
+           "request_values", "run_options"]
 
 # The request's optional images, after ``content`` and ``style``: a start image, and a
 # video frame's temporal target and its per-pixel weight (``tfstyle.export``).
@@ -43,7 +43,8 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 class ServedOption:
     """One option of a served request.
 
-    name: the signature's input name, and the name of the ``RunOptions`` field it sets.
+    name: the signature's input name, and the name of the ``RunOptions`` field it sets
+      (``request_values`` and ``run_options`` map one to the other).
     dtype: its dtype on the wire: ``int32``, ``int64``, ``float32`` or ``string``.
     lo, hi: the bounds of a number, both allowed; None: no bound but the dtype's. A
       float option's values must also be finite.
@@ -67,14 +68,9 @@ class ServedOption:
     note: str = ""
 
     @property
-    def field(self) -> str:
-        """The ``RunOptions`` field: of the same name, for every option today."""
-        return self.name
-
-    @property
     def run_default(self):
         """The ``RunOptions`` default (None for seed: one is drawn)."""
-        return getattr(_RUN_DEFAULTS, self.field)
+        return getattr(_RUN_DEFAULTS, self.name)
 
     @property
     def default(self):
@@ -185,7 +181,17 @@ BY_NAME = {row.name: row for row in SERVED_OPTIONS}
 def request_values(options: RunOptions, seed: int | None = None) -> dict:
     """The served options of a request, by name, from validated ``RunOptions``: each
     row's field, the seed replaced by ``seed`` where given."""
-    values = {row.name: getattr(options, row.field) for row in SERVED_OPTIONS}
+    values = {row.name: getattr(options, row.name) for row in SERVED_OPTIONS}
     if seed is not None:
         values["seed"] = seed
     return values
+
+
+def run_options(values: dict) -> RunOptions:
+    """The other way: a request's options (``values``: name -> value for every row, in
+    the exported graph scalar tensors) as the ``RunOptions`` the library runs, each
+    row's field set to its value and the rest at their defaults. So the graph builds
+    its loss, schedule and start from the very fields the library reads
+    (``tfstyle.graph_run``); the values are not validated here (the graph checks them)."""
+    return dataclasses.replace(_RUN_DEFAULTS, **{row.name: values[row.name]
+                                                 for row in SERVED_OPTIONS})
