@@ -18,98 +18,91 @@ import tensorflow as tf
 from tfstyle import core
 from tfstyle.losses import Targets, join_targets
 
-# Style targets kept by ``Compiled.targets``: one per stage of a run, and a few more.
+# Style targets kept by ``Compiled._targets``: one per stage of a run, and a few more.
 _STYLES_KEPT = 8
 _STYLES_BYTES = 64 << 20
 
 
 class Compiled:
-    """A cache of the step chunk, the style targets and the evaluation, keyed by what
-    their graphs depend on: so a folder of images with one setting traces once.
+    """The core's ``StageFunctions``, traced once per setting (what their graphs depend
+    on: the loss's weights and kind, the optimiser, the tiling), so a folder of images
+    with one setting traces once; and the style targets of the last few stages.
 
     Args:
       model: the ``core.StyleModel`` they run.
-      jit_compile: compile the step chunk with XLA.
+      jit_compile: compile the step loop with XLA.
     """
 
     def __init__(self, model: core.StyleModel, jit_compile: bool = False):
         self.model = model
         self.jit_compile = bool(jit_compile)
         self._cache = {}
-        self._styles = {}  # the style targets last used, by Compiled.targets
+        self._traced = []  # every AnySizeFunction, for traces()
+        self._styles = {}  # the style targets last used, by _targets
 
-    def functions(self, loss, optimizer, options, tiling=None) -> dict:
-        """{"chunk", "content_targets", "style_targets", "evaluate"}: ``AnySizeFunction`` s
-        for one setting.
-
-        chunk(image, state, targets, n) -> (image, state, terms, finite): ``n`` steps of
-        ``core.optimize``. content_targets(content) -> ContentTargets and
-        style_targets(content, styles, blend_weights, masks) -> StyleTargets: the two
-        parts of the targets (``Compiled.targets`` joins them). evaluate(image, targets) ->
-        LossTerms of the image as it stands.
-        """
-        key = (options.loss_weights(), options.temporal_loss_weight(), optimizer.name,
-               optimizer.learning_rate,
-               getattr(optimizer, "history", None), options.style_loss, tiling)
+    def functions(self, loss, optimizer, tiling=None) -> core.StageFunctions:
+        """``core.stage_functions`` of ``loss``, ``optimizer`` and ``tiling`` as
+        ``AnySizeFunction`` s, traced once for this setting (``core.prepare_stage``
+        takes this method as its ``functions``). Their ``targets`` computes the content
+        part each call and keeps the style part (``_targets``)."""
+        key = (loss.content_weight, loss.style_weight, loss.tv_weight, loss.temporal_weight,
+               loss.style_loss, optimizer.name, optimizer.learning_rate,
+               getattr(optimizer, "history", None), tiling)
         if key not in self._cache:
-            self._cache[key] = self._trace(loss, optimizer, tiling)
+            self._cache[key] = self._trace(key, loss, optimizer, tiling)
         return self._cache[key]
 
     def traces(self) -> int:
         """How many times TensorFlow has traced these functions so far (all settings)."""
-        return sum(f.function.experimental_get_tracing_count()
-                   for fns in self._cache.values() for f in fns.values())
+        return sum(f.function.experimental_get_tracing_count() for f in self._traced)
 
-    def _trace(self, loss, optimizer, tiling):
+    def _trace(self, key, loss, optimizer, tiling) -> core.StageFunctions:
         model = self.model
-        step = model.make_step(loss, optimizer, tiling)
+        plain = core.stage_functions(model, loss, optimizer, tiling)
 
-        @tf.function(jit_compile=self.jit_compile, autograph=False)
-        def chunk(image, state, targets, n):
-            new_image, new_state, terms = core.optimize(step, image, state, targets, n)
-            return new_image, new_state, terms, tf.math.is_finite(terms.total)
-
-        @tf.function(autograph=False)
         def content_targets(content):
             return model.content_targets(loss, content, tiling)
 
-        @tf.function(autograph=False)
         def style_targets(content, styles, blend_weights, masks):
             return model.style_targets(loss, content, styles, blend_weights, masks, tiling)
 
-        @tf.function(autograph=False)
-        def evaluate(image, targets):
-            return model.evaluate(loss, image, targets, tiling)
+        # The targets in two parts, so that _targets can keep the style part.
+        traced = [AnySizeFunction(tf.function(fn, jit_compile=jit, autograph=False))
+                  for fn, jit in ((content_targets, False), (style_targets, False),
+                                  (plain.optimize, self.jit_compile),
+                                  (plain.evaluate, False))]
+        self._traced += traced
+        content_fn, style_fn, optimize, evaluate = traced
 
-        return {"chunk": AnySizeFunction(chunk),
-                "content_targets": AnySizeFunction(content_targets),
-                "style_targets": AnySizeFunction(style_targets),
-                "evaluate": AnySizeFunction(evaluate)}
+        def targets(content, styles, blend_weights, masks):
+            return self._targets(key, content_fn, style_fn, content, styles, blend_weights,
+                                 masks)
 
-    def targets(self, functions: dict, content, styles, blend_weights, masks) -> Targets:
-        """The targets of one stage, with ``functions`` (what ``functions()`` gave): the
-        content part computed each call, the style part once per (setting, output's
-        longest side, styles' and masks' pixels, blend weights) while it is among the
-        last few used. So the frames of a clip, or a folder's photos of one size, run
-        the styles through the network once per stage.
+        return core.StageFunctions(targets, optimize, evaluate)
 
-        content: (1, H, W, 3) float32 tensor; styles: (h, w, 3) float32 arrays, masks:
-        (1, H, W, 1) float32 arrays; blend_weights: a float32 vector tensor.
+    def _targets(self, key, content_fn, style_fn, content, styles, blend_weights,
+                 masks) -> Targets:
+        """The targets of one stage: the content part computed each call, the style
+        part once per (setting, output's longest side, styles' and masks' pixels, blend
+        weights) while it is among the last few used. So the frames of a clip, or a
+        folder's photos of one size, run the styles through the network once per stage.
+
+        content: (1, H, W, 3) float32; styles: per style (h, w, 3) float32, masks:
+        (1, H, W, 1) float32; blend_weights: a float32 vector.
         """
         # The output's longest side decides whether the styles run tile by tile; the
         # masks, which have the output's shape, are in the digest.
-        key = (id(functions), max(content.shape[1:3]), _digest(styles, masks, blend_weights))
+        key = (key, max(content.shape[1:3]), _digest(styles, masks, blend_weights))
         style = self._styles.pop(key, None)
         if style is None:
-            style = functions["style_targets"](
-                content, tuple(tf.constant(s[None]) for s in styles), blend_weights,
-                tuple(tf.constant(m) for m in masks))
+            style = style_fn(content, tuple(s[None] for s in styles), blend_weights,
+                             tuple(masks))
         self._styles[key] = style  # most recently used last
         # Grams are small, but masks are the output's size: the last entry always stays.
         while len(self._styles) > 1 and (len(self._styles) > _STYLES_KEPT or sum(
                 _bytes(v) for v in self._styles.values()) > _STYLES_BYTES):
             self._styles.pop(next(iter(self._styles)))
-        return join_targets(functions["content_targets"](content), style)
+        return join_targets(content_fn(content), style)
 
 
 def _bytes(nest) -> int:

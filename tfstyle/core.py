@@ -1,41 +1,52 @@
-"""The algorithm, as tensor functions: features → loss → one step → one stage's loop.
+"""The algorithm, as tensor functions: features → loss → one step → one stage → a run.
 
 Gatys et al. optimise an image x so that its VGG features match a photo's content and a
 painting's style. Read top to bottom:
 
 * ``StyleModel.features(x)``: the content and style layers' activations;
 * ``StyleModel.compute_targets``: the photo's content features and the paintings'
-  style statistics (``content_targets`` and ``style_targets``), computed once per
-  stage; the library keeps the style part across a clip's frames and a folder's
-  photos (``compiled.Compiled.targets``);
+  style statistics (``content_targets`` and ``style_targets``);
 * ``StyleModel.make_step``: ``step(x, state, targets) -> (x, state, terms)``: one loss
   and gradient (``tfstyle.losses``, tile by tile with ``tfstyle.tiling``) and one
   optimiser update (``tfstyle.optimizers``);
 * ``optimize``: a stage's steps in a ``tf.while_loop``;
-* ``start_image`` and ``next_stage``: where a run starts, and how each coarse-to-fine
-  stage starts from the last one's result, upsampled;
+* ``stage_functions``: those three for one loss, optimiser and tiling
+  (``StageFunctions``);
+* ``prepare_stage``: one coarse-to-fine stage, from its inputs and where the last
+  one ended: its targets, its start (``start_image`` at the first stage, else
+  ``next_stage``: the last result upsampled, the optimiser's state carried over) and
+  the functions that run its steps;
 * ``StyleModel.evaluate``: the loss of an image as it stands (a stage run for 0 steps).
 
-A run is then::
+A run is then (as ``tfstyle.graph_run`` writes it; ``tfstyle.runner`` the same, in
+chunks of steps)::
 
-    for size, steps in stage_plan(...):          # tfstyle.schedule, coarsest first
-        inputs = stage_tensors(..., size)         # tfstyle.inputs
-        targets = model.compute_targets(loss, inputs.run_content, inputs.styles)
-        x, state = start_image(...) or next_stage(optimizer, x, state, size)
-        x, state, terms = optimize(step, x, state, targets, steps)
+    previous = None
+    for k, (size, steps) in enumerate(stage_plan(...)):   # tfstyle.schedule
+        inputs = stage_tensors(content, styles, size, ...)  # tfstyle.inputs
+        stage = prepare_stage(model, functions, options, optimizer, inputs, previous,
+                              last=(k == last))
+        x, state, terms = stage.functions.optimize(stage.start, stage.state,
+                                                   stage.targets, steps)
+        previous = Previous(x, state, inputs.run_content[None])
+    result = optimizer.result(x, state)
 
 Two drivers run that loop over these same functions: the library's eager runner
-(``tfstyle.runner``: chunks of steps with progress, stop and resume) and the exported
-SavedModel's graph (``tfstyle.graph_run``: one ``tf.while_loop`` over the stages).
-Nothing here holds a ``tf.Variable`` but the network's weights, so the same functions
-serve concurrent requests.
+(``tfstyle.runner``: chunks of steps with progress, stop and resume; its functions
+traced once per setting by ``tfstyle.compiled``) and the exported SavedModel's graph
+(``tfstyle.graph_run``: one ``tf.while_loop`` over the stages, every function traced
+inline). Nothing here holds a ``tf.Variable`` but the network's weights, so the same
+functions serve concurrent requests.
 """
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 import tensorflow as tf
 
+from tfstyle import inputs as inputs_lib
 from tfstyle.errors import ConfigError
 from tfstyle.features import build_feature_model, feature_layers, layer_stride, resolve_layers
 from tfstyle.losses import (LossTerms, StyleLoss, Targets, feature_scale, join_targets,
@@ -240,6 +251,137 @@ def optimize(step, image, state, targets, steps):
                      tf.constant(True)),
         shape_invariants=shape_invariants)
     return image, state, terms
+
+
+class StageFunctions(NamedTuple):
+    """A stage's tensor functions for one loss, optimiser and tiling.
+
+    targets(content, styles, blend_weights, masks) -> Targets: ``content`` (1, H, W, 3)
+      and ``styles`` (per style (h, w, 3)) in [0, 255], the ``StageInputs``' blend
+      weights and masks (``StyleModel.compute_targets``).
+    optimize(image, state, targets, steps) -> (image, state, LossTerms): ``steps`` (an
+      int32 scalar tensor) steps of ``optimize`` over ``StyleModel.make_step``.
+    evaluate(image, targets) -> LossTerms of ``image`` as it stands.
+
+    ``stage_functions`` makes them for the exported graph, which traces them inline;
+    ``compiled.Compiled.functions`` traces them once per setting for the library.
+    """
+    targets: Callable
+    optimize: Callable
+    evaluate: Callable
+
+
+def stage_functions(model: StyleModel, loss: StyleLoss, optimizer,
+                    tiling: Tiling | None = None) -> StageFunctions:
+    """The ``StageFunctions`` of ``loss``, ``optimizer`` and ``tiling`` on ``model``."""
+    step = model.make_step(loss, optimizer, tiling)
+
+    def targets(content, styles, blend_weights, masks):
+        return model.compute_targets(loss, content, [s[None] for s in styles],
+                                     blend_weights, masks, tiling)
+
+    def run_steps(image, state, stage_targets, steps):
+        return optimize(step, image, state, stage_targets, steps)
+
+    def evaluate(image, stage_targets):
+        return model.evaluate(loss, image, stage_targets, tiling)
+
+    return StageFunctions(targets, run_steps, evaluate)
+
+
+class Previous(NamedTuple):
+    """Where the last stage ended: its ``image`` (1, h, w, 3) and optimiser ``state``
+    as ``optimize`` left them, and the ``content`` (1, h, w, 3) it was optimised
+    against."""
+    image: tf.Tensor
+    state: object
+    content: tf.Tensor
+
+
+class Stage(NamedTuple):
+    """One coarse-to-fine stage, ready to run: ``functions.optimize(start, state,
+    targets, steps)``. ``targets``: its ``Targets``; ``start``: (1, H, W, 3) float32
+    in [0, 255]; ``state``: the optimiser's state there; ``functions``: its
+    ``StageFunctions``."""
+    targets: Targets
+    start: tf.Tensor
+    state: object
+    functions: StageFunctions
+
+
+def prepare_stage(model: StyleModel, functions, options: RunOptions, optimizer,
+                  inputs: inputs_lib.StageInputs, previous: Previous | None = None, *,
+                  last, first=None, tiling: Tiling | None = None, start=None,
+                  temporal=None) -> Stage:
+    """One coarse-to-fine stage: (its inputs, where the last one ended) -> (targets,
+    start, optimiser state, the functions that run its steps). Both drivers call it,
+    the library eagerly, the exported graph inside its loop over the stages.
+
+    Args:
+      model: the ``StyleModel``.
+      functions: ``functions(loss, optimizer, tiling) -> StageFunctions``:
+        ``stage_functions`` on ``model`` in the graph, ``Compiled.functions`` in the
+        library.
+      options: the run's ``RunOptions``, its seed set; in the graph their fields are
+        the request's scalar tensors (``served_options.run_options``).
+      optimizer, tiling: this stage's (``memory.stage_setup``'s in the library, the
+        export's in the graph).
+      inputs: the stage's ``inputs.StageInputs``.
+      previous: None at the run's first stage, else where the last stage ended.
+      last: whether this is the full-size stage, a bool or a bool scalar tensor
+        (``RunOptions.for_stage``: above the default strength the coarse stages keep
+        the default's balance).
+      first: whether this is the run's first stage, by default ``previous is None``; the
+        graph, whose loop carries a ``Previous`` into every stage, passes a bool tensor.
+      start: None, or (image, state) to start from as they are (a checkpoint's): no
+        start is built.
+      temporal: None, or (target (H, W, 3) in [0, 255], weight (H, W) in [0, 1]) holding
+        the stage to a video frame's warped result (``inputs.temporal_targets``).
+    """
+    stage_options = options.for_stage(last)
+    stage = functions(model.make_loss(stage_options), optimizer, tiling)
+    targets = stage.targets(inputs.run_content[None], inputs.styles, inputs.blend_weights,
+                            inputs.masks)
+    if temporal is not None:
+        targets = targets._replace(temporal=inputs_lib.temporal_targets(
+            *temporal, options.preserve_colors))
+    if start is None:
+        start = stage_start(optimizer, options, inputs, previous, first)
+    return Stage(targets, *start, stage)
+
+
+def stage_start(optimizer, options: RunOptions, inputs: inputs_lib.StageInputs,
+                previous: Previous | None = None, first=None):
+    """(start (1, H, W, 3) in [0, 255], optimiser state) of a stage: the run's start
+    (``start_image``, what ``options.init`` asks for, or the given start image) at its
+    first stage; after it, the last stage's result upsampled with the photo's detail
+    between the two sizes (``next_stage``, ``content_detail``). ``first`` as
+    ``prepare_stage``'s."""
+    run_content = inputs.run_content
+
+    def run_start():
+        init = options.init
+        if inputs.given_start is True:  # a given start image wins over init
+            init = "image"
+        elif inputs.given_start is not False:
+            init = tf.where(inputs.given_start, "image", init)
+        image = start_image(init, run_content, options.seed, inputs.start,
+                            blend=options.init_blend, strength=options.style_strength)
+        return image, optimizer.init(image)
+
+    def carried():
+        detail = None
+        if tf.is_tensor(options.stage_detail) or options.stage_detail:  # no op for none
+            detail = content_detail(run_content[None], previous.content,
+                                    options.stage_detail)
+        return next_stage(optimizer, previous.image, previous.state,
+                          tf.shape(run_content)[:2], detail)
+
+    if first is None:
+        first = previous is None
+    if isinstance(first, bool):
+        return run_start() if first else carried()
+    return tf.cond(first, run_start, carried)
 
 
 def start_image(init, run_content, seed, init_image=None, *, blend, strength):

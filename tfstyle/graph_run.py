@@ -1,7 +1,8 @@
 """The exported SavedModel's driver: every stage of a run in one graph.
 
-The same stages as the library's ``tfstyle.runner``, over the same tensor functions of
-``tfstyle.core`` and ``tfstyle.inputs``; only the driving differs: the stages are a
+The same stages as the library's ``tfstyle.runner``: each is ``core.prepare_stage``
+over ``inputs.stage_tensors``, with the request's options as ``RunOptions``
+(``served_options.run_options``). Only the driving differs: the stages are a
 ``tf.while_loop`` around the core's ``optimize`` loop, with no progress, stop or resume
 (a request is answered whole), and every limit is an in-graph check that fails the
 request with INVALID_ARGUMENT before any large allocation.
@@ -9,14 +10,14 @@ request with INVALID_ARGUMENT before any large allocation.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from typing import NamedTuple
 
 import tensorflow as tf
 
 from tfstyle import color, core, inputs, schedule
 from tfstyle.features import layer_stride
-from tfstyle.options import RunOptions
+from tfstyle.served_options import run_options
 from tfstyle.serving_io import _check, _check_str
 
 # The resized style image may be this multiple of max_side on its longest side: room
@@ -37,15 +38,6 @@ class Given(NamedTuple):
     mask: tf.Tensor
 
 
-def request_options(o: dict) -> RunOptions:
-    """A request's loss options (``o``: option name -> scalar tensor) as ``RunOptions``
-    whose weight fields are those tensors, for ``RunOptions.loss_weights``."""
-    return dataclasses.replace(RunOptions(), content_weight=o["content_weight"],
-                               style_weight=o["style_weight"], tv_weight=o["tv_weight"],
-                               style_strength=o["style_strength"],
-                               temporal_weight=o["temporal_weight"])
-
-
 def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o,
             given: Given):
     """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss).
@@ -58,137 +50,99 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
       wins over ``init``; a temporal target and mask hold the last stage to it, as the
       library's ``temporal``.
     """
-    sizes, stage_steps = _plan(content, o, limits)
-    checks = (_size_checks(model, limits, content, style, sizes, o["style_scale"])
+    options = run_options(o)
+    sizes, stage_steps = _plan(content, options, limits)
+    checks = (_size_checks(model, limits, content, style, sizes, options.style_scale)
               + _given_checks(content, sizes, given))
-    preserve = o["preserve_colors"]
     last = tf.size(sizes) - 1
 
     def stage_inputs(k):
         with tf.control_dependencies(checks):
-            return inputs.stage_tensors(content, style, sizes[k], o["style_scale"], preserve)
+            return inputs.stage_tensors(content, (style,), sizes[k], (options.style_scale,),
+                                        options.preserve_colors, start=given.start)
 
-    def stage_loss(k):
-        """The loss at stage k's weights (``RunOptions.for_stage``: above the default
-        strength the coarse stages keep the default's balance)."""
-        stage = model.make_loss(request_options(o).for_stage(tf.equal(k, last)))
-        stage.style_loss = o["style_loss"]
-        return stage
+    def prepare(k, previous=None, start=None):
+        """(stage k's inputs, its ``core.prepare_stage``); ``previous``: the loop's."""
+        stage_k, is_last = stage_inputs(k), tf.equal(k, last)
+        return stage_k, core.prepare_stage(
+            model, functools.partial(core.stage_functions, model), options, optimizer,
+            stage_k, previous, last=is_last, first=tf.equal(k, 0), tiling=tiling,
+            start=start, temporal=_temporal(given, is_last, stage_k.run_content))
 
-    # The targets and the final evaluation do not depend on the weights but the
-    # evaluation's: the last stage's loss serves them.
-    loss = stage_loss(last)
-
-    def stage_targets(k):
-        """(the content as optimised against, the stage's targets)."""
-        _, run_content, _, style_k = stage_inputs(k)
-        targets = model.compute_targets(loss, run_content[None], style_k[None],
-                                        tiling=tiling)
-        return run_content, targets._replace(temporal=_temporal(
-            given, tf.equal(k, last), run_content, preserve))
-
-    start = _start(o, given.start, stage_inputs(0), preserve)
-
-    def detail(k, run_content):  # the photo's detail between stages k - 1 and k
-        _, previous = inputs.stage_content(content, sizes[k - 1], preserve)
-        return core.content_detail(run_content[None], previous[None], o["stage_detail"])
-
-    def stage_step(k):
-        return model.make_step(stage_loss(k), optimizer, tiling)
-
-    image, total, ran = _stages(stage_step, optimizer, stage_targets, detail, start,
-                                stage_steps)
-    content_n = stage_inputs(last)[0]
+    image, state, total, ran = _stages(prepare, optimizer, stage_steps)
+    image = optimizer.result(image, state)
 
     def initial_loss():  # no step anywhere: the loss of the image as it stands
-        return model.evaluate(loss, image, stage_targets(last)[1]).total
+        _, stage = prepare(last, start=(image, state))
+        return stage.functions.evaluate(image, stage.targets).total
 
     total = tf.cond(ran, lambda: total, initial_loss)
     finite = _check(tf.math.is_finite(total),
                     "the loss became {} during the optimisation: lower the loss weights "
                     "or the steps", total)
-    image = color.restore_colors(image[0], content_n, preserve)
+    image = color.restore_colors(image[0], stage_inputs(last).content,
+                                 options.preserve_colors)
     with tf.control_dependencies([finite]):
         pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
         return tf.identity(pixels), tf.identity(total)
 
 
-def _start(o, given_start, first_stage, preserve):
-    """The first stage's start (``core.start_image``): the given start image where one
-    was sent, else what ``init`` asks for; ``first_stage``: ``inputs.stage_tensors``'s
-    (content, run content, raw style, style) at the first stage's size."""
-    content, run_content, raw_style, _ = first_stage
-    sent = tf.size(given_start) > 0
-
-    def image():
-        return tf.cond(sent, lambda: inputs.stage_start(given_start, content, preserve),
-                       lambda: inputs.painting_start(raw_style, content, preserve))
-
-    return core.start_image(tf.where(sent, "image", o["init"]), run_content, o["seed"], image,
-                            blend=o["init_blend"], strength=o["style_strength"])
-
-
-def _temporal(given, is_last, run_content, preserve):
-    """A stage's ``Targets.temporal``: the given target and mask at the last stage, else
-    a zero mask, whose term adds exactly 0 to the loss and its gradient (so a request
-    without them runs the still image's numbers)."""
-    def held():
-        return inputs.temporal_targets(given.target, given.mask, preserve)
-
+def _temporal(given, is_last, run_content):
+    """A stage's temporal (target, weight) for ``core.prepare_stage``: the given target
+    and mask at the last stage, else a zero weight, whose term adds exactly 0 to the
+    loss and its gradient (so a request without them runs the still image's numbers)."""
     def free():
-        shape = tf.shape(run_content)
-        return (tf.zeros_like(run_content)[None],
-                tf.zeros(tf.stack([1, shape[0], shape[1], 1]), tf.float32))
+        return tf.zeros_like(run_content), tf.zeros(tf.shape(run_content)[:2], tf.float32)
 
-    target, mask = tf.cond(is_last & (tf.size(given.mask) > 0), held, free)
-    return (tf.ensure_shape(target, [1, None, None, 3]),
-            tf.ensure_shape(mask, [1, None, None, 1]))
+    target, weight = tf.cond(is_last & (tf.size(given.mask) > 0),
+                             lambda: (given.target, given.mask), free)
+    return (tf.ensure_shape(target, [None, None, 3]), tf.ensure_shape(weight, [None, None]))
 
 
-def _stages(stage_step, optimizer, stage_targets, detail, start, stage_steps):
-    """The coarse-to-fine loop: (the result image (1, H, W, 3), the last loss, whether
-    any step ran). A non-finite loss ends it, keeping the last finite image.
-    ``stage_step(k)``: stage k's step function (``StyleModel.make_step``), built inside
-    the loop's body, so traced once with its weights a function of k."""
+def _stages(prepare, optimizer, stage_steps):
+    """The coarse-to-fine loop over ``prepare(k, previous)`` 's stages: (the last image
+    and optimiser state, the last loss, whether any step ran). A non-finite loss ends
+    it, keeping the last finite image. ``prepare`` is traced once, in the loop's body,
+    so the stages' sizes and weights are functions of k."""
     nan = tf.constant(float("nan"))
 
-    def cond(k, image, state, total, ran):
+    def cond(k, previous, total, ran):
         return (k < tf.size(stage_steps)) & (tf.math.is_finite(total) | ~ran)
 
-    def body(k, image, state, total, ran):
-        run_content, targets = stage_targets(k)
-        image, state = tf.cond(
-            k > 0, lambda: core.next_stage(optimizer, image, state, tf.shape(run_content)[:2],
-                                           detail(k, run_content)),
-            lambda: (image, optimizer.init(image)))
-        image, state, terms = core.optimize(stage_step(k), image, state, targets,
-                                            stage_steps[k])
+    def body(k, previous, total, ran):
+        stage_k, stage = prepare(k, previous)
+        image, state, terms = stage.functions.optimize(stage.start, stage.state,
+                                                       stage.targets, stage_steps[k])
         runs = stage_steps[k] > 0
-        return k + 1, image, state, tf.where(runs, terms.total, total), ran | runs
+        return (k + 1, core.Previous(image, state, stage_k.run_content[None]),
+                tf.where(runs, terms.total, total), ran | runs)
 
-    state0 = optimizer.init(start)
-    # The start's height and width are unknown, so state0's shapes already leave every
-    # size that changes between stages open (and keep the batch of 1).
-    invariants = (tf.TensorShape([]), tf.TensorShape([1, None, None, 3]),
-                  tf.nest.map_structure(lambda t: t.shape, state0),
-                  tf.TensorShape([]), tf.TensorShape([]))
-    _, image, state, total, ran = tf.while_loop(
-        cond, body, (tf.constant(0), start, state0, nan, tf.constant(False)),
-        shape_invariants=invariants)
-    return optimizer.result(image, state), total, ran
+    # Stage 0 builds the run's start, so the first Previous is a stand-in with no
+    # pixels. Its empty dimensions are those that change between stages: the shapes
+    # of every stage's image and state leave them open (and keep the batch of 1).
+    nothing = tf.zeros([1, 0, 0, 3])
+    first = core.Previous(nothing, optimizer.init(nothing), nothing)
+    invariants = (tf.TensorShape([]), tf.nest.map_structure(
+        lambda t: tf.TensorShape([None if d == 0 else d for d in t.shape]), first),
+        tf.TensorShape([]), tf.TensorShape([]))
+    _, last, total, ran = tf.while_loop(cond, body, (tf.constant(0), first, nan,
+                                                     tf.constant(False)),
+                                        shape_invariants=invariants)
+    return last.image, last.state, total, ran
 
 
-def _plan(content, o, limits):
+def _plan(content, options, limits):
     """The request's stage plan (``schedule.stage_plan``), after checking that the
     output's size is within the export's limits."""
     shape = tf.shape(content)
-    target = tf.where(o["size"] > 0, o["size"], tf.maximum(shape[0], shape[1]))
+    target = tf.where(options.size > 0, options.size, tf.maximum(shape[0], shape[1]))
     size_check = _check(target <= limits.max_side,
                         "content image is {}x{} and size=0 keeps that size: above max_side="
                         f"{limits.max_side} of this model; send 0 < size <= "
                         f"{limits.max_side}", shape[1], shape[0])
     with tf.control_dependencies([size_check]):
-        return schedule.stage_plan(target, o["steps"], o["stage_size"], o["stage_factor"])
+        return schedule.stage_plan(target, options.steps, options.stage_size,
+                                   options.stage_factor)
 
 
 def _size_checks(model, limits, content, style, sizes, style_scale):

@@ -4,9 +4,9 @@
 ``tfstyle.image_io``) and checks that they fit together; ``check_sizes`` checks every
 stage's sizes against the deepest layer before any work starts.
 
-A stage's inputs at its size are tensor functions (``stage_content``, ``stage_style``,
-``resize``): the library calls them eagerly (``stage_arrays``, with several styles,
-masks and a start image), the exported graph traces them (``stage_tensors``), so a
+A stage's inputs at its size are one tensor function, ``stage_tensors`` (over
+``stage_content``, ``stage_style``, ``resize``): the library calls it eagerly on a job's
+decoded images (``stage_inputs``), the exported graph traces it on a request's, so a
 served run resizes exactly as a local one.
 """
 
@@ -34,15 +34,28 @@ class Inputs(NamedTuple):
 
 
 class StageInputs(NamedTuple):
-    """One stage's float32 arrays in [0, 255], (H, W, 3): the content as given (for
-    colour recombination) and as optimised against (its luminance with
-    ``preserve_colors=luminance``), the colour-controlled styles, the start image or
-    None, and the masks (1, H, W, 1) in [0, 1]."""
-    content: np.ndarray
-    run_content: np.ndarray
-    styles: list
-    init: np.ndarray | None
+    """One stage's inputs at its size (``stage_tensors``), float32 tensors.
+
+    content: (H, W, 3) in [0, 255], the content as given (for colour recombination).
+    run_content: (H, W, 3) in [0, 255], as optimised against (its luminance with
+      ``preserve_colors=luminance``).
+    styles: per style (h, w, 3) in [0, 255], resized and colour-controlled.
+    blend_weights: (K,) the styles' blend weights, summing to 1.
+    masks: per mask (1, H, W, 1) in [0, 1]; () without masks.
+    given_start: whether the run starts from a given image: a bool, or in the graph a
+      bool scalar tensor.
+    start: ``start() -> (H, W, 3)`` in [0, 255], what ``init`` starts from where it is
+      neither ``content`` nor ``noise`` (``core.start_image``): the given start image
+      where there is one, else the paintings in their blend, stretched to the stage;
+      colour-controlled; computed only when called.
+    """
+    content: tf.Tensor
+    run_content: tf.Tensor
+    styles: tuple
+    blend_weights: tf.Tensor
     masks: tuple
+    given_start: object
+    start: object
 
 
 def load_inputs(content, style, options: RunOptions, content_mask=None,
@@ -125,31 +138,18 @@ def _check_size(what, size, layers):
             f"or use shallower layers")
 
 
-def stage_arrays(inputs: Inputs, size: int, options: RunOptions, layers, *,
-                 with_start: bool = True) -> StageInputs:
-    """The arrays of one stage: every image resized for an output whose longest side
-    is ``size``, and the colour control of ``options.preserve_colors`` applied; by the
-    tensor functions below, the ones the exported graph runs. ``with_start=False``
-    leaves the start image out (None): only the first stage starts from it."""
+def stage_inputs(inputs: Inputs, size: int, options: RunOptions, layers) -> StageInputs:
+    """The ``StageInputs`` of a job's decoded ``inputs`` for an output whose longest side
+    is ``size``, with the styles, blend, colour control and masks of ``options``
+    (``stage_tensors``, run eagerly), after checking the stage's sizes against the
+    deepest of ``layers``."""
     _check_stage(inputs, size, options, layers)
-    mode = options.preserve_colors
-    content, run_content = stage_content(image_io.to_array(inputs.content), size, mode)
-    styles = [stage_style(image_io.to_array(img), content, scale, mode)
-              for img, scale in zip(inputs.styles, options.style_scales(len(inputs.styles)))]
-    init = None
-    if with_start and inputs.init is not None:
-        init = stage_start(image_io.to_array(inputs.init), content, mode)
-    elif with_start and options.init in ("style", "blend"):
-        # Several paintings start as their blend-weighted mix, as the style target is.
-        weights = options.blend_weights(len(styles))
-        init = sum(w * painting_start(raw, content, mode)
-                   for (raw, _), w in zip(styles, weights) if w > 0)
-    masks = tuple(resize_like(np.asarray(m, np.float32)[:, :, None], content, "bilinear")
-                  [None] / 255.0 for m in inputs.masks)
-    return StageInputs(content.numpy(), run_content.numpy(),
-                       [recolored.numpy() for _, recolored in styles],
-                       None if init is None else np.asarray(init),
-                       tuple(np.asarray(m) for m in masks))
+    styles = [image_io.to_array(img) for img in inputs.styles]
+    return stage_tensors(
+        image_io.to_array(inputs.content), styles, size, options.style_scales(len(styles)),
+        options.preserve_colors, options.blend_weights(len(styles)),
+        [np.asarray(m, np.float32) for m in inputs.masks],
+        None if inputs.init is None else image_io.to_array(inputs.init))
 
 
 def _open_mask(source, content_size, what) -> Image.Image:
@@ -256,10 +256,41 @@ def stage_style(style, content, style_scale, preserve_colors):
     return style, color.recolor_style(style, content, preserve_colors)
 
 
-def stage_tensors(content, style, size, style_scale, preserve_colors):
-    """One stage's inputs in the graph, for one style: (content, content as optimised
-    against, the style resized, the style resized and colour-controlled), float32
-    (H, W, 3) tensors in [0, 255] (``stage_content``, ``stage_style``)."""
-    content_k, run_content = stage_content(content, size, preserve_colors)
-    return (content_k, run_content) + stage_style(style, content_k, style_scale,
-                                                  preserve_colors)
+def stage_tensors(content, styles, size, style_scales, preserve_colors,
+                  blend_weights=(1.0,), masks=(), start=None) -> StageInputs:
+    """One stage's inputs, for the library (eagerly, ``stage_inputs``) and the exported
+    graph (traced) alike: every image resized for an output whose longest side is
+    ``size`` and colour-controlled by ``preserve_colors``.
+
+    Args:
+      content: (H0, W0, 3) in [0, 255], the photo at its own size.
+      styles: per style (h0, w0, 3) in [0, 255]; style_scales: one scale per style
+        (``stage_style``); blend_weights: one Python float per style, summing to 1.
+      masks: per mask (H0, W0) in [0, 255] over the photo (255 = apply).
+      start: None, or (h0, w0, 3) in [0, 255], an image to start from whatever
+        ``init`` says; in the graph a tensor with no pixels stands for none (the
+        request's input not sent).
+    """
+    content, run_content = stage_content(content, size, preserve_colors)
+    resized = [stage_style(s, content, scale, preserve_colors)
+               for s, scale in zip(styles, style_scales)]
+    masks = tuple(resize_like(m[:, :, None], content, "bilinear")[None] / 255.0
+                  for m in masks)
+
+    def paintings():
+        # Several paintings start as their blend-weighted mix, as the style target is.
+        return sum(w * painting_start(raw, content, preserve_colors)
+                   for (raw, _), w in zip(resized, blend_weights) if w > 0)
+
+    def given():
+        return stage_start(start, content, preserve_colors)
+
+    if start is None or not tf.is_tensor(start):
+        given_start = start is not None
+        start_image = given if given_start else paintings
+    else:
+        given_start = tf.size(start) > 0
+        start_image = lambda: tf.cond(given_start, given, paintings)  # noqa: E731
+    return StageInputs(content, run_content, tuple(style for _, style in resized),
+                       tf.constant(blend_weights, tf.float32), masks, given_start,
+                       start_image)

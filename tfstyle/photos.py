@@ -41,7 +41,7 @@ def stylize_many(stylizer, contents: Iterable, style, options: RunOptions | None
         path, encoded bytes, a PIL image, an array (H, W, 3)); any iterable.
       style: one style image or a list of them, decoded once here. Its targets are
         computed once for each stage size: photos whose stages have an earlier photo's
-        sizes (a folder of one camera's photos) reuse them (``Compiled.targets``).
+        sizes (a folder of one camera's photos) reuse them (``compiled.Compiled``).
       options, overrides: as for ``stylize``. Without ``options.seed`` one seed is
         drawn here and used for every photo (``Result.seed`` reports it).
       callback: called as ``callback(index, progress)`` with the photo's index in

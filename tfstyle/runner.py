@@ -1,16 +1,18 @@
 """The library's driver: the core's stages run eagerly, in chunks of steps.
 
-``run`` walks the coarse-to-fine plan (``RunOptions.stages``). For each stage it
-prepares the inputs (``tfstyle.inputs``), computes the targets, takes the start
-(``core.start_image``, ``core.next_stage``, or a checkpoint's, ``checkpoint.resumed_start``),
-and runs the step chunk of ``tfstyle.compiled`` until the stage's steps are done.
-Between chunks (about half a second each: short enough to stop promptly, long enough
-that reading the losses back costs nothing) it reports progress and polls for a stop.
-The image and optimiser state live in ``tf.Variable`` s between chunks.
+``run`` walks the coarse-to-fine plan (``RunOptions.stages``). Each stage is the core's
+(``core.prepare_stage``, over ``inputs.stage_inputs`` and the traced functions of
+``tfstyle.compiled``), with this stage's optimiser and tiling (``memory.stage_setup``)
+and, where a run resumes, a checkpoint's start (``checkpoint.resumed_start``). The
+runner keeps only how it iterates: the stage's steps in chunks (about half a second
+each: short enough to stop promptly, long enough that reading the losses back costs
+nothing), with progress and a stop check between them, the image and optimiser state
+in ``tf.Variable`` s between chunks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Callable, NamedTuple
@@ -75,13 +77,15 @@ def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: Ru
     done, stage = 0, None
     for index, (size, steps) in enumerate(plan):
         end = done + steps
-        if resume is not None and resume["step"] >= end and index < len(plan) - 1:
+        last = index == len(plan) - 1
+        if resume is not None and resume["step"] >= end and not last:
             done = end  # this stage finished before the interruption
             continue
         resuming = resume if resume is not None and done <= resume["step"] else None
-        stage = job.stage(index, size, steps, stage, resuming)
-        if index == len(plan) - 1 and temporal is not None:
-            stage.hold_to(*temporal)
+        # The last stage's end is held only while this one is built (at a print's last
+        # stage, its L-BFGS pairs alone can be a GB).
+        stage = job.stage(index, size, steps, stage and stage.end(), resuming,
+                          temporal if last else None)
         if resuming is not None:
             done = job.first = int(resume["step"])
             resume = None
@@ -97,66 +101,37 @@ def draw_seed() -> int:
 
 
 class _Stage:
-    """One stage's inputs, optimiser, tiling, functions, targets and variables."""
+    """One stage as the runner drives it: ``core.prepare_stage``'s, with this stage's
+    optimiser and tiling, its image and optimiser state in variables between chunks."""
 
-    def __init__(self, job, index, size, steps, previous, resume=None):
-        options, model = job.options, job.model
+    def __init__(self, job, index, size, steps, previous, resume=None, temporal=None):
+        model, options = job.model, job.options
         self.index, self.size = index, size
-        # Only a run's first stage builds its start image; a stage resumed from a
-        # checkpoint starts from the checkpoint's.
-        fresh = previous is None and resume is None
-        arrays = inputs_lib.stage_arrays(job.inputs, size, options, model.layers,
-                                         with_start=fresh)
+        inputs = inputs_lib.stage_inputs(job.inputs, size, options, model.layers)
         self.optimizer, self.tiling = memory.stage_setup(
-            model, options, job.optimizer, *arrays.run_content.shape[:2], job.budget, steps)
-        # Above the default strength the coarse stages keep the default's balance.
-        stage_options = options.for_stage(index == len(job.plan) - 1)
-        # A new loss object is cheap; the traced functions are shared by weights.
-        self.fns = job.compiled.functions(model.make_loss(stage_options), self.optimizer,
-                                          stage_options, self.tiling)
-        self.content = tf.constant(arrays.run_content[None])
-        self.targets = job.compiled.targets(self.fns, self.content, arrays.styles,
-                                            job.weights, arrays.masks)
-        # The targets hold the styles' statistics; their pixels (style_scale² times the
-        # output's area) need not stay through the stage.
-        self.original = arrays.content
-        self.preserve_colors = options.preserve_colors
-        init = arrays.init
+            model, options, job.optimizer, *inputs.run_content.shape[:2], job.budget, steps)
+        self.content = inputs.run_content[None]
+        self.original, self.preserve_colors = inputs.content, options.preserve_colors
+        start = None
         if resume is not None:
-            self.start(*checkpoint.resumed_start(resume, self.optimizer, self.content.shape))
-        elif previous is None:
-            # A start image given with the inputs wins over options.init.
-            start = core.start_image("image" if job.inputs.init is not None else options.init,
-                                     self.content[0], job.seed, lambda: tf.constant(init),
-                                     blend=options.init_blend,
-                                     strength=options.style_strength)
-            self.start(start, self.optimizer.init(start))
-        else:
-            detail = None
-            if options.stage_detail:
-                detail = core.content_detail(self.content, previous.content,
-                                             options.stage_detail)
-            self.start(*core.next_stage(self.optimizer, previous.image.read_value(),
-                                        previous.read_state(), tf.shape(self.content)[1:3],
-                                        detail))
-
-    def start(self, image, state):
-        self.image = tf.Variable(image, name="image")
-        self.state = tf.nest.map_structure(tf.Variable, state)
-
-    def hold_to(self, target, weight):
-        """Adds the temporal term to this stage's loss: ``target`` (H, W, 3) in [0, 255]
-        and the per-pixel ``weight`` (H, W) in [0, 1] (``losses.temporal_loss``)."""
-        shape = tuple(self.content.shape[1:])
-        if tuple(np.shape(target)) != shape or tuple(np.shape(weight)) != shape[:2]:
-            raise ConfigError(f"the temporal target {np.shape(target)} and weight "
-                              f"{np.shape(weight)} do not fit this stage's {shape} image")
-        self.targets = self.targets._replace(temporal=inputs_lib.temporal_targets(
-            np.asarray(target, np.float32), np.asarray(weight, np.float32),
-            self.preserve_colors))
+            start = checkpoint.resumed_start(resume, self.optimizer, self.content.shape)
+        if temporal is not None:
+            temporal = _temporal_arrays(temporal, self.content.shape[1:])
+        stage = core.prepare_stage(model, job.compiled.functions, options, self.optimizer,
+                                   inputs, previous, last=index == len(job.plan) - 1,
+                                   tiling=self.tiling, start=start, temporal=temporal)
+        # The targets hold the styles' statistics; the stage's inputs (the styles'
+        # pixels, style_scale² times the output's area) need not stay through it.
+        self.targets, self.functions = stage.targets, stage.functions
+        self.image = tf.Variable(stage.start, name="image")
+        self.state = tf.nest.map_structure(tf.Variable, stage.state)
 
     def read_state(self):
         return tf.nest.map_structure(lambda v: v.read_value(), self.state)
+
+    def end(self) -> core.Previous:
+        """Where this stage ended, for the next one."""
+        return core.Previous(self.image.read_value(), self.read_state(), self.content)
 
     def current(self) -> np.ndarray:
         """The image to keep now, uint8 (H, W, 3), colours restored."""
@@ -166,16 +141,27 @@ class _Stage:
 
     def chunk(self, n):
         """Runs ``n`` steps; returns (terms as floats, whether they are finite)."""
-        new_image, new_state, terms, ok = self.fns["chunk"](
+        new_image, new_state, terms = self.functions.optimize(
             self.image.read_value(), self.read_state(), self.targets, tf.constant(n))
         # On a non-finite loss the loop returned the last finite image and state.
         self.image.assign(new_image)
         tf.nest.map_structure(lambda v, t: v.assign(t), self.state, new_state)
-        return {k: float(v) for k, v in terms._asdict().items()}, bool(ok)
+        terms = {k: float(v) for k, v in terms._asdict().items()}
+        return terms, bool(np.isfinite(terms["total"]))
 
     def evaluate(self) -> dict:
-        terms = self.fns["evaluate"](self.image.read_value(), self.targets)
+        terms = self.functions.evaluate(self.image.read_value(), self.targets)
         return {k: float(v) for k, v in terms._asdict().items()}
+
+
+def _temporal_arrays(temporal, shape):
+    """``Stylizer.stylize``'s ``temporal`` (target, weight) as float32 arrays, checked
+    against the last stage's image ``shape`` (H, W, 3)."""
+    target, weight = temporal
+    if tuple(np.shape(target)) != tuple(shape) or tuple(np.shape(weight)) != tuple(shape[:2]):
+        raise ConfigError(f"the temporal target {np.shape(target)} and weight "
+                          f"{np.shape(weight)} do not fit this stage's {tuple(shape)} image")
+    return np.asarray(target, np.float32), np.asarray(weight, np.float32)
 
 
 class _Job:
@@ -183,7 +169,9 @@ class _Job:
 
     def __init__(self, model, compiled, inputs, options, seed, callback, callback_every,
                  should_stop):
-        self.model, self.compiled, self.inputs, self.options = model, compiled, inputs, options
+        self.model, self.compiled, self.inputs = model, compiled, inputs
+        # The stages read the seed from the options, as the graph's do.
+        self.options = dataclasses.replace(options, seed=seed)
         self.seed, self.callback, self.should_stop = seed, callback, should_stop
         self.plan = options.stages()
         self.total_steps = sum(n for _, n in self.plan)
@@ -191,15 +179,14 @@ class _Job:
         self.optimizer = core.make_optimizer(options)
         # Once, before this run's own allocations lower the free memory.
         self.budget = None if options.tile_size else memory.run_budget(options.memory_limit)
-        self.weights = tf.constant(options.blend_weights(len(inputs.styles)), tf.float32)
         self.started = time.perf_counter()
         self.first, self.terms = 0, None
 
     def fingerprint(self) -> str:  # hashes the inputs: only needed to resume or to stop
         return checkpoint.job_fingerprint(self.model, self.inputs, self.options, self.seed)
 
-    def stage(self, index, size, steps, previous, resume=None) -> _Stage:
-        stage = _Stage(self, index, size, steps, previous, resume)
+    def stage(self, index, size, steps, previous, resume=None, temporal=None) -> _Stage:
+        stage = _Stage(self, index, size, steps, previous, resume, temporal)
         tiling = stage.tiling
         log.info("stage %d/%d: %d px, %d steps%s", index + 1, len(self.plan), size, steps,
                  "" if tiling is None else

@@ -68,8 +68,8 @@ class Stylizer(StyleModel):
         return inputs
 
     def stage_inputs(self, inputs: Inputs, size: int, options: RunOptions) -> StageInputs:
-        """The arrays of one stage of ``size`` px (``inputs.stage_arrays``)."""
-        return inputs_lib.stage_arrays(inputs, size, options, self.layers)
+        """The tensors of one stage of ``size`` px (``inputs.stage_inputs``)."""
+        return inputs_lib.stage_inputs(inputs, size, options, self.layers)
 
     def stylize(self, content=None, style=None, options: RunOptions | None = None,
                 callback: Callable[[Progress], None] | None = None, callback_every: int = 50,
