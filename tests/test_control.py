@@ -53,7 +53,7 @@ def test_blended_target_is_the_weighted_mix_of_the_styles_moments():
                            photo_style_features=[tf.constant(f, tf.float32) for f in fa])
     for layer in range(2):
         scale = sum(w * np.mean(np.abs(f[layer])) for w, f in zip(weights, (fa, fb)))
-        assert rel_err(targets.style_scales[layer], scale) < 1e-5
+        assert rel_err(targets.painting_scales[layer], scale) < 1e-5
         want_gram = want_mean = 0
         for w, f in zip(weights, (fa, fb)):
             flat = f[layer].reshape(-1, f[layer].shape[-1]) / scale

@@ -407,7 +407,7 @@ def test_style_loss_targets_match_numpy():
         assert rel_err(float(got_scale), np.mean(np.abs(p))) < RTOL
         assert rel_err(got.numpy(), p / np.mean(np.abs(p))) < RTOL
     for got, mean, got_scale, s in zip(targets.style_grams[0], targets.style_means[0],
-                                       targets.style_scales, problem["style"]):
+                                       targets.painting_scales, problem["style"]):
         scale = np.mean(np.abs(s))
         assert rel_err(float(got_scale), scale) < RTOL
         assert got.shape == (s.shape[-1], s.shape[-1])

@@ -314,9 +314,9 @@ class Targets(NamedTuple):
       of any size compare with any output size. Without masks there is one group, the
       blend of all styles: Σ_k w_k A_k.
     style_means: likewise, the (N,) feature means (for ``mean_cov``).
-    content_scales, style_scales: the per-layer feature scale (mean target activation;
-      for several styles, the blend of theirs): the photo's at the content layers, the
-      painting's at the style layers, which ``style_grams`` and ``style_means`` are on.
+    content_scales: the photo's feature scale (mean activation) at each content layer.
+    painting_scales: the painting's feature scale at each style layer (for several
+      styles, the blend of theirs), which ``style_grams`` and ``style_means`` are on.
     photo_style_scales: the photo's feature scale at each style layer, the scale the
       style term compares on (module docstring, "Feature scale").
     style_masks: () without masks; else one (1, H, W, 1) mask in [0, 1] over the output
@@ -331,7 +331,7 @@ class Targets(NamedTuple):
     style_grams: tuple
     style_means: tuple
     content_scales: tuple
-    style_scales: tuple
+    painting_scales: tuple
     photo_style_scales: tuple
     style_masks: tuple = ()
     content_weights: tuple = ()
@@ -342,25 +342,26 @@ class ContentTargets(NamedTuple):
     """The content part of ``Targets`` (its content, content_scales,
     photo_style_scales and content_weights): computed once per photo or frame."""
     content: tuple
-    scales: tuple
-    style_scales: tuple
+    content_scales: tuple
+    photo_style_scales: tuple
     weights: tuple = ()
 
 
 class StyleTargets(NamedTuple):
-    """The style part of ``Targets`` (its style_grams, style_means, style_scales and
+    """The style part of ``Targets`` (its style_grams, style_means, painting_scales and
     style_masks): computed once for a clip's frames or a folder's photos."""
     grams: tuple
     means: tuple
-    scales: tuple
+    painting_scales: tuple
     masks: tuple = ()
 
 
 def join_targets(content: ContentTargets, style: StyleTargets) -> Targets:
     """``Targets`` from its content part (``StyleLoss.content_targets``) and its style
     part (``StyleLoss.style_targets``)."""
-    return Targets(content.content, style.grams, style.means, content.scales, style.scales,
-                   content.style_scales, style.masks, content.weights)
+    return Targets(content.content, style.grams, style.means, content.content_scales,
+                   style.painting_scales, content.photo_style_scales, style.masks,
+                   content.weights)
 
 
 class LossTerms(NamedTuple):
@@ -486,9 +487,9 @@ class StyleLoss:
         weights = [blend_weights[k] for k in range(len(style_sums))]
         # One scale per layer for all styles (the image's features are divided by it):
         # the blend of the styles' scales, exactly the style's own for one style.
-        s_scales = tuple(_blend(weights, [sums_scale(ss[layer]) for ss in style_sums])
-                         for layer in range(len(self.style_layers)))
-        per_style = [[sums_moments(sums, s)[:2] for sums, s in zip(ss, s_scales)]
+        painting_scales = tuple(_blend(weights, [sums_scale(ss[layer]) for ss in style_sums])
+                                for layer in range(len(self.style_layers)))
+        per_style = [[sums_moments(sums, s)[:2] for sums, s in zip(ss, painting_scales)]
                      for ss in style_sums]
         masks = tuple(masks)
         if len(masks) > 1:  # one region per style, each with its own target
@@ -501,7 +502,7 @@ class StyleLoss:
                        for layer in range(len(self.style_layers))]]
         grams = tuple(tuple(a for a, _ in g) for g in groups)
         means = tuple(tuple(mu for _, mu in g) for g in groups)
-        return StyleTargets(grams, means, s_scales, masks)
+        return StyleTargets(grams, means, painting_scales, masks)
 
     def __call__(self, image: tf.Tensor, content_features: Sequence[tf.Tensor],
                  style_features: Sequence[tf.Tensor], targets: Targets) -> LossTerms:
@@ -558,7 +559,7 @@ class StyleLoss:
         masked = bool(targets.style_masks)
         for group, sums in enumerate(style_sums):
             for layer, (w, layer_sum, s, s_photo) in enumerate(zip(
-                    self.style_layer_weights, sums, targets.style_scales,
+                    self.style_layer_weights, sums, targets.painting_scales,
                     targets.photo_style_scales)):
                 # The targets are on the painting's scale s; r puts them and the image
                 # on the photo's (module docstring, "Feature scale").

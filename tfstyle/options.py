@@ -127,7 +127,9 @@ class RunOptions:
     temporal_weight: float = 3e6
 
     def style_scales(self, count: int) -> tuple:
-        """One style scale per style, for ``count`` styles."""
+        """One ``style_scale`` per style, for ``count`` styles: each style image's
+        longest side relative to the output's (not a feature scale, which is
+        ``losses.Targets``')."""
         scales = _as_tuple(self.style_scale)
         if len(scales) == 1:
             return scales * count
