@@ -7,12 +7,12 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import synthetic_image
+from conftest import synthetic_image, targets_of
 from tfstyle import ConfigError, RunOptions
 from tfstyle import color, schedule
 from tfstyle.options import MAX_STEPS
 from tfstyle.errors import Interrupted
-from tfstyle.losses import StyleLoss, moments, style_distance
+from tfstyle.losses import StyleLoss, layer_sums, mask_weights, style_distance, sums_moments
 
 CONTENT = synthetic_image(1, 48, 64)
 STYLE_A = synthetic_image(2, 40, 40)
@@ -48,9 +48,8 @@ def test_blended_target_is_the_weighted_mix_of_the_styles_moments():
     fb = [rng.uniform(0, 3, (1, 4, 8, 4)), rng.uniform(0, 1, (1, 2, 4, 7))]
     loss = StyleLoss([], ["x", "y"], 1.0, 1.0, 0.0)
     weights = (0.3, 0.7)
-    targets = loss.targets([], [[tf.constant(f, tf.float32) for f in fa],
-                                [tf.constant(f, tf.float32) for f in fb]], weights,
-                           photo_style_features=[tf.constant(f, tf.float32) for f in fa])
+    as_tensors = [[tf.constant(f, tf.float32) for f in fs] for fs in (fa, fb)]
+    targets = targets_of(loss, ([], as_tensors[0]), as_tensors, weights)
     for layer in range(2):
         scale = sum(w * np.mean(np.abs(f[layer])) for w, f in zip(weights, (fa, fb)))
         assert rel_err(targets.painting_scales[layer], scale) < 1e-5
@@ -129,10 +128,12 @@ def test_luminance_puts_the_contents_chroma_back(stylizer):
 
 
 def test_masked_moments_match_numpy():
+    # As StyleLoss weighs a style layer's positions by a mask over the image.
     rng = np.random.default_rng(1)
     features = rng.uniform(0, 2, (1, 4, 6, 5))
     mask = rng.uniform(0, 1, (1, 8, 12, 1))
-    second, mean, area = moments(tf.constant(features, tf.float32), tf.constant(mask, tf.float32))
+    weights = mask_weights(tf.constant(mask, tf.float32), features.shape[1:3])
+    second, mean, area = sums_moments(layer_sums(tf.constant(features, tf.float32), weights))
     # Area resizing by an integer factor is the block mean.
     weights = mask.reshape(4, 2, 6, 2).mean((1, 3)).reshape(-1)
     flat = features.reshape(-1, 5)

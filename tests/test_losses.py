@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import targets_of
 from tfstyle.losses import (
     StyleLoss,
     content_loss,
@@ -201,15 +202,19 @@ def make_loss(content_weight=13.0, style_weight=250.0, tv_weight=300.0,
                      content_edge_powers=content_edge_powers)
 
 
+def features_targets(loss, content, style, photo_style):
+    """The run's targets (``StyleModel.compute_targets``) of the photo's content- and
+    style-layer features and one painting's style-layer features."""
+    return targets_of(loss, ([tf32(f) for f in content], [tf32(f) for f in photo_style]),
+                      [[tf32(f) for f in style]])
+
+
 def tf_targets(loss, problem):
-    return loss.targets([tf32(f) for f in problem["content"]],
-                        [tf32(f) for f in problem["style"]],
-                        photo_style_features=[tf32(f) for f in problem["photo_style"]])
+    return features_targets(loss, problem["content"], problem["style"], problem["photo_style"])
 
 
 def tf_terms(loss, image, image_content, image_style, content, style, photo_style):
-    targets = loss.targets([tf32(f) for f in content], [tf32(f) for f in style],
-                           photo_style_features=[tf32(f) for f in photo_style])
+    targets = features_targets(loss, content, style, photo_style)
     return as_dict(loss(tf32(image), [tf32(f) for f in image_content],
                         [tf32(f) for f in image_style], targets))
 
@@ -598,7 +603,7 @@ def test_content_term_is_a_mean_over_positions(hw):
     features = target + delta
     loss = StyleLoss(["c"], [], content_weight=0.8, style_weight=0.0, tv_weight=0.0,
                      content_layer_weights=[1.5])
-    targets = loss.targets([tf32(target)], [], photo_style_features=[])
+    targets = features_targets(loss, [target], [], [])
     got = as_dict(loss(tf.zeros((1, 4, 4, 3)), [tf32(features)], [], targets))
     assert rel_err(got["content"], 0.8 * 1.5 * 0.5 * n * delta ** 2) < RTOL
     assert got["style"] == 0.0 and got["tv"] == 0.0
@@ -612,7 +617,7 @@ def test_tv_term_is_a_mean_over_pixels(h, w):
     ramp = np.tile(np.linspace(0.0, 255.0, w), (h, 1))
     image = f32(np.repeat(ramp[None, :, :, None], 3, axis=3))
     loss = StyleLoss([], [], 1.0, 1.0, 2.5)
-    got = as_dict(loss(tf32(image), [], [], loss.targets([], [], photo_style_features=[])))
+    got = as_dict(loss(tf32(image), [], [], features_targets(loss, [], [], [])))
     expected = 2.5 * 3 * h * (w - 1) * (1.0 / (w - 1)) ** 2 / (h * w)
     assert rel_err(got["tv"], expected) < RTOL
     assert got["content"] == 0.0 and got["style"] == 0.0
@@ -759,8 +764,8 @@ def test_gradient_matches_float64_reference_differences(grad_setup):
     content_targets = [f.numpy() for f in features64(tf.constant(grad_setup["content"]))[0]]
     style_targets = [f.numpy() for f in features64(tf.constant(grad_setup["style"]))[1]]
     photo_style = [f.numpy() for f in features64(tf.constant(grad_setup["content"]))[1]]
-    targets = loss.targets([tf32(f) for f in content_targets], [tf32(f) for f in style_targets],
-                           photo_style_features=[tf32(f) for f in photo_style])
+    targets = features_targets(loss, content_targets, style_targets, photo_style)
+
     def reference(x):
         content_features, style_features = features64(tf.constant(x))
         return ref_style_loss(
@@ -790,8 +795,7 @@ def test_style_loss_accepts_float64_features():
     loss = make_loss()
     as64 = {key: ([tf.constant(f) for f in value] if key != "image" else tf.constant(value))
             for key, value in problem.items()}
-    targets = loss.targets(as64["content"], as64["style"],
-                           photo_style_features=as64["photo_style"])
+    targets = targets_of(loss, (as64["content"], as64["photo_style"]), [as64["style"]])
     terms = loss(as64["image"], as64["image_content"], as64["image_style"], targets)
     expected = tf_terms(loss, **problem)
     assert rel_err(float(terms.total), expected["total"]) < RTOL

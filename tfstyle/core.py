@@ -136,7 +136,7 @@ class StyleModel:
         Args:
           content: (1, H, W, 3) in [0, 255].
           style: one (1, h, w, 3) image in [0, 255], or a sequence of them (any sizes).
-          blend_weights, masks: see ``StyleLoss.targets``.
+          blend_weights, masks: see ``StyleLoss.style_targets``.
           tiling: None, or evaluate the images tile by tile where the content's longest
             side exceeds ``tiling.tile``.
         """

@@ -37,7 +37,7 @@ style dominates the texture and colours, the content's layout stays recognisable
 Control (Gatys et al., "Controlling Perceptual Factors in Neural Style Transfer", CVPR
 2017): several styles blend as the weighted mix of their per-position Gram matrices;
 a mask restricts a style to a region by weighting the positions of the Gram matrix
-(``moments``); ``style_distance`` also offers a mean-and-covariance alternative to the
+(``sums_moments``); ``style_distance`` also offers a mean-and-covariance alternative to the
 Gram loss.
 
 Edges: the content term may weigh each position by w_p (``edge_weights``: the photo's
@@ -186,27 +186,17 @@ def layer_sums(features: tf.Tensor, weights: tf.Tensor | None = None) -> LayerSu
 
 
 def sums_moments(sums: LayerSums, scale=1.0):
-    """(S, mu, area) of ``moments`` from ``LayerSums`` of features F, for F / scale."""
-    # An empty region has no statistics; the caller drops its term (see StyleLoss).
-    safe = tf.maximum(sums.weight, 1e-6)
-    return sums.second / (safe * scale * scale), sums.first / (safe * scale), sums.weight
-
-
-def moments(features: tf.Tensor, mask: tf.Tensor | None = None):
-    """Per-position second moment and mean of a feature map, optionally mask-weighted.
-
-    Args:
-      features: (1, h, w, N).
-      mask: None, or (1, H, W, 1) weights in [0, 1] over the image at any resolution
-        (``mask_weights``).
+    """Per-position second moment and mean of a feature map F / ``scale``, weighted by
+    the mask its ``LayerSums`` were taken with (``mask_weights``), from those sums.
 
     Returns:
       (S, mu, area): S (N, N) = Σ_p m_p F_p F_pᵀ / Σ_p m_p (the Gram matrix divided by
       the number of positions when unmasked), mu (N,) the weighted mean, and area the
       scalar Σ_p m_p (the number of positions when unmasked).
     """
-    weights = None if mask is None else mask_weights(mask, tf.shape(features)[1:3])
-    return sums_moments(layer_sums(features, weights))
+    # An empty region has no statistics; the caller drops its term (see StyleLoss).
+    safe = tf.maximum(sums.weight, 1e-6)
+    return sums.second / (safe * scale * scale), sums.first / (safe * scale), sums.weight
 
 
 def style_distance(second, mean, target_second, target_mean, kind="gram") -> tf.Tensor:
@@ -433,32 +423,6 @@ class StyleLoss:
         self.style_loss = style_loss
         self.temporal_weight = temporal_weight
 
-    def targets(self, content_features: Sequence[tf.Tensor], style_features,
-                blend_weights=None, masks=(), *, photo_style_features) -> Targets:
-        """Targets from the content image's features and the style images' features.
-
-        Args:
-          content_features: the content image's content-layer features, in layer order.
-          style_features: one style image's style-layer features (a sequence of tensors
-            in layer order), or a sequence of such sequences, one per style image.
-          blend_weights: one weight ≥ 0 per style, summing to 1 (floats or a float32
-            vector); default equal. Without masks the style target is the blend
-            Σ_k w_k A_k of the styles' moments (a weight of 0 drops a style).
-          masks: () for no spatial control. Else a sequence of (1, H, W, 1) masks over
-            the output image, either one (all styles, blended, apply inside it) or one
-            per style (style k applies inside mask k, with its own target).
-          photo_style_features: the content image's style-layer features, in layer
-            order (their scale is the one the style term compares on).
-        """
-        styles = list(style_features)
-        if not styles or not isinstance(styles[0], (list, tuple)):
-            styles = [styles]
-        style_sums = [[layer_sums(f) for f in fs] for fs in styles]
-        return join_targets(
-            self.content_targets(content_features,
-                                 [feature_scale(f) for f in photo_style_features]),
-            self.style_targets(style_sums, blend_weights, masks))
-
     def content_targets(self, content_features: Sequence[tf.Tensor],
                         photo_style_scales: Sequence[tf.Tensor]) -> ContentTargets:
         """The part of ``Targets`` that depends on the content image only, from its
@@ -480,8 +444,18 @@ class StyleLoss:
 
     def style_targets(self, style_sums, blend_weights=None, masks=()) -> StyleTargets:
         """The part of ``Targets`` that depends on the styles, their blend and the
-        masks only (so a clip's frames share it): from the style images' ``LayerSums``
-        (a list per style, one per style layer); see ``targets`` for the rest."""
+        masks only (so a clip's frames share it).
+
+        Args:
+          style_sums: the style images' ``LayerSums``, a list per style, one per style
+            layer in layer order.
+          blend_weights: one weight ≥ 0 per style, summing to 1 (floats or a float32
+            vector); default equal. Without masks the style target is the blend
+            Σ_k w_k A_k of the styles' moments (a weight of 0 drops a style).
+          masks: () for no spatial control. Else a sequence of (1, H, W, 1) masks over
+            the output image, either one (all styles, blended, apply inside it) or one
+            per style (style k applies inside mask k, with its own target).
+        """
         if blend_weights is None:
             blend_weights = [1.0 / len(style_sums)] * len(style_sums)
         weights = [blend_weights[k] for k in range(len(style_sums))]
