@@ -266,11 +266,6 @@ class FramePair:
     backward: np.ndarray
     weights: np.ndarray
 
-    @property
-    def warp_flow(self):
-        """The flow to warp frame t-1 (stylized or not) onto frame t: ``backward``."""
-        return self.backward
-
     def warp_previous(self, image):
         """``image`` of frame t-1 (any channels) moved onto frame t; float32."""
         return warp(image, self.backward)

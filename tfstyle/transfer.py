@@ -14,7 +14,7 @@ from typing import Callable
 from tfstyle import inputs as inputs_lib
 from tfstyle import image_io, memory, photos, runner
 from tfstyle.compiled import AnySizeFunction, Compiled
-from tfstyle.core import StyleModel, make_optimizer, next_stage, noise_image, optimize
+from tfstyle.core import StyleModel, make_optimizer, next_stage, noise_image
 from tfstyle.inputs import Inputs, StageInputs, load_inputs
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
 from tfstyle.runner import Progress, Result
@@ -46,8 +46,6 @@ class Stylizer(StyleModel):
         self.jit_compile = bool(jit_compile)
         # The traced functions, kept so that a folder of images traces once.
         self.compiled = Compiled(self, self.jit_compile)
-
-    optimize = staticmethod(optimize)
 
     def halo(self, tile_halo: int = -1) -> int:
         """The halo of a tiled stage, px (``memory.stage_halo``)."""
