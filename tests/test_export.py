@@ -618,6 +618,8 @@ def test_export_refuses_bad_arguments(stylizer, model_dir):
         export_model(os.path.join(os.path.dirname(model_dir), "9"), stylizer, max_steps=-1)
     with pytest.raises(ConfigError, match="optimizer"):
         export_model(os.path.join(os.path.dirname(model_dir), "9"), stylizer, optimizer="sgd")
+    with pytest.raises(ConfigError, match="tile_size must be an integer between 0"):
+        export_model(os.path.join(os.path.dirname(model_dir), "9"), stylizer, tile_size=-16)
     assert sorted(os.listdir(os.path.dirname(model_dir))) == ["1"]
 
 

@@ -121,42 +121,36 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
       export_dir: ``<model_base_path>/<version>``, e.g. ``models/tfstyle/1``. TF Serving
         loads the highest integer-named directory; the export is written to a hidden
         sibling first and renamed, so a server watching the base path never sees half
-        of it.
-      stylizer: the feature model to export. If None, one is built from ``backbone``,
-        ``pooling``, ``weights``, ``content_layers``, ``style_layers``,
-        ``style_layer_weights`` and ``content_edge_powers`` (see ``Stylizer``).
+        of it. ``overwrite``: replace it where it exists and is not empty.
+      stylizer: the feature model to export; None builds one from ``backbone``,
+        ``pooling``, ``weights``, the layers, ``style_layer_weights``,
+        ``content_edge_powers`` and ``precision`` (see ``Stylizer``; the precision is
+        fixed in the graph: ``auto`` resolves on *this* machine, not the server's).
       max_side: the largest output side, pixels (the resized style's: twice that).
       max_steps: the most optimisation steps one request may ask for (≤ MAX_STEPS).
       max_input_side: the largest side of a *decoded* input image; default
         ``INPUT_SIDE_FACTOR * max_side``. Checked on the encoded header before decoding.
       optimizer, learning_rate: fixed at export time (``lbfgs`` or ``adam``; the
-        learning rate as in ``RunOptions``).
+        learning rate as in ``RunOptions``); L-BFGS keeps fewer curvature pairs where
+        ``max_side``² pixels would need more than 1 GiB of them.
       warmup: write ``assets.extra/tf_serving_warmup_requests`` (needs the
-        ``tensorflow-serving-api`` package).
+        ``tensorflow-serving-api`` package); ``model_name``: the name in its request.
       verify: before the version is renamed into place, load it with the session-based
         loader that TF Serving uses and run the warm-up request (a second or two).
-      model_name: the name put in the warm-up request's model spec.
-      overwrite: replace an existing, non-empty ``export_dir``.
-      precision: the network's precision when ``stylizer`` is None (see ``Stylizer``),
-        fixed in the graph: ``auto`` resolves on *this* machine, not the server's.
       tile_size: 0, or evaluate every stage whose longest side exceeds it in tiles of
-        this side (``tfstyle.tiling``): a request's memory then stops
-        growing with the activations of its size (SERVING.md). L-BFGS keeps fewer
-        curvature pairs where ``max_side``² pixels would need more than 1 GiB of them
-        (``memory.lbfgs_history``), for every request.
-      tile_halo: pixels of context around each tile; -1: ``Stylizer.default_halo``
-        (``RunOptions.tile_halo``).
+        this side (``tfstyle.tiling``): a request's memory then stops growing with the
+        activations of its size (SERVING.md). tile_halo: pixels of context around each
+        tile; -1: ``Stylizer.default_halo`` (``RunOptions.tile_halo``).
 
     Returns:
       The absolute path of ``export_dir``.
 
     Raises:
-      ConfigError: a bad limit, optimiser or layer; ``export_dir`` exists and is not
-        empty (without ``overwrite``).
-      WeightsError: the weights could not be loaded.
+      ConfigError: a bad limit, optimiser, tile or layer; ``export_dir`` exists and is
+        not empty (without ``overwrite``). WeightsError: the weights could not be loaded.
       ExportError: the SavedModel could not be written, uses an op TF Serving cannot
-        run (see ``find_unservable_ops``), does not run in TF Serving's loader
-        (``verify``), or the warm-up record needs a missing package.
+        run (``find_unservable_ops``), does not run in TF Serving's loader (``verify``),
+        or the warm-up record needs a missing package.
     """
     export_dir = os.path.abspath(os.fspath(export_dir))
     if stylizer is None:
@@ -164,43 +158,34 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
                             style_layer_weights, precision=precision,
                             content_edge_powers=content_edge_powers)
     limits = _Limits.make(stylizer, max_side, max_steps, max_input_side)
-    options = dataclasses.replace(RunOptions(), optimizer=optimizer, learning_rate=learning_rate,
-                                  tile_halo=tile_halo)
-    try:
-        options.validate()
-    except ConfigError as e:
-        raise ConfigError(f"export: {e}") from None
+    settings = _Settings.make(optimizer, learning_rate, tile_size, tile_halo)
     if warmup:
         _serving_apis()  # fail before the slow part if the package is missing
     if os.path.isdir(export_dir) and os.listdir(export_dir) and not overwrite:
         raise ConfigError(f"{export_dir} exists and is not empty: choose a new version "
                           f"number or pass overwrite=True (--overwrite)")
     os.makedirs(os.path.dirname(export_dir), exist_ok=True)
-
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or not \
-            0 <= tile_size <= 16384:
-        raise ConfigError(f"tile_size must be an integer between 0 (no tiles) and 16384, "
-                          f"got {tile_size!r}")
-    optimizer, _ = stylizer.stage_setup(options, make_optimizer(options), limits.max_side,
-                                        limits.max_side)
-    tiling = Tiling(tile_size, stylizer.halo(options.tile_halo)) if tile_size else None
-    archive = _archive(_Servable(stylizer, optimizer, limits, tiling))
-    staged = _Staged(export_dir)
-    with staged:
-        try:
-            archive.write_out(staged.path, verbose=False)
-        except Exception as e:
-            raise ExportError(f"writing the SavedModel failed: {e}") from e
-        problems = find_unservable_ops(staged.path)
-        if problems:
-            raise ExportError("the exported graph would not run on TF Serving: "
-                              + "; ".join(problems))
-        if warmup:
-            write_warmup(staged.path, stylizer, model_name=model_name, limits=limits)
-        if verify:
-            _verify(staged.path, limits)
+    archive = _archive(_Servable.make(stylizer, settings, limits))
+    with _Staged(export_dir) as staged:
+        _write(archive, staged.path, stylizer, limits, warmup, verify, model_name)
         staged.publish()
     return export_dir
+
+
+def _write(archive, path, stylizer, limits, warmup, verify, model_name):
+    """Writes ``archive`` to ``path`` and checks it as ``export_model`` says."""
+    try:
+        archive.write_out(path, verbose=False)
+    except Exception as e:
+        raise ExportError(f"writing the SavedModel failed: {e}") from e
+    problems = find_unservable_ops(path)
+    if problems:
+        raise ExportError("the exported graph would not run on TF Serving: "
+                          + "; ".join(problems))
+    if warmup:
+        write_warmup(path, stylizer, model_name=model_name, limits=limits)
+    if verify:
+        _verify(path, limits)
 
 
 def _archive(servable) -> keras.export.ExportArchive:
@@ -282,6 +267,29 @@ class _Limits:
         return cls(int(max_side), int(max_steps), int(max_input_side), min_side)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """What an export fixes of a run besides its limits: the optimiser (``options``,
+    a ``RunOptions`` whose ``optimizer``, ``learning_rate`` and ``tile_halo`` are set)
+    and the tile side (0: no tiles)."""
+    options: RunOptions
+    tile_size: int
+
+    @classmethod
+    def make(cls, optimizer, learning_rate, tile_size, tile_halo):
+        options = dataclasses.replace(RunOptions(), optimizer=optimizer,
+                                      learning_rate=learning_rate, tile_halo=tile_halo)
+        try:
+            options.validate()
+        except ConfigError as e:
+            raise ConfigError(f"export: {e}") from None
+        if isinstance(tile_size, bool) or not isinstance(tile_size, int) or not \
+                0 <= tile_size <= 16384:
+            raise ConfigError(f"tile_size must be an integer between 0 (no tiles) and "
+                              f"16384, got {tile_size!r}")
+        return cls(options, tile_size)
+
+
 def default_inputs(limits=None) -> dict:
     """The option inputs' defaults as numpy scalars: the ``RunOptions`` defaults, with
     ``steps`` and ``size`` clipped to the export's limits (if given) and ``seed`` 0."""
@@ -308,6 +316,19 @@ class _Servable:
         self.limits = limits
         self.tiling = tiling
         self.defaults = default_inputs(limits)
+
+    @classmethod
+    def make(cls, stylizer: Stylizer, settings: _Settings, limits: _Limits):
+        """The servable of ``settings``: its optimiser as a ``max_side`` stage has it
+        (``memory.stage_setup``: L-BFGS keeps fewer pairs where they would not fit), for
+        every request, and its tiling."""
+        options = settings.options
+        optimizer, _ = stylizer.stage_setup(options, make_optimizer(options),
+                                            limits.max_side, limits.max_side)
+        tiling = None
+        if settings.tile_size:
+            tiling = Tiling(settings.tile_size, stylizer.halo(options.tile_halo))
+        return cls(stylizer, optimizer, limits, tiling)
 
     def input_signature(self, image_dtype, image_shape, optional_shape):
         """The TensorSpecs of the images, the optional images and the options, in the
