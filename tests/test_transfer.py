@@ -379,3 +379,48 @@ def test_stage_detail_changes_a_staged_run_only(stylizer):
     single = dataclasses.replace(options, stage_size=0)
     assert np.array_equal(stylizer.stylize(CONTENT, STYLE, single).image,
                           stylizer.stylize(CONTENT, STYLE, single, stage_detail=0.0).image)
+
+
+@pytest.mark.parametrize("init", ["blend", "noise"])
+def test_prepare_stage_in_a_graph_starts_each_stage_as_the_library_does(stylizer, init):
+    """The graph's loop carries a Previous into every stage and picks the run's start
+    by a bool tensor; the library picks it in Python: the same start and state either
+    way, at the first stage and at the next (Adam's moments carried), and the same
+    targets (to rounding here: the network runs eagerly on one side, traced for these
+    shapes on the other; the library traces for any size, as the export does)."""
+    import functools
+
+    from tfstyle import core
+    options = RunOptions(size=48, stage_size=24, seed=5, init=init, optimizer="adam",
+                         style_strength=0.3)
+    inputs = stylizer.prepare(CONTENT, STYLE, options)
+    stages = [stylizer.stage_inputs(inputs, size, options) for size, _ in options.stages()]
+    optimizer = Adam()
+    functions = functools.partial(core.stage_functions, stylizer)
+
+    def prepare(k, previous, first=None):
+        return core.prepare_stage(stylizer, functions, options, optimizer, stages[k],
+                                  previous, last=k == 1, first=first)
+
+    eager = [prepare(0, None)]
+    moved = eager[0].start + 9.0  # as if the stage had run: its state, resized too
+    state = (eager[0].state[0] + 1.0, eager[0].state[1] + 2.0, tf.constant(3.0))
+    previous = core.Previous(moved, state, stages[0].run_content[None])
+    eager.append(prepare(1, previous))
+
+    @tf.function(autograph=False)
+    def in_graph(k, is_first):
+        # A stand-in Previous at the first stage, as graph_run's loop has.
+        stage = prepare(k, previous if k else core.Previous(moved, state, moved), is_first)
+        return stage.start, stage.state, stage.targets
+
+    for k, want in enumerate(eager):
+        start, got_state, targets = in_graph(k, tf.constant(k == 0))
+        assert np.array_equal(start, want.start)
+        for got, expected in zip(tf.nest.flatten(got_state), tf.nest.flatten(want.state)):
+            assert np.array_equal(got, expected)
+        for got, expected in zip(tf.nest.flatten(targets), tf.nest.flatten(want.targets),
+                                 strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # The two stages start differently: the test tells them apart.
+    assert eager[1].start.shape[1] == 2 * eager[0].start.shape[1]

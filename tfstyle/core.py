@@ -338,16 +338,15 @@ def prepare_stage(model: StyleModel, functions, options: RunOptions, optimizer,
       temporal: None, or (target (H, W, 3) in [0, 255], weight (H, W) in [0, 1]) holding
         the stage to a video frame's warped result (``inputs.temporal_targets``).
     """
-    stage_options = options.for_stage(last)
-    stage = functions(model.make_loss(stage_options), optimizer, tiling)
-    targets = stage.targets(inputs.run_content[None], inputs.styles, inputs.blend_weights,
-                            inputs.masks)
+    fns = functions(model.make_loss(options.for_stage(last)), optimizer, tiling)
+    targets = fns.targets(inputs.run_content[None], inputs.styles, inputs.blend_weights,
+                          inputs.masks)
     if temporal is not None:
         targets = targets._replace(temporal=inputs_lib.temporal_targets(
             *temporal, options.preserve_colors))
     if start is None:
         start = stage_start(optimizer, options, inputs, previous, first)
-    return Stage(targets, *start, stage)
+    return Stage(targets, *start, fns)
 
 
 def stage_start(optimizer, options: RunOptions, inputs: inputs_lib.StageInputs,
