@@ -285,12 +285,14 @@ def stage_tensors(content, styles, size, style_scales, preserve_colors,
     def given():
         return stage_start(start, content, preserve_colors)
 
-    if start is None or not tf.is_tensor(start):
+    if start is None or not tf.is_tensor(start):  # the library's: known in Python
         given_start = start is not None
         start_image = given if given_start else paintings
-    else:
+    else:  # the graph's: sent or not
         given_start = tf.size(start) > 0
-        start_image = lambda: tf.cond(given_start, given, paintings)  # noqa: E731
+
+        def start_image():
+            return tf.cond(given_start, given, paintings)
     return StageInputs(content, run_content, tuple(style for _, style in resized),
                        tf.constant(blend_weights, tf.float32), masks, given_start,
                        start_image)
