@@ -100,7 +100,9 @@ def job_fingerprint(model, inputs, options, seed) -> str:
                     tile_halo=None)
     if len(options.stages()) > 1 and options.stage_steps is None:
         settings.update(steps=options.steps)  # the stage boundaries follow from it
-    if options.init != "blend":  # its share shapes nothing else: older fingerprints hold
+    # The share shapes only the starts that mix in the painting; elsewhere it is left out,
+    # so that older fingerprints hold.
+    if options.init not in ("blend", "texture"):
         del settings["init_blend"]
     described = {"layers": model.layers, "content": model.content_layers,
                  "style": model.style_layers, "layer_weights": model.style_layer_weights,

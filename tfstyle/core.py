@@ -55,6 +55,7 @@ from tfstyle.optimizers import get_optimizer
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
                              DEFAULT_STYLE_STRENGTH, RunOptions)
 from tfstyle.precision import resolve_precision
+from tfstyle.texture import random_phase
 from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 
 
@@ -387,28 +388,36 @@ def start_image(init, run_content, seed, init_image=None, *, blend, strength):
     """The first stage's start, (1, H, W, 3) float32 in [0, 255].
 
     Args:
-      init: ``content``, ``noise``, ``blend``, or anything else for ``init_image``; a
+      init: ``texture``, ``content``, ``noise``, ``blend``, or anything else for
+        ``init_image``; a
         Python string or a scalar string tensor (the exported graph's input).
       run_content: the stage's content as optimised against, (H, W, 3).
       seed: int or int64 scalar tensor, for the noise.
       init_image: None, or a function returning the (H, W, 3) start where ``init`` is
         neither content nor noise (the style, or a given image, at the stage's size
-        and colour-controlled); called only where it is the start. For ``blend`` it
-        gives the painting; without it ``blend`` and the rest start from the content.
+        and colour-controlled); called only where it is the start. For ``texture`` and
+        ``blend`` it gives the painting; without it they and the rest start from the
+        content.
       blend, strength: r in [0, 1] and the style strength s in [0, 1], floats or
-        float32 scalar tensors: ``blend`` starts from (1 − r') × content + r' ×
-        ``init_image()``, r' = r × min(1, s / ``DEFAULT_STYLE_STRENGTH``). The content
-        start holds the photo's flat regions flat; the painting there gives the run
-        strokes to keep (BENCHMARKS.md, "A start from the photo and the painting").
-        Below the default strength the share falls with the knob, so that at 0 the
-        start, and so the run, is the photo.
+        float32 scalar tensors: ``texture`` starts from (1 − r') × content + r' ×
+        ``random_phase(init_image())``, ``blend`` from (1 − r') × content + r' ×
+        ``init_image()``, r' = r × min(1, s / ``DEFAULT_STYLE_STRENGTH``). Below the
+        default strength the share falls with the knob, so that at 0 the start, and so
+        the run, is the photo.
+
+    ``texture`` (the default) gives the photo's flat regions (skies, water, walls) the
+    painting's colours and strokes to keep, which a ``content`` start leaves flat at
+    100 %, and none of the painting's composition: ``tfstyle.texture`` scrambles its
+    layout. ``blend`` lays the painting itself over the photo, and the run keeps its
+    large shapes (its moon in a sky, its figure across a landscape): the style term
+    cannot see where a shape is, so nothing takes them out again.
     """
     content = run_content[None]
     choices = {"content": lambda: content,
                "noise": lambda: noise_image(tf.shape(content), seed)}
     if init_image is None:
         other = choices["content"]
-        choices["blend"] = other
+        choices["blend"] = choices["texture"] = other
     else:
         def other():
             return tf.convert_to_tensor(init_image())[None]
@@ -419,6 +428,13 @@ def start_image(init, run_content, seed, init_image=None, *, blend, strength):
             return (1.0 - r) * content + r * other()
 
         choices["blend"] = mixed
+
+        def texture():
+            r = tf.cast(blend, tf.float32) * tf.minimum(
+                1.0, tf.cast(strength, tf.float32) / DEFAULT_STYLE_STRENGTH)
+            return (1.0 - r) * content + r * random_phase(other()[0], seed)[None]
+
+        choices["texture"] = texture
     if isinstance(init, str):
         return choices.get(init, other)()
     start = tf.case([(tf.equal(init, name), fn) for name, fn in choices.items()],

@@ -19,7 +19,7 @@ from tfstyle.flow import DEFAULT_PRESET, PRESETS  # numpy only: no TensorFlow, n
 # 100 % (BENCHMARKS.md, "Crisp at 100 %, second step").
 DEFAULT_CONTENT_LAYERS = ("conv2_2", "conv4_2")
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-INITS = ("content", "noise", "style", "blend")
+INITS = ("content", "noise", "style", "blend", "texture")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 STYLE_LOSSES = ("gram", "mean_cov")
 MAX_STEPS = 100_000
@@ -109,7 +109,7 @@ class RunOptions:
     style_weight: float = 3.4e5
     style_strength: float = DEFAULT_STYLE_STRENGTH
     tv_weight: float = 100.0
-    init: str = "blend"
+    init: str = "texture"
     init_blend: float = 0.45
     seed: int | None = None
     style_scale: float | tuple = 1.0
