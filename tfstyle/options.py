@@ -33,6 +33,83 @@ DEFAULT_STYLE_STRENGTH = 0.5
 STRENGTH_REACH = 5.0
 
 
+_INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldBounds:
+    """The values one scalar ``RunOptions`` field may take.
+
+    ``validate`` checks a field by its row, and so do the client and the exported graph
+    for the fields a request carries (``served_options`` adds what the wire needs to
+    these rows): a value is accepted or refused alike by all of them.
+
+    name: the ``RunOptions`` field.
+    dtype: the type its values must fit, as the exported graph takes them: ``int32``,
+      ``int64``, ``float32`` or ``string``.
+    lo, hi: the bounds of a number, both allowed; None: no bound but the dtype's. A
+      float's values must also be finite.
+    strict: ``lo`` itself is refused (style_scale > 0).
+    allowed: the values of a string field.
+    range_words: the bounds in words, where their ends have a meaning (style_strength).
+    """
+    name: str
+    dtype: str
+    lo: float | None = None
+    hi: float | None = None
+    strict: bool = False
+    allowed: tuple = ()
+    range_words: str = ""
+
+    def bounds(self) -> tuple:
+        """(lo, hi), an integer field's open ends filled in with its dtype's limits."""
+        if self.dtype not in _INT_RANGES:
+            return self.lo, self.hi
+        low, high = _INT_RANGES[self.dtype]
+        return (low if self.lo is None else self.lo, high if self.hi is None else self.hi)
+
+    def check(self, value):
+        """Returns ``value`` if it is one this field takes, else raises ConfigError in
+        ``RunOptions.validate``'s words."""
+        if self.allowed:
+            if not isinstance(value, str) or value not in self.allowed:
+                raise ConfigError(f"{self.name} must be one of {', '.join(self.allowed)}, "
+                                  f"got {value!r}")
+        elif self.dtype in _INT_RANGES:
+            _check_int(self.name, value, *self.bounds())
+        else:
+            _check_float(self.name, value, self.lo, self.strict)
+            if self.hi is not None and float(value) > self.hi:
+                words = self.range_words or f"between {self.lo:g} and {self.hi:g}"
+                raise ConfigError(f"{self.name} must be {words}, got {value}")
+        return value
+
+
+# The scalar fields with bounds, in the order of the exported model's inputs.
+FIELD_BOUNDS = {row.name: row for row in (
+    FieldBounds("steps", "int32", lo=0, hi=MAX_STEPS),
+    FieldBounds("content_weight", "float32", lo=0.0),
+    FieldBounds("style_weight", "float32", lo=0.0),
+    FieldBounds("tv_weight", "float32", lo=0.0),
+    FieldBounds("size", "int32", lo=1, hi=16384),
+    FieldBounds("seed", "int64", lo=0),
+    # validate takes the path of an image file too; a request sends it as an image.
+    FieldBounds("init", "string", allowed=INITS),
+    FieldBounds("init_blend", "float32", lo=0.0, hi=1.0,
+                range_words="between 0 (the photo) and 1 (the painting)"),
+    FieldBounds("style_scale", "float32", lo=0.0, strict=True),
+    FieldBounds("preserve_colors", "string", allowed=PRESERVE_COLORS),
+    FieldBounds("style_loss", "string", allowed=STYLE_LOSSES),
+    FieldBounds("stage_size", "int32", lo=0, hi=16384),
+    FieldBounds("stage_factor", "float32", lo=1.0, strict=True),
+    FieldBounds("stage_detail", "float32", lo=0.0, hi=1.0),
+    FieldBounds("style_strength", "float32", lo=0.0, hi=1.0,
+                range_words="between 0 (the photo) and 1 (the most style)"),
+    # Weighs only where a run has a temporal target and mask (a video frame).
+    FieldBounds("temporal_weight", "float32", lo=0.0),
+)}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """Per-run settings (the feature model's settings belong to ``Stylizer``).
@@ -209,20 +286,20 @@ class RunOptions:
         Options found usable once are not checked again (they are frozen)."""
         if self.__dict__.get("_valid"):
             return self
-        # The fields a served request carries too: their rows hold the bounds that the
-        # exported model and the client check (one place, so that they cannot drift).
-        from tfstyle.served_options import BY_NAME as served
-        served["size"].check(self.size)
-        served["steps"].check(self.steps)
+        # By the rows that the exported model and the client check a request by too
+        # (served_options): one place, so that they cannot drift.
+        bounds = FIELD_BOUNDS
+        bounds["size"].check(self.size)
+        bounds["steps"].check(self.steps)
         if self.optimizer.strip().lower() not in ("adam", "lbfgs", "l-bfgs"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: use lbfgs or adam")
         for name in ("content_weight", "style_weight", "tv_weight", "style_strength"):
-            served[name].check(getattr(self, name))
-        served["temporal_weight"].check(self.temporal_weight)
+            bounds[name].check(getattr(self, name))
+        bounds["temporal_weight"].check(self.temporal_weight)
         if self.learning_rate is not None:
             _check_float("learning_rate", self.learning_rate, minimum=0.0, strict=True)
         for scale in _as_tuple(self.style_scale):
-            served["style_scale"].check(scale)
+            bounds["style_scale"].check(scale)
         if self.style_blend_weights is not None:
             for weight in self.style_blend_weights:
                 _check_float("style_blend_weights", weight, minimum=0.0)
@@ -231,7 +308,7 @@ class RunOptions:
                                   f"{list(self.style_blend_weights)}")
         for name in ("preserve_colors", "style_loss", "stage_size", "stage_factor",
                      "stage_detail", "init_blend"):
-            served[name].check(getattr(self, name))
+            bounds[name].check(getattr(self, name))
         if self.stage_steps is not None:
             steps = tuple(self.stage_steps)
             if not steps:
@@ -248,7 +325,7 @@ class RunOptions:
             raise ConfigError(f"init {self.init!r} is neither one of {', '.join(INITS)} nor an "
                               f"existing image file")
         if self.seed is not None:
-            served["seed"].check(self.seed)
+            bounds["seed"].check(self.seed)
         from tfstyle.memory import parse_memory
         if parse_memory(self.memory_limit) < 0:
             raise ConfigError(f"memory_limit must be ≥ 0 (0 = automatic), got "
