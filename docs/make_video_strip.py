@@ -66,7 +66,7 @@ def stylize(frames, style, size, seed):
     """{row name: stylized frames} of the two modes, one Stylizer for both, so the
     only difference between the rows is the video mode."""
     from tfstyle import RunOptions, Stylizer
-    from tfstyle.options import VideoOptions
+    from tfstyle.video import VideoOptions
 
     stylizer = Stylizer(backbone="vgg16", weights=hed_weights(), precision="auto")
     options = RunOptions(size=size, seed=seed)

@@ -20,7 +20,7 @@ from serving_server import MAX_SIDE, MAX_STEPS, shared_server, tiny_stylizer
 from video_clips import pan_clip
 from tfstyle import RunOptions, video
 from tfstyle.client import ServingError, TFServingClient
-from tfstyle.options import VideoOptions
+from tfstyle.video import VideoOptions
 
 STYLE = synthetic_image(7, 24, 24)
 OPTIONS = RunOptions(size=MAX_SIDE, steps=MAX_STEPS, seed=11)

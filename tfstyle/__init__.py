@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 _LAZY = {"stylize": "tfstyle.transfer", "Stylizer": "tfstyle.transfer",
          "Progress": "tfstyle.transfer", "Result": "tfstyle.transfer",
          "TFServingClient": "tfstyle.client", "ServingError": "tfstyle.client",
-         "VideoOptions": "tfstyle.options", "stylize_frames": "tfstyle.video"}
+         "VideoOptions": "tfstyle.video", "stylize_frames": "tfstyle.video"}
 
 __all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TFServingClient",
            "TfstyleError", "ImageError", "ConfigError", "WeightsError", "NumericalError",

@@ -12,7 +12,6 @@ import os
 import re
 
 from tfstyle.errors import ConfigError
-from tfstyle.flow import DEFAULT_PRESET, PRESETS  # numpy only: no TensorFlow, no OpenCV
 
 # The paper's style layers. Content at the paper's conv4_2 and also at conv2_2, whose maps
 # at half the image's size hold the photo's fine edges: without it the shapes melt at
@@ -359,26 +358,3 @@ def _check_float(name, value, minimum, strict=False):
         relation = ">" if strict else "≥"
         raise ConfigError(f"{name} must be {relation} {minimum:g}, got {value}")
 
-
-@dataclasses.dataclass(frozen=True)
-class VideoOptions:
-    """How a clip's frames are run, beyond each frame's ``RunOptions``.
-
-    frame_steps: steps of each frame after the first, at the output size (≥ 1).
-    independent: run every frame as a still image, from its own start, with no temporal
-      term (the flickering baseline).
-    flow_preset: ``flow.flow``'s DIS preset for the input frames' flow.
-    """
-    frame_steps: int = 24
-    independent: bool = False
-    flow_preset: str = DEFAULT_PRESET
-
-    def validate(self) -> "VideoOptions":
-        if isinstance(self.frame_steps, bool) or not isinstance(self.frame_steps, int) \
-                or not 1 <= self.frame_steps <= 100_000:
-            raise ConfigError(f"frame_steps must be an integer from 1 to 100000, got "
-                              f"{self.frame_steps!r}")
-        if self.flow_preset not in PRESETS:
-            raise ConfigError(f"flow_preset must be one of {', '.join(PRESETS)}, got "
-                              f"{self.flow_preset!r}")
-        return self

@@ -34,9 +34,33 @@ import numpy as np
 
 from tfstyle import flow, image_io
 from tfstyle.errors import ConfigError
-from tfstyle.options import RunOptions, VideoOptions
+from tfstyle.options import RunOptions
 
 FRAME_NAME = "frame_{:06d}.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoOptions:
+    """How a clip's frames are run, beyond each frame's ``RunOptions``.
+
+    frame_steps: steps of each frame after the first, at the output size (≥ 1).
+    independent: run every frame as a still image, from its own start, with no temporal
+      term (the flickering baseline).
+    flow_preset: ``flow.flow``'s DIS preset for the input frames' flow.
+    """
+    frame_steps: int = 24
+    independent: bool = False
+    flow_preset: str = flow.DEFAULT_PRESET
+
+    def validate(self) -> "VideoOptions":
+        if isinstance(self.frame_steps, bool) or not isinstance(self.frame_steps, int) \
+                or not 1 <= self.frame_steps <= 100_000:
+            raise ConfigError(f"frame_steps must be an integer from 1 to 100000, got "
+                              f"{self.frame_steps!r}")
+        if self.flow_preset not in flow.PRESETS:
+            raise ConfigError(f"flow_preset must be one of {', '.join(flow.PRESETS)}, got "
+                              f"{self.flow_preset!r}")
+        return self
 
 
 class Frame(NamedTuple):

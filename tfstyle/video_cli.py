@@ -23,7 +23,9 @@ from absl import flags, logging
 
 from tfstyle import cli_common as common
 from tfstyle.errors import ConfigError, ImageError, Interrupted, TfstyleError
-from tfstyle.options import PRESETS, RunOptions, VideoOptions
+from tfstyle.flow import PRESETS
+from tfstyle.options import RunOptions
+from tfstyle.video import VideoOptions
 
 _VIDEO = VideoOptions()
 
