@@ -67,14 +67,15 @@ def test_the_default_halo_is_half_the_exact_one_on_the_deepest_stride():
 
 
 def test_a_stage_tiles_with_the_default_halo_unless_told(stylizer):
-    from tfstyle.transfer import make_optimizer
+    from tfstyle.core import make_optimizer
+    from tfstyle.memory import stage_setup
     optimizer = make_optimizer(RunOptions())
-    _, tiling = stylizer.stage_setup(RunOptions(tile_size=64), optimizer, 96, 128)
+    _, tiling = stage_setup(stylizer, RunOptions(tile_size=64), optimizer, 96, 128)
     assert tiling == Tiling(64, stylizer.default_halo)
     assert 0 < stylizer.default_halo < stylizer.exact_halo == receptive_halo(stylizer.layers)
     for halo in (0, 20, stylizer.exact_halo):
-        _, tiling = stylizer.stage_setup(RunOptions(tile_size=64, tile_halo=halo), optimizer,
-                                         96, 128)
+        _, tiling = stage_setup(stylizer, RunOptions(tile_size=64, tile_halo=halo),
+                                optimizer, 96, 128)
         assert tiling == Tiling(64, halo)
 
 

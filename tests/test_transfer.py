@@ -9,7 +9,8 @@ import tensorflow as tf
 from conftest import synthetic_image
 from tfstyle import ConfigError, ImageError, NumericalError, RunOptions, Stylizer, stylize
 from tfstyle.optimizers import LBFGS, Adam, get_optimizer
-from tfstyle.transfer import noise_image
+from tfstyle.core import noise_image
+from tfstyle.memory import stage_setup
 
 CONTENT = synthetic_image(1)
 STYLE = synthetic_image(2)
@@ -262,13 +263,13 @@ def test_lbfgs_history_beyond_the_steps_changes_nothing_and_a_short_stage_keeps_
     assert int(state.count) == 5  # every pair was stored, so none was to spare
     np.testing.assert_array_equal(short, long)
     for steps, history in ((6, 5), (2, 1), (1, 1), (400, 10)):
-        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 2048, 2048,
-                                            budget=1 << 50, steps=steps)
+        optimizer, _ = stage_setup(stylizer, RunOptions(), LBFGS(history=10), 2048, 2048,
+                                   budget=1 << 50, steps=steps)
         assert optimizer.history == history
     # 256 px: nine spare pairs are 14 MiB.
     for steps in (2, 10, 400):
-        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 256, 256,
-                                            steps=steps)
+        optimizer, _ = stage_setup(stylizer, RunOptions(), LBFGS(history=10), 256, 256,
+                                   steps=steps)
         assert optimizer.history == 10
 
 

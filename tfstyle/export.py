@@ -84,7 +84,9 @@ from tfstyle.tiling import Tiling
 from tfstyle import graph_run
 from tfstyle.graph_run import Given
 from tfstyle.servable_ops import find_unservable_ops
-from tfstyle.transfer import Stylizer, make_optimizer
+from tfstyle.core import make_optimizer
+from tfstyle.memory import stage_halo, stage_setup
+from tfstyle.transfer import Stylizer
 
 __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES",
            "OPTIONAL_IMAGES", "SIGNATURES",
@@ -323,11 +325,11 @@ class _Servable:
         (``memory.stage_setup``: L-BFGS keeps fewer pairs where they would not fit), for
         every request, and its tiling."""
         options = settings.options
-        optimizer, _ = stylizer.stage_setup(options, make_optimizer(options),
-                                            limits.max_side, limits.max_side)
+        optimizer, _ = stage_setup(stylizer, options, make_optimizer(options),
+                                   limits.max_side, limits.max_side)
         tiling = None
         if settings.tile_size:
-            tiling = Tiling(settings.tile_size, stylizer.halo(options.tile_halo))
+            tiling = Tiling(settings.tile_size, stage_halo(stylizer, options.tile_halo))
         return cls(stylizer, optimizer, limits, tiling)
 
     def input_signature(self, image_dtype, image_shape, optional_shape):

@@ -2,8 +2,7 @@
 and the one-shot ``stylize``.
 
 The algorithm is ``tfstyle.core``; a job's images are prepared by ``tfstyle.inputs``
-and driven stage by stage by ``tfstyle.runner``. The names below that moved there stay
-importable from here.
+and driven stage by stage by ``tfstyle.runner``.
 """
 
 from __future__ import annotations
@@ -12,15 +11,14 @@ import dataclasses
 from typing import Callable
 
 from tfstyle import inputs as inputs_lib
-from tfstyle import image_io, memory, photos, runner
-from tfstyle.compiled import AnySizeFunction, Compiled
-from tfstyle.core import StyleModel, make_optimizer, next_stage, noise_image
+from tfstyle import image_io, photos, runner
+from tfstyle.compiled import Compiled
+from tfstyle.core import StyleModel
 from tfstyle.inputs import Inputs, StageInputs, load_inputs
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
 from tfstyle.runner import Progress, Result
 
-__all__ = ["Stylizer", "stylize", "Progress", "Result", "Inputs", "StageInputs",
-           "load_inputs", "make_optimizer", "next_stage", "noise_image", "AnySizeFunction"]
+__all__ = ["Stylizer", "stylize", "Progress", "Result"]
 
 
 class Stylizer(StyleModel):
@@ -46,15 +44,6 @@ class Stylizer(StyleModel):
         self.jit_compile = bool(jit_compile)
         # The traced functions, kept so that a folder of images traces once.
         self.compiled = Compiled(self, self.jit_compile)
-
-    def halo(self, tile_halo: int = -1) -> int:
-        """The halo of a tiled stage, px (``memory.stage_halo``)."""
-        return memory.stage_halo(self, tile_halo)
-
-    def stage_setup(self, options: RunOptions, optimizer, height: int, width: int,
-                    budget: int | None = None, steps: int | None = None):
-        """(optimizer, tiling) for a stage of ``height`` × ``width`` (``memory.stage_setup``)."""
-        return memory.stage_setup(self, options, optimizer, height, width, budget, steps)
 
     def prepare(self, content, style, options: RunOptions, content_mask=None,
                 style_masks=None, start=None) -> Inputs:
