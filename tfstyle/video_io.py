@@ -34,8 +34,8 @@ import re
 
 import numpy as np
 
-from tfstyle.errors import ConfigError, ImageError
-from tfstyle.image_io import _one_line, open_image
+from tfstyle.errors import ConfigError, ImageError, one_line
+from tfstyle.image_io import open_image
 
 __all__ = ["FRAMES_FPS", "MAX_SIDE", "FRAME_SUFFIXES", "Clip", "open_clip", "ClipWriter"]
 
@@ -111,7 +111,7 @@ def _check_file(name):
     except FileNotFoundError:
         raise ImageError("video file '%s' does not exist; check the path" % name) from None
     except OSError as exc:
-        raise ImageError("cannot read video file '%s': %s" % (name, _one_line(exc))) from None
+        raise ImageError("cannot read video file '%s': %s" % (name, one_line(exc))) from None
     if st.st_size == 0:
         raise ImageError("video file '%s' is empty (0 bytes); re-download or re-export it"
                          % name)
@@ -132,7 +132,7 @@ def _open_input(name):
 
 def _reason(exc):
     """FFmpeg's own words, without the errno and file name PyAV adds around them."""
-    return _one_line(getattr(exc, "strerror", None) or exc)
+    return one_line(getattr(exc, "strerror", None) or exc)
 
 
 def _video_stream(container, name):

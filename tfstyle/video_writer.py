@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from tfstyle.errors import ConfigError, ImageError
-from tfstyle.image_io import _fsync_dir, _new_file_mode
+from tfstyle.atomic import fsync_dir, new_file_mode
 from tfstyle.video_io import (MAX_SIDE, Clip, _av, _check_file, _check_fps, _EPS,
                               _open_input, _real, _reason)
 
@@ -235,14 +235,14 @@ class ClipWriter:
                 self._audio.finish(self.frames / self.fps)
             self._out.close()
             self._pending.containers.remove(self._out)
-            os.chmod(self._pending.tmp, _new_file_mode(self.path))
+            os.chmod(self._pending.tmp, new_file_mode(self.path))
             os.replace(self._pending.tmp, self.path)
         except (av.error.FFmpegError, OSError) as exc:
             self.abort()
             raise self._write_error(exc) from exc
         self._pending.done = True
         self._pending.discard()
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         return self.path
 
     def abort(self):
