@@ -273,7 +273,7 @@ def step_flops(backbone, layers, height, width):
     """Floating-point operations of one step: the forward pass to the deepest layer,
     the backward pass to the image (input gradients only: about the forward's cost per
     conv), and the Gram matrices with their gradients."""
-    from tfstyle.features import layer_names, layer_stride, resolve_layers
+    from tfstyle.core.features import layer_names, layer_stride, resolve_layers
     wanted = resolve_layers(layers, backbone)
     order = layer_names(backbone)
     deepest = max(order.index(n) for n in wanted)

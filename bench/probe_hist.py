@@ -44,7 +44,7 @@ def make_stylizer(hist_weight, precision, hist_layers="default"):
     import tensorflow as tf
 
     from tfstyle import Stylizer
-    from tfstyle.losses import LossTerms, StyleLoss, StyleTargets, layer_sums
+    from tfstyle.core.losses import LossTerms, StyleLoss, StyleTargets, layer_sums
 
     def bases(channels):
         rng = np.random.default_rng(0)

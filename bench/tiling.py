@@ -1,4 +1,4 @@
-"""Tiled steps (tfstyle.tiling): what the halo costs and changes, and peak memory by size.
+"""Tiled steps (tfstyle.core.tiling): what the halo costs and changes, and peak memory by size.
 
     python bench/tiling.py --tiling_sections=halo,steps,print --write
 
@@ -109,7 +109,7 @@ def halo_probe(config):
     import numpy as np
     import tensorflow as tf
 
-    from tfstyle.tiling import Tiling
+    from tfstyle.core.tiling import Tiling
     stylizer, loss, content, targets = _problem(config)
     # A point on the way: the photo with the painting's texture half put in is not at
     # hand, so noise on the photo (the gradient is then large everywhere).

@@ -74,7 +74,7 @@ def main(argv):
         model = model_options()
 
         from tfstyle.export import export_model  # TensorFlow loads here, after the flag checks
-        from tfstyle.precision import resolve_precision
+        from tfstyle.core.precision import resolve_precision
 
         # Before the verbosity drops: the line saying what auto fixed in the model shows.
         precision = resolve_precision(FLAGS.precision)

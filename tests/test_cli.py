@@ -72,7 +72,7 @@ def test_a_memory_limit_that_needs_tiling_keeps_malloc(images, tmp_path):
     a limit it keeps the pool; a user's TF_CPU_ALLOCATOR_USE_BFC wins. Which allocator
     ran is read back from TensorFlow (``allocator.in_effect``)."""
     from tfstyle import allocator, memory
-    from tfstyle.features import feature_layers, resolve_layers
+    from tfstyle.core.features import feature_layers, resolve_layers
     from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
     content_layers = resolve_layers(DEFAULT_CONTENT_LAYERS)
     layers = feature_layers(DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS)

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from conftest import synthetic_image, targets_of
 from tfstyle import ConfigError, RunOptions
-from tfstyle import color, schedule
+from tfstyle.core import color, schedule
 from tfstyle.options import MAX_STEPS
 from tfstyle.errors import Interrupted
-from tfstyle.losses import StyleLoss, layer_sums, mask_weights, style_distance, sums_moments
+from tfstyle.core.losses import StyleLoss, layer_sums, mask_weights, style_distance, sums_moments
 
 CONTENT = synthetic_image(1, 48, 64)
 STYLE_A = synthetic_image(2, 40, 40)
@@ -259,7 +259,7 @@ def test_stage_plan(options, plan):
 
 
 def reference_plan(target, steps, stage_size, factor):
-    """tfstyle/schedule.py's rule, in plain Python: [(size, steps), ...], or None for a
+    """tfstyle/core/schedule.py's rule, in plain Python: [(size, steps), ...], or None for a
     plan of more than 16 stages.
 
     The sizes round(target / factor^k), k = 1, 2, ..., while still ≥ stage_size (none
@@ -328,7 +328,7 @@ def test_coarse_to_fine_runs_each_stage_and_ends_at_full_size(stylizer, optimize
 
 
 def test_adam_state_is_carried_into_the_next_stage():
-    from tfstyle.optimizers import Adam
+    from tfstyle.core.optimizers import Adam
     adam = Adam()
     image = tf.fill((1, 4, 6, 3), 100.0)
     _, state = adam.update(image, tf.ones_like(image), 0.0, adam.init(image))
@@ -360,8 +360,7 @@ def test_resume_inside_a_later_stage_reaches_the_uninterrupted_result(stylizer, 
 @pytest.mark.parametrize("stop_at", [5, 20])  # chunks polled: inside stage 1, stage 2
 def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
         stylizer, monkeypatch, stop_at):
-    import tfstyle.core
-    import tfstyle.inputs
+    from tfstyle.core import stage_inputs, stages
     options = RunOptions(size=96, steps=24, seed=0, stage_size=48)  # the blend start
     whole = stylizer.stylize(CONTENT, STYLE_A, options).image
     calls = [0]
@@ -376,8 +375,8 @@ def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
     def no_start(*args, **kwargs):
         raise AssertionError("a resumed run built a start image")
 
-    monkeypatch.setattr(tfstyle.inputs, "painting_start", no_start)
-    monkeypatch.setattr(tfstyle.core, "start_image", no_start)
+    monkeypatch.setattr(stage_inputs, "painting_start", no_start)
+    monkeypatch.setattr(stages, "start_image", no_start)
     resumed = stylizer.stylize(CONTENT, STYLE_A, options, resume=info.value.checkpoint)
     np.testing.assert_array_equal(resumed.image, whole)
 
@@ -387,7 +386,7 @@ def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
 
 @pytest.mark.parametrize("strength", [0.0, 0.2, 0.5, 0.8, 1.0])
 def test_strength_weights_follow_the_documented_curve(strength):
-    from tfstyle.losses import strength_weights
+    from tfstyle.core.losses import strength_weights
     from tfstyle.options import DEFAULT_STYLE_STRENGTH as s0, STRENGTH_REACH as reach
     alpha, beta, gamma = strength_weights(2.0, 3e3, 50.0, strength, s0, reach)
     # ε from its definition: the ratio β/α at s = 1 is ``reach`` times the one at s0.
@@ -405,7 +404,7 @@ def test_strength_weights_follow_the_documented_curve(strength):
 def test_the_knob_is_monotonic_in_its_weights(s0, reach):
     """α never rises and β never falls along the knob, the ratio β/α rises strictly from
     0, equals the given weights' at s0 and ``reach`` times theirs at 1."""
-    from tfstyle.losses import strength_weights
+    from tfstyle.core.losses import strength_weights
     knob = np.linspace(0.0, 1.0, 201)
     alpha, beta, gamma = (np.array(w, np.float64) for w in
                           zip(*(strength_weights(2.0, 3e3, 50.0, s, s0, reach) for s in knob)))
@@ -420,7 +419,7 @@ def test_the_knob_is_monotonic_in_its_weights(s0, reach):
 
 
 def test_a_reach_the_knob_cannot_make_is_refused():
-    from tfstyle.losses import strength_weights
+    from tfstyle.core.losses import strength_weights
     with pytest.raises(ValueError, match="reach"):
         strength_weights(1.0, 1.0, 1.0, 0.5, 0.5, 4.0)  # the ratio at 1 is already 4
 

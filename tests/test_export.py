@@ -370,7 +370,7 @@ def test_adam_export_carries_its_state_across_stages(stylizer, tmp_path):
 
 
 def test_tiled_export_matches_the_tiled_library(stylizer, tmp_path):
-    # tile_size: stages longer than 16 px run in 16 px tiles (tfstyle.tiling), here
+    # tile_size: stages longer than 16 px run in 16 px tiles (tfstyle.core.tiling), here
     # with the exact halo, in the graph as in the library, which tiles likewise.
     halo = stylizer.exact_halo
     tiled_dir = export_model(tmp_path / "tiled" / "1", stylizer, max_side=MAX_SIDE,

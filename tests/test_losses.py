@@ -1,11 +1,11 @@
-"""Tests for tfstyle.losses against an independent numpy float64 implementation.
+"""Tests for tfstyle.core.losses against an independent numpy float64 implementation.
 
 Every reference value here is computed from the formulas of Gatys et al. (CVPR 2016)
-and the normalisation documented in ``tfstyle/losses.py``, in numpy float64, without
+and the normalisation documented in ``tfstyle/core/losses.py``, in numpy float64, without
 calling tfstyle. Inputs are float32 tensors made from float64 numpy arrays; the
 reference is computed on the same float32-rounded values.
 
-The documented normalisation (module docstring of tfstyle/losses.py):
+The documented normalisation (module docstring of tfstyle/core/losses.py):
   * each layer's features are divided by s = mean |target features| (the content
     image's for content layers, the style image's for style layers);
   * content, per layer: w_c · ½ Σ (F/s − P/s)² / M  (a mean over the M positions);
@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import targets_of
-from tfstyle.losses import (
+from tfstyle.core.losses import (
     StyleLoss,
     content_loss,
     edge_weights,
@@ -748,7 +748,7 @@ def test_gradient_matches_float64_reference_differences(grad_setup):
     """The tape gradient (through a float64 copy of the VGG and StyleLoss) vs central
     differences, with a tiny step, of the numpy float64 reference loss on the same
     float64 features: agreement to ~1e-7 of the RMS directional derivative."""
-    from tfstyle.features import build_feature_model
+    from tfstyle.core.features import build_feature_model
 
     stylizer, loss = grad_setup["stylizer"], grad_setup["loss"]
     layers = stylizer.layers
@@ -825,7 +825,7 @@ def temporal_problem(seed, h=9, w=13):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_temporal_loss_matches_numpy_with_per_pixel_weights(seed):
-    from tfstyle.losses import temporal_loss
+    from tfstyle.core.losses import temporal_loss
     image, target, weight = temporal_problem(seed)
     got = float(temporal_loss(tf32(image), tf32(target), tf32(weight)))
     expected = ref_temporal(image, target, weight)
@@ -839,7 +839,7 @@ def test_temporal_gradient_pulls_each_pixel_to_its_warped_target():
     """d/dx of (1/D) Σ c (x/255 − ω/255)² is 2 c (x − ω) / (255² D): zero where c is 0,
     pointing from the target to the image elsewhere. A swapped or shifted target, or a
     weight not applied per pixel, fails this."""
-    from tfstyle.losses import temporal_loss
+    from tfstyle.core.losses import temporal_loss
     image, target, weight = temporal_problem(3)
     x = tf32(image)
     with tf.GradientTape() as tape:
@@ -854,7 +854,7 @@ def test_temporal_gradient_pulls_each_pixel_to_its_warped_target():
 
 
 def test_temporal_term_joins_the_total_with_its_weight():
-    from tfstyle.losses import Targets
+    from tfstyle.core.losses import Targets
     problem = make_problem(4)
     image = problem["image"]
     _, target, weight = temporal_problem(4, *image.shape[1:3])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfstyle import texture
+from tfstyle.core import texture
 
 
 def _periodic_reference(image):

@@ -1,4 +1,4 @@
-"""Tiled evaluation (tfstyle.tiling): exact against the untiled loss and gradient."""
+"""Tiled evaluation (tfstyle.core.tiling): exact against the untiled loss and gradient."""
 
 import sys
 
@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from conftest import stop_after, synthetic_image
 from tfstyle import RunOptions
-from tfstyle.features import layer_names
-from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
+from tfstyle.core.features import layer_names
+from tfstyle.core.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 
 # Large enough that crops are cut out of the image at a tile's every side (some tile's).
 HEIGHT, WIDTH = 240, 208
@@ -67,7 +67,7 @@ def test_the_default_halo_is_half_the_exact_one_on_the_deepest_stride():
 
 
 def test_a_stage_tiles_with_the_default_halo_unless_told(stylizer):
-    from tfstyle.core import make_optimizer
+    from tfstyle.core.stages import make_optimizer
     from tfstyle.memory import stage_setup
     optimizer = make_optimizer(RunOptions())
     _, tiling = stage_setup(stylizer, RunOptions(tile_size=64), optimizer, 96, 128)

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from conftest import synthetic_image
 from tfstyle import ConfigError, ImageError, NumericalError, RunOptions, Stylizer, stylize
-from tfstyle.optimizers import LBFGS, Adam, get_optimizer
-from tfstyle.core import noise_image
+from tfstyle.core.optimizers import LBFGS, Adam, get_optimizer
+from tfstyle.core.stages import noise_image
 from tfstyle.memory import stage_setup
 
 CONTENT = synthetic_image(1)
@@ -351,23 +351,23 @@ def test_mixed_bfloat16_is_close_to_float32():
 
 
 def test_stage_detail_gives_the_next_stage_the_photos_edges():
-    """core.content_detail is what upsampling the previous stage lost: where that stage
+    """stages.content_detail is what upsampling the previous stage lost: where that stage
     kept its content exactly, the next stage starts from its own content (and with
     gain 0, from the upsampled result alone, as without it)."""
-    from tfstyle import core
-    from tfstyle.inputs import stage_content
-    from tfstyle.optimizers import LBFGS
+    from tfstyle.core import stages as core_stages
+    from tfstyle.core.stage_inputs import stage_content
+    from tfstyle.core.optimizers import LBFGS
     big, _ = stage_content(CONTENT.astype(np.float32), 64, "none")
     small, _ = stage_content(CONTENT.astype(np.float32), 32, "none")
     optimizer = LBFGS()
     state = optimizer.init(small[None])
     size = tf.shape(big)[:2]
-    start, _ = core.next_stage(optimizer, small[None], state, size,
-                               core.content_detail(big[None], small[None], 1.0))
+    start, _ = core_stages.next_stage(optimizer, small[None], state, size,
+                                      core_stages.content_detail(big[None], small[None], 1.0))
     np.testing.assert_allclose(start[0], big, atol=1e-3)
-    plain, _ = core.next_stage(optimizer, small[None], state, size)
-    none, _ = core.next_stage(optimizer, small[None], state, size,
-                              core.content_detail(big[None], small[None], 0.0))
+    plain, _ = core_stages.next_stage(optimizer, small[None], state, size)
+    none, _ = core_stages.next_stage(optimizer, small[None], state, size,
+                                     core_stages.content_detail(big[None], small[None], 0.0))
     assert np.array_equal(none, plain)
     assert np.abs(plain[0] - big).mean() > 1.0  # upsampling alone loses the edges
 
@@ -391,28 +391,28 @@ def test_prepare_stage_in_a_graph_starts_each_stage_as_the_library_does(stylizer
     shapes on the other; the library traces for any size, as the export does)."""
     import functools
 
-    from tfstyle import core
+    from tfstyle.core import stages as core_stages
     options = RunOptions(size=48, stage_size=24, seed=5, init=init, optimizer="adam",
                          style_strength=0.3)
     inputs = stylizer.prepare(CONTENT, STYLE, options)
     stages = [stylizer.stage_inputs(inputs, size, options) for size, _ in options.stages()]
     optimizer = Adam()
-    functions = functools.partial(core.stage_functions, stylizer)
+    functions = functools.partial(core_stages.stage_functions, stylizer)
 
     def prepare(k, previous, first=None):
-        return core.prepare_stage(stylizer, functions, options, optimizer, stages[k],
-                                  previous, last=k == 1, first=first)
+        return core_stages.prepare_stage(stylizer, functions, options, optimizer, stages[k],
+                                         previous, last=k == 1, first=first)
 
     eager = [prepare(0, None)]
     moved = eager[0].start + 9.0  # as if the stage had run: its state, resized too
     state = (eager[0].state[0] + 1.0, eager[0].state[1] + 2.0, tf.constant(3.0))
-    previous = core.Previous(moved, state, stages[0].run_content[None])
+    previous = core_stages.Previous(moved, state, stages[0].run_content[None])
     eager.append(prepare(1, previous))
 
     @tf.function(autograph=False)
     def in_graph(k, is_first):
         # A stand-in Previous at the first stage, as graph_run's loop has.
-        stage = prepare(k, previous if k else core.Previous(moved, state, moved), is_first)
+        stage = prepare(k, previous if k else core_stages.Previous(moved, state, moved), is_first)
         return stage.start, stage.state, stage.targets
 
     for k, want in enumerate(eager):

@@ -205,7 +205,7 @@ def _decode_styles() -> list:
 def _load_inputs(options, images):
     """The job's ``inputs.Inputs``, checked against the options (counts of styles,
     weights, scales and masks, and the masks' shapes): before the model is built."""
-    from tfstyle.inputs import load_inputs
+    from tfstyle.core.stage_inputs import load_inputs
 
     return load_inputs(options=options, **images)
 
@@ -294,8 +294,8 @@ def _choose_allocator():
     everywhere else. A user's TF_CPU_ALLOCATOR_USE_BFC wins. Flags that do not parse are
     left for ``options_from_flags`` to report."""
     from tfstyle import allocator, memory
-    from tfstyle.features import feature_layers, resolve_layers
-    from tfstyle.optimizers import LBFGS
+    from tfstyle.core.features import feature_layers, resolve_layers
+    from tfstyle.core.optimizers import LBFGS
 
     if FLAGS.server or not 0 < FLAGS.size <= 65536:
         return

@@ -15,8 +15,9 @@ import hashlib
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import core
-from tfstyle.losses import Targets, join_targets
+from tfstyle.core import stages
+from tfstyle.core.losses import Targets, join_targets
+from tfstyle.core.stages import StyleModel
 
 # Style targets kept by ``Compiled._targets``: one per stage of a run, and a few more.
 _STYLES_KEPT = 8
@@ -29,20 +30,20 @@ class Compiled:
     with one setting traces once; and the style targets of the last few stages.
 
     Args:
-      model: the ``core.StyleModel`` they run.
+      model: the ``StyleModel`` they run.
       jit_compile: compile the step loop with XLA.
     """
 
-    def __init__(self, model: core.StyleModel, jit_compile: bool = False):
+    def __init__(self, model: StyleModel, jit_compile: bool = False):
         self.model = model
         self.jit_compile = bool(jit_compile)
         self._cache = {}
         self._traced = []  # every AnySizeFunction, for traces()
         self._styles = {}  # the style targets last used, by _targets
 
-    def functions(self, loss, optimizer, tiling=None) -> core.StageFunctions:
-        """``core.stage_functions`` of ``loss``, ``optimizer`` and ``tiling`` as
-        ``AnySizeFunction`` s, traced once for this setting (``core.prepare_stage``
+    def functions(self, loss, optimizer, tiling=None) -> stages.StageFunctions:
+        """``stages.stage_functions`` of ``loss``, ``optimizer`` and ``tiling`` as
+        ``AnySizeFunction`` s, traced once for this setting (``stages.prepare_stage``
         takes this method as its ``functions``). Their ``targets`` computes the content
         part each call and keeps the style part (``_targets``)."""
         key = (loss.content_weight, loss.style_weight, loss.tv_weight, loss.temporal_weight,
@@ -56,9 +57,9 @@ class Compiled:
         """How many times TensorFlow has traced these functions so far (all settings)."""
         return sum(f.function.experimental_get_tracing_count() for f in self._traced)
 
-    def _trace(self, key, loss, optimizer, tiling) -> core.StageFunctions:
+    def _trace(self, key, loss, optimizer, tiling) -> stages.StageFunctions:
         model = self.model
-        plain = core.stage_functions(model, loss, optimizer, tiling)
+        plain = stages.stage_functions(model, loss, optimizer, tiling)
 
         def content_targets(content):
             return model.content_targets(loss, content, tiling)
@@ -78,7 +79,7 @@ class Compiled:
             return self._targets(key, content_fn, style_fn, content, styles, blend_weights,
                                  masks)
 
-        return core.StageFunctions(targets, optimize, evaluate)
+        return stages.StageFunctions(targets, optimize, evaluate)
 
     def _targets(self, key, content_fn, style_fn, content, styles, blend_weights,
                  masks) -> Targets:

@@ -6,7 +6,7 @@
 writes TF Serving's layout: ``<model_dir>/<version>/saved_model.pb``, ``variables/`` and
 ``assets.extra/tf_serving_warmup_requests``. The whole algorithm runs inside the graph:
 decoding, limits, resizing, the optimisation loop and PNG encoding. It is the library's
-code, traced: the stages of ``tfstyle.core`` and ``tfstyle.inputs``, driven by
+code, traced: the stages of ``tfstyle.core`` and ``tfstyle.core.stage_inputs``, driven by
 ``tfstyle.graph_run``; nothing of the algorithm is written a second time here.
 
 Signatures (input names are the contract the clients code against):
@@ -16,7 +16,7 @@ Signatures (input names are the contract the clients code against):
   the optional images ``init_image``, ``temporal_target`` and ``temporal_mask`` (the
   same, default ``""``: not sent); and the run options, one scalar each, as
   ``tfstyle.served_options`` declares them (name, dtype, default, bounds); ``steps`` is
-  split over the stages by ``tfstyle.schedule.stage_plan``, as in the library.
+  split over the stages by ``tfstyle.core.schedule.stage_plan``, as in the library.
 
   ``init_image`` is a start image, as the library's ``start``: it wins over ``init``,
   and is resized to the first stage. ``temporal_target`` and ``temporal_mask`` come
@@ -57,7 +57,7 @@ image sides at most ``max_input_side`` (``tfstyle.serving_io``); output sides at
 most 16 stages; the first stage's sides at least ``min_side``.
 
 Where the server differs from the library: nowhere in resizing (both run the tensor
-functions of ``tfstyle.inputs``); JPEG EXIF orientation is not applied; with
+functions of ``tfstyle.core.stage_inputs``); JPEG EXIF orientation is not applied; with
 ``style_loss=mean_cov`` the graph's feature means can differ in the last bit. Transparent
 pixels are composited over white as the library does.
 """
@@ -80,11 +80,11 @@ from tfstyle.served_options import (NAMES as OPTION_NAMES, OPTIONAL_IMAGES, SERV
                                     run_options)
 from tfstyle.serving_io import (INPUT_SIDE_FACTOR, _check, _check_str, _printable, check_pixels,
                                 decode_image)
-from tfstyle.tiling import Tiling
+from tfstyle.core.tiling import Tiling
 from tfstyle import graph_run
 from tfstyle.graph_run import Given
 from tfstyle.servable_ops import find_unservable_ops
-from tfstyle.core import make_optimizer
+from tfstyle.core.stages import make_optimizer
 from tfstyle.memory import stage_halo, stage_setup
 from tfstyle.transfer import Stylizer
 
@@ -140,7 +140,7 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
       verify: before the version is renamed into place, load it with the session-based
         loader that TF Serving uses and run the warm-up request (a second or two).
       tile_size: 0, or evaluate every stage whose longest side exceeds it in tiles of
-        this side (``tfstyle.tiling``): a request's memory then stops growing with the
+        this side (``tfstyle.core.tiling``): a request's memory then stops growing with the
         activations of its size (SERVING.md). tile_halo: pixels of context around each
         tile; -1: ``Stylizer.default_halo`` (``RunOptions.tile_halo``).
 

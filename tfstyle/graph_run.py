@@ -1,7 +1,7 @@
 """The exported SavedModel's driver: every stage of a run in one graph.
 
-The same stages as the library's ``tfstyle.runner``: each is ``core.prepare_stage``
-over ``inputs.stage_tensors``, with the request's options as ``RunOptions``
+The same stages as the library's ``tfstyle.runner``: each is ``stages.prepare_stage``
+over ``stage_inputs.stage_tensors``, with the request's options as ``RunOptions``
 (``served_options.run_options``). Only the driving differs: the stages are a
 ``tf.while_loop`` around the core's ``optimize`` loop, with no progress, stop or resume
 (a request is answered whole), and every limit is an in-graph check that fails the
@@ -15,8 +15,10 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfstyle import color, core, inputs, schedule
-from tfstyle.features import layer_stride
+from tfstyle.core import color, schedule, stages
+from tfstyle.core.features import layer_stride
+from tfstyle.core.stages import StyleModel
+from tfstyle.core.stage_inputs import longest_side_dims, stage_dims, stage_tensors
 from tfstyle.served_options import run_options
 from tfstyle.serving_io import _check, _check_str
 
@@ -29,21 +31,21 @@ STYLE_SIDE_FACTOR = 2
 class Given(NamedTuple):
     """A request's optional images, float32, each empty (no pixels) where not sent.
 
-    start: (h, w, 3) in [0, 255], the image to start from (``inputs.stage_start``).
+    start: (h, w, 3) in [0, 255], the image to start from (``stage_inputs.stage_start``).
     target: (H, W, 3) in [0, 255], a video frame's temporal target at the output size.
-    mask: (H, W) in [0, 1], the target's per-pixel weight (``inputs.temporal_targets``).
+    mask: (H, W) in [0, 1], the target's per-pixel weight (``stage_inputs.temporal_targets``).
     """
     start: tf.Tensor
     target: tf.Tensor
     mask: tf.Tensor
 
 
-def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o,
+def stylize(model: StyleModel, optimizer, tiling, limits, content, style, o,
             given: Given):
     """float32 (H, W, 3) content and style in [0, 255] -> (uint8 (H', W', 3), loss).
 
     Args:
-      model: the ``core.StyleModel``; optimizer: its optimiser, fixed at export;
+      model: the ``StyleModel``; optimizer: its optimiser, fixed at export;
       tiling: a ``tiling.Tiling`` or None; limits: the export's (``max_side``,
       ``min_side``); o: the request's options, name -> scalar tensor; given: the
       request's optional images (``Given``): a start image, as the library's ``start``,
@@ -56,16 +58,16 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
               + _given_checks(content, sizes, given))
     last = tf.size(sizes) - 1
 
-    def stage_inputs(k):
+    def inputs_at(k):
         with tf.control_dependencies(checks):
-            return inputs.stage_tensors(content, (style,), sizes[k], (options.style_scale,),
+            return stage_tensors(content, (style,), sizes[k], (options.style_scale,),
                                         options.preserve_colors, start=given.start)
 
     def prepare(k, previous=None, start=None):
-        """(stage k's inputs, its ``core.prepare_stage``); ``previous``: the loop's."""
-        stage_k, is_last = stage_inputs(k), tf.equal(k, last)
-        return stage_k, core.prepare_stage(
-            model, functools.partial(core.stage_functions, model), options, optimizer,
+        """(stage k's inputs, its ``stages.prepare_stage``); ``previous``: the loop's."""
+        stage_k, is_last = inputs_at(k), tf.equal(k, last)
+        return stage_k, stages.prepare_stage(
+            model, functools.partial(stages.stage_functions, model), options, optimizer,
             stage_k, previous, last=is_last, first=tf.equal(k, 0), tiling=tiling,
             start=start, temporal=_temporal(given, is_last, stage_k.run_content))
 
@@ -80,7 +82,7 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
     finite = _check(tf.math.is_finite(total),
                     "the loss became {} during the optimisation: lower the loss weights "
                     "or the steps", total)
-    image = color.restore_colors(image[0], stage_inputs(last).content,
+    image = color.restore_colors(image[0], inputs_at(last).content,
                                  options.preserve_colors)
     with tf.control_dependencies([finite]):
         pixels = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
@@ -88,7 +90,7 @@ def stylize(model: core.StyleModel, optimizer, tiling, limits, content, style, o
 
 
 def _temporal(given, is_last, run_content):
-    """A stage's temporal (target, weight) for ``core.prepare_stage``: the given target
+    """A stage's temporal (target, weight) for ``stages.prepare_stage``: the given target
     and mask at the last stage, else a zero weight, whose term adds exactly 0 to the
     loss and its gradient (so a request without them runs the still image's numbers)."""
     def free():
@@ -114,14 +116,14 @@ def _stages(prepare, optimizer, stage_steps):
         image, state, terms = stage.functions.optimize(stage.start, stage.state,
                                                        stage.targets, stage_steps[k])
         runs = stage_steps[k] > 0
-        return (k + 1, core.Previous(image, state, stage_k.run_content[None]),
+        return (k + 1, stages.Previous(image, state, stage_k.run_content[None]),
                 tf.where(runs, terms.total, total), ran | runs)
 
     # Stage 0 builds the run's start, so the first Previous is a stand-in with no
     # pixels. Its empty dimensions are those that change between stages: the shapes
     # of every stage's image and state leave them open (and keep the batch of 1).
     nothing = tf.zeros([1, 0, 0, 3])
-    first = core.Previous(nothing, optimizer.init(nothing), nothing)
+    first = stages.Previous(nothing, optimizer.init(nothing), nothing)
     invariants = (tf.TensorShape([]), tf.nest.map_structure(
         lambda t: tf.TensorShape([None if d == 0 else d for d in t.shape]), first),
         tf.TensorShape([]), tf.TensorShape([]))
@@ -149,8 +151,8 @@ def _size_checks(model, limits, content, style, sizes, style_scale):
     """Checks that the smallest stage fits the deepest layer and the largest style fits
     the export's limit: the first stage is the smallest, the last the largest."""
     deepest = max(model.layers, key=layer_stride)
-    first_h, first_w, first_style = inputs.stage_dims(tf.shape(content), sizes[0], style_scale)
-    _, _, last_style = inputs.stage_dims(tf.shape(content), sizes[-1], style_scale)
+    first_h, first_w, first_style = stage_dims(tf.shape(content), sizes[0], style_scale)
+    _, _, last_style = stage_dims(tf.shape(content), sizes[-1], style_scale)
     checks = [_check(tf.minimum(first_h, first_w) >= limits.min_side,
                      "the output would be {}x{}, but the deepest layer used "
                      f"({deepest}) needs at least {limits.min_side} px on each side: "
@@ -161,7 +163,7 @@ def _size_checks(model, limits, content, style, sizes, style_scale):
                      "model: lower style_scale", style_scale, last_style)]
     s_shape = tf.shape(style)
     with tf.control_dependencies(checks):
-        st_h, st_w = inputs.longest_side_dims(s_shape[0], s_shape[1],
+        st_h, st_w = longest_side_dims(s_shape[0], s_shape[1],
                                               tf.maximum(tf.cast(first_style, tf.int32), 1))
     return [_check(tf.minimum(st_h, st_w) >= limits.min_side,
                    "the style image at style_scale={} would be {}x{}, but the deepest "
@@ -171,7 +173,7 @@ def _size_checks(model, limits, content, style, sizes, style_scale):
 
 def _given_checks(content, sizes, given):
     """The temporal target and mask come together, at the output's size."""
-    out_h, out_w, _ = inputs.stage_dims(tf.shape(content), sizes[-1], 1.0)
+    out_h, out_w, _ = stage_dims(tf.shape(content), sizes[-1], 1.0)
     has_target, has_mask = tf.size(given.target) > 0, tf.size(given.mask) > 0
     checks = [_check_str(tf.equal(has_target, has_mask),
                          "temporal_target and temporal_mask go together: send both (for a "

@@ -120,7 +120,7 @@ class RunOptions:
       quasi-Newton step; None takes the optimiser's default.
     content_weight, style_weight: α and β of the paper, at the default style strength.
     style_strength: one knob for the balance, 0 (the photo) to 1 (the most of the
-      painting); α, β and γ follow it (``tfstyle.losses.strength_weights``), equal to
+      painting); α, β and γ follow it (``tfstyle.core.losses.strength_weights``), equal to
       the three weights at ``DEFAULT_STYLE_STRENGTH``; at 1 β/α is ``STRENGTH_REACH``
       times the default's. Above the default only the full-size stage follows it; the
       coarse stages keep the default's balance (``for_stage``).
@@ -129,7 +129,7 @@ class RunOptions:
       painting, ``content`` (the photo), ``noise``, ``style`` (the first painting,
       stretched to the photo's shape), or the path of an image.
     init_blend: the painting's share r of the ``blend`` start, 0 to 1:
-      (1 − r) × photo + r × painting (``core.start_image``). The default 0.45 starts the
+      (1 − r) × photo + r × painting (``core.stages.start_image``). The default 0.45 starts the
       photo's flat regions (skies, walls) among the painting's strokes, which the run
       keeps, where a photo start leaves them flat at 100 % (BENCHMARKS.md, "A start
       from the photo and the painting"); where the photo is flat the painting's own
@@ -146,22 +146,22 @@ class RunOptions:
       sum 1; default equal): the style target is that mix of the styles' Gram matrices.
     preserve_colors: ``none``; ``luminance`` (transfer on the luminance only, then put
       the content's colours back); ``histogram`` (match the styles' colour statistics
-      to the content's before the run). See ``tfstyle.color``.
+      to the content's before the run). See ``tfstyle.core.color``.
     style_loss: ``gram`` (the paper's) or ``mean_cov`` (feature means and covariances;
-      see ``tfstyle.losses.style_distance``).
+      see ``tfstyle.core.losses.style_distance``).
     stage_size: coarse-to-fine: the first stage's longest side. Stages grow by
       ``stage_factor`` up to ``size``; a run whose ``size`` is below
       ``stage_size × stage_factor`` is single-scale. 0 turns coarse-to-fine off.
     stage_factor: size ratio between successive stages, > 1.
     stage_detail: how much of the photo's detail between two stages' sizes is added to
       each upsampled start, 0 to 1: the content minus its previous stage, upsampled
-      (``core.content_detail``). 1 (default) gives each finer stage the photo's edges at
+      (``core.stages.content_detail``). 1 (default) gives each finer stage the photo's edges at
       its own scale, which its few steps could not draw from a blurred start; 0 starts
       from the last result upsampled alone.
     stage_steps: steps per stage, coarsest first; replaces ``steps``. Default: ``steps``
       split so that each stage gets half the steps of the one before.
     memory_limit: bytes a step may use (an int, or a string like ``6G``); a stage whose
-      untiled step would need more runs tiled (``tfstyle.tiling``), in tiles that fit.
+      untiled step would need more runs tiled (``tfstyle.core.tiling``), in tiles that fit.
       0: ``memory.DEFAULT_FRACTION`` of the GPU's memory, or of the free RAM. Under
       TensorFlow's BFC pool (``tfstyle.allocator``) an estimate, not a hard bound:
       the CLI switches to malloc where a run keeps its budget only by tiling; in
@@ -227,7 +227,7 @@ class RunOptions:
 
     def stages(self) -> list:
         """The coarse-to-fine plan: [(longest side, steps), ...], coarsest first, ending
-        at ``size``: ``tfstyle.schedule.stage_plan``, the tensor function the exported
+        at ``size``: ``tfstyle.core.schedule.stage_plan``, the tensor function the exported
         model runs too, evaluated here. ``stage_steps``, if set, replaces its split.
         Computed once and kept with these (frozen) options."""
         if "_plan" not in self.__dict__:
@@ -237,7 +237,7 @@ class RunOptions:
     def _stage_plan(self):
         import tensorflow as tf  # on first use: the CLI checks its flags without it
 
-        from tfstyle import schedule
+        from tfstyle.core import schedule
         try:
             sizes, steps = schedule.stage_plan(self.size, self.steps, self.stage_size,
                                                self.stage_factor)
@@ -257,10 +257,10 @@ class RunOptions:
 
     def for_stage(self, last) -> "RunOptions":
         """These options with the style strength one coarse-to-fine stage runs at
-        (``tfstyle.losses.stage_strength``: above the default, the coarse stages stay at
+        (``tfstyle.core.losses.stage_strength``: above the default, the coarse stages stay at
         the default's); ``last``: whether it is the full-size stage (a bool, or a bool
         scalar tensor in the exported graph)."""
-        from tfstyle.losses import stage_strength  # imports TensorFlow: not at start-up
+        from tfstyle.core.losses import stage_strength  # imports TensorFlow: not at start-up
 
         strength = stage_strength(self.style_strength, last, DEFAULT_STYLE_STRENGTH)
         return dataclasses.replace(self, style_strength=strength)
@@ -268,7 +268,7 @@ class RunOptions:
     def loss_weights(self) -> tuple:
         """(α, β, γ): the content, style and TV weights at ``style_strength`` (floats, or
         scalar tensors where the fields are tensors, as in the exported graph)."""
-        from tfstyle.losses import strength_weights  # imports TensorFlow: not at start-up
+        from tfstyle.core.losses import strength_weights  # imports TensorFlow: not at start-up
 
         return strength_weights(self.content_weight, self.style_weight, self.tv_weight,
                                 self.style_strength, DEFAULT_STYLE_STRENGTH, STRENGTH_REACH)
@@ -276,7 +276,7 @@ class RunOptions:
     def temporal_loss_weight(self):
         """λ at ``style_strength``: ``temporal_weight`` scaled as β is (a float, or a
         scalar tensor where the fields are tensors)."""
-        from tfstyle.losses import style_factor  # imports TensorFlow: not at start-up
+        from tfstyle.core.losses import style_factor  # imports TensorFlow: not at start-up
 
         return self.temporal_weight * style_factor(self.style_strength, DEFAULT_STYLE_STRENGTH)
 

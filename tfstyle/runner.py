@@ -1,7 +1,7 @@
 """The library's driver: the core's stages run eagerly, in chunks of steps.
 
 ``run`` walks the coarse-to-fine plan (``RunOptions.stages``). Each stage is the core's
-(``core.prepare_stage``, over ``inputs.stage_inputs`` and the traced functions of
+(``stages.prepare_stage``, over ``inputs.stage_inputs`` and the traced functions of
 ``tfstyle.compiled``), with this stage's optimiser and tiling (``memory.stage_setup``)
 and, where a run resumes, a checkpoint's start (``checkpoint.resumed_start``). The
 runner keeps only how it iterates: the stage's steps in chunks (about half a second
@@ -20,7 +20,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import checkpoint, color, core, image_io, inputs as inputs_lib, memory
+from tfstyle import checkpoint, image_io, memory
+from tfstyle.core import color, stages
+from tfstyle.core import stage_inputs as inputs_lib
+from tfstyle.core.stages import StyleModel, make_optimizer
 from tfstyle.errors import ConfigError, Interrupted, NumericalError
 from tfstyle.options import RunOptions
 
@@ -36,7 +39,7 @@ class Progress(NamedTuple):
     the current image, uint8 (H, W, 3); fetching it costs a device-to-host copy.
     stage, stages, size: the coarse-to-fine stage (1-based), their number, and this
     stage's longest side in pixels. tile: the stage's tile side in pixels where it
-    runs tiled (``tfstyle.tiling``), else 0.
+    runs tiled (``tfstyle.core.tiling``), else 0.
     """
     step: int
     steps: int
@@ -60,7 +63,7 @@ class Result(NamedTuple):
     steps: int
 
 
-def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: RunOptions,
+def run(model: StyleModel, compiled, inputs: inputs_lib.Inputs, options: RunOptions,
         callback=None, callback_every: int = 50, should_stop=None,
         resume: dict | None = None, temporal=None) -> Result:
     """Stylizes decoded ``inputs`` (checked by ``inputs.check_sizes``) with validated
@@ -101,7 +104,7 @@ def draw_seed() -> int:
 
 
 class _Stage:
-    """One stage as the runner drives it: ``core.prepare_stage``'s, with this stage's
+    """One stage as the runner drives it: ``stages.prepare_stage``'s, with this stage's
     optimiser and tiling, its image and optimiser state in variables between chunks."""
 
     def __init__(self, job, index, size, steps, previous, resume=None, temporal=None):
@@ -117,7 +120,7 @@ class _Stage:
             start = checkpoint.resumed_start(resume, self.optimizer, self.content.shape)
         if temporal is not None:
             temporal = _temporal_arrays(temporal, self.content.shape[1:])
-        stage = core.prepare_stage(model, job.compiled.functions, options, self.optimizer,
+        stage = stages.prepare_stage(model, job.compiled.functions, options, self.optimizer,
                                    inputs, previous, last=index == len(job.plan) - 1,
                                    tiling=self.tiling, start=start, temporal=temporal)
         # The targets hold the styles' statistics; the stage's inputs (the styles'
@@ -129,9 +132,9 @@ class _Stage:
     def read_state(self):
         return tf.nest.map_structure(lambda v: v.read_value(), self.state)
 
-    def end(self) -> core.Previous:
+    def end(self) -> stages.Previous:
         """Where this stage ended, for the next one."""
-        return core.Previous(self.image.read_value(), self.read_state(), self.content)
+        return stages.Previous(self.image.read_value(), self.read_state(), self.content)
 
     def current(self) -> np.ndarray:
         """The image to keep now, uint8 (H, W, 3), colours restored."""
@@ -176,7 +179,7 @@ class _Job:
         self.plan = options.stages()
         self.total_steps = sum(n for _, n in self.plan)
         self.callback_every = callback_every
-        self.optimizer = core.make_optimizer(options)
+        self.optimizer = make_optimizer(options)
         # Once, before this run's own allocations lower the free memory.
         self.budget = None if options.tile_size else memory.run_budget(options.memory_limit)
         self.started = time.perf_counter()

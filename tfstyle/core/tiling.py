@@ -37,8 +37,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfstyle.features import layer_names, layer_stride
-from tfstyle.losses import StyleLoss, Targets, sums_scale
+from tfstyle.core.features import layer_names, layer_stride
+from tfstyle.core.losses import StyleLoss, Targets, sums_scale
 
 
 class Tiling(NamedTuple):

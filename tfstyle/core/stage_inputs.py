@@ -18,9 +18,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tfstyle import color, image_io
+from tfstyle import image_io
+from tfstyle.core import color
+from tfstyle.core.features import layer_stride
 from tfstyle.errors import ConfigError
-from tfstyle.features import layer_stride
 from tfstyle.options import INITS, MAX_STYLES, RunOptions
 
 
@@ -45,7 +46,7 @@ class StageInputs(NamedTuple):
     given_start: whether the run starts from a given image: a bool, or in the graph a
       bool scalar tensor.
     start: ``start() -> (H, W, 3)`` in [0, 255], what ``init`` starts from where it is
-      neither ``content`` nor ``noise`` (``core.start_image``): the given start image
+      neither ``content`` nor ``noise`` (``stages.start_image``): the given start image
       where there is one, else the paintings in their blend, stretched to the stage;
       colour-controlled; computed only when called.
     """

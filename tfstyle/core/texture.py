@@ -1,6 +1,6 @@
 """A painting's texture without its layout: random phase noise.
 
-The ``texture`` start (``core.start_image``) mixes the photo with the painting's colours
+The ``texture`` start (``stages.start_image``) mixes the photo with the painting's colours
 and strokes, but not with its composition: a start that carries the painting's layout
 (its moon, its figure, its shoreline) keeps it through the run, because the style term
 cannot see where a shape is and the content term is too weak at the coarse stage to
@@ -107,7 +107,7 @@ def random_phase(image, seed, cycles=LAYOUT_CYCLES) -> tf.Tensor:
         weights = _high_pass(tf.shape(image)[:2], cycles)
         spectrum = spectrum * tf.cast(weights, tf.complex64)[None]
     seed = tf.cast(seed, tf.int64)
-    # Not the noise start's stream (core.noise_image): the two must not be one draw.
+    # Not the noise start's stream (stages.noise_image): the two must not be one draw.
     pair = tf.stack([seed % (2 ** 31), seed // (2 ** 31) + 1])
     noise = tf.random.stateless_normal(tf.shape(image)[:2], pair)
     phase = tf.math.angle(tf.signal.fft2d(tf.cast(noise, tf.complex64)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from tfstyle.errors import ConfigError
-from tfstyle.features import DTYPES
+from tfstyle.core.features import DTYPES
 
 AUTO = "auto"
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -7,8 +7,8 @@ painting's style. Read top to bottom:
 * ``StyleModel.compute_targets``: the photo's content features and the paintings'
   style statistics (``content_targets`` and ``style_targets``);
 * ``StyleModel.make_step``: ``step(x, state, targets) -> (x, state, terms)``: one loss
-  and gradient (``tfstyle.losses``, tile by tile with ``tfstyle.tiling``) and one
-  optimiser update (``tfstyle.optimizers``);
+  and gradient (``tfstyle.core.losses``, tile by tile with ``tfstyle.core.tiling``) and one
+  optimiser update (``tfstyle.core.optimizers``);
 * ``optimize``: a stage's steps in a ``tf.while_loop``;
 * ``stage_functions``: those three for one loss, optimiser and tiling
   (``StageFunctions``);
@@ -22,8 +22,8 @@ A run is then (as ``tfstyle.graph_run`` writes it; ``tfstyle.runner`` the same, 
 chunks of steps)::
 
     previous = None
-    for k, (size, steps) in enumerate(stage_plan(...)):   # tfstyle.schedule
-        inputs = stage_tensors(content, styles, size, ...)  # tfstyle.inputs
+    for k, (size, steps) in enumerate(stage_plan(...)):   # tfstyle.core.schedule
+        inputs = stage_tensors(content, styles, size, ...)  # tfstyle.core.stage_inputs
         stage = prepare_stage(model, functions, options, optimizer, inputs, previous,
                               last=(k == last))
         x, state, terms = stage.functions.optimize(stage.start, stage.state,
@@ -46,17 +46,17 @@ from typing import Callable, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import inputs as inputs_lib
+from tfstyle.core import stage_inputs as inputs_lib
+from tfstyle.core.features import build_feature_model, feature_layers, layer_stride, resolve_layers
+from tfstyle.core.losses import (LossTerms, StyleLoss, Targets, feature_scale, join_targets,
+                                 layer_sums)
+from tfstyle.core.optimizers import get_optimizer
+from tfstyle.core.precision import resolve_precision
+from tfstyle.core.texture import random_phase
+from tfstyle.core.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 from tfstyle.errors import ConfigError
-from tfstyle.features import build_feature_model, feature_layers, layer_stride, resolve_layers
-from tfstyle.losses import (LossTerms, StyleLoss, Targets, feature_scale, join_targets,
-                            layer_sums)
-from tfstyle.optimizers import get_optimizer
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
                              DEFAULT_STYLE_STRENGTH, RunOptions)
-from tfstyle.precision import resolve_precision
-from tfstyle.texture import random_phase
-from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 
 
 class StyleModel:
@@ -71,7 +71,7 @@ class StyleModel:
         as a sequence or a comma-separated string.
       style_layer_weights: w_l per style layer; default each a quarter of the one before,
         summing to 1 (``losses.default_style_layer_weights``).
-      precision: ``auto``, ``float32`` or ``mixed_bfloat16`` (``tfstyle.precision``);
+      precision: ``auto``, ``float32`` or ``mixed_bfloat16`` (``tfstyle.core.precision``);
         ``self.precision`` is the choice.
       content_edge_powers: per content layer, the power g ≥ 0 of the content term's
         weight on the photo's edges (``losses.edge_weights``); default 0 each, the
@@ -99,7 +99,7 @@ class StyleModel:
                                          dtype=self.precision)
         # The smallest image whose deepest feature map still has one position.
         self.min_side = max(layer_stride(name) for name in self.layers)
-        # Tiles' context (tfstyle.tiling): exact is the deepest layer's receptive
+        # Tiles' context (tfstyle.core.tiling): exact is the deepest layer's receptive
         # field; the default is half of it.
         self.exact_halo = receptive_halo(self.layers, backbone)
         self.default_halo = default_halo(self.layers, backbone)
@@ -126,7 +126,7 @@ class StyleModel:
                          temporal_weight=options.temporal_loss_weight())
 
     def tiled_loss(self, loss: StyleLoss, tiling: Tiling) -> TiledLoss:
-        """``loss`` on this feature model, evaluated tile by tile (``tfstyle.tiling``)."""
+        """``loss`` on this feature model, evaluated tile by tile (``tfstyle.core.tiling``)."""
         return TiledLoss(self.features, loss, self.content_layers, self.style_layers, tiling)
 
     def compute_targets(self, loss: StyleLoss, content: tf.Tensor, style,
@@ -407,7 +407,7 @@ def start_image(init, run_content, seed, init_image=None, *, blend, strength):
 
     ``texture`` (the default) gives the photo's flat regions (skies, water, walls) the
     painting's colours and strokes to keep, which a ``content`` start leaves flat at
-    100 %, and none of the painting's composition: ``tfstyle.texture`` scrambles its
+    100 %, and none of the painting's composition: ``tfstyle.core.texture`` scrambles its
     layout. ``blend`` lays the painting itself over the photo, and the run keeps its
     large shapes (its moon in a sky, its figure across a landscape): the style term
     cannot see where a shape is, so nothing takes them out again.

@@ -152,7 +152,7 @@ class LayerSums(NamedTuple):
     """Sums over the positions p of one (N-channel) feature map, with weights w_p
     (1 without a mask): what the style statistics are made of. Sums of disjoint sets
     of positions add up, which is what lets a large image be evaluated tile by tile
-    (``tfstyle.tiling``).
+    (``tfstyle.core.tiling``).
 
     second: (N, N) Σ_p w_p F_p F_pᵀ. first: (N,) Σ_p w_p F_p. weight: Σ_p w_p.
     magnitude: Σ_p |F_p| summed over channels too, unweighted (for ``sums_scale``).
@@ -490,7 +490,7 @@ class StyleLoss:
                             self.style_sums(style_features, weights), targets)
 
     # The loss as a function of sums over positions, in three pieces, so that a tiled
-    # evaluation (``tfstyle.tiling``) adds the sums up tile by tile and runs ``combine``
+    # evaluation (``tfstyle.core.tiling``) adds the sums up tile by tile and runs ``combine``
     # once: ``content_sums`` and ``style_sums`` of disjoint positions add up.
 
     def style_weights_maps(self, targets: Targets, shapes) -> tuple:
