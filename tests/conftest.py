@@ -52,7 +52,7 @@ def targets_of(loss, photo, paintings, blend_weights=None, masks=()):
     makes of made-up feature maps instead of a network's: ``photo`` = (its
     content-layer maps, its style-layer maps), ``paintings`` = per painting its
     style-layer maps; each map a (1, h, w, N) tensor."""
-    from tfstyle.core.stages import StyleModel
+    from tfstyle.core.model import StyleModel
 
     class GivenFeatures(StyleModel):
         def __init__(self):  # no network: features() stands in for it

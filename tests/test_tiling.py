@@ -67,7 +67,7 @@ def test_the_default_halo_is_half_the_exact_one_on_the_deepest_stride():
 
 
 def test_a_stage_tiles_with_the_default_halo_unless_told(stylizer):
-    from tfstyle.core.stages import make_optimizer
+    from tfstyle.core.optimizers import make_optimizer
     from tfstyle.memory import stage_setup
     optimizer = make_optimizer(RunOptions())
     _, tiling = stage_setup(stylizer, RunOptions(tile_size=64), optimizer, 96, 128)

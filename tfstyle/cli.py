@@ -205,7 +205,7 @@ def _decode_styles() -> list:
 def _load_inputs(options, images):
     """The job's ``inputs.Inputs``, checked against the options (counts of styles,
     weights, scales and masks, and the masks' shapes): before the model is built."""
-    from tfstyle.core.stage_inputs import load_inputs
+    from tfstyle.inputs import load_inputs
 
     return load_inputs(options=options, **images)
 

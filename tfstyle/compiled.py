@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tfstyle.core import stages
 from tfstyle.core.losses import Targets, join_targets
-from tfstyle.core.stages import StyleModel
+from tfstyle.core.model import StyleModel
 
 # Style targets kept by ``Compiled._targets``: one per stage of a run, and a few more.
 _STYLES_KEPT = 8

@@ -84,7 +84,7 @@ from tfstyle.core.tiling import Tiling
 from tfstyle import graph_run
 from tfstyle.graph_run import Given
 from tfstyle.servable_ops import find_unservable_ops
-from tfstyle.core.stages import make_optimizer
+from tfstyle.core.optimizers import make_optimizer
 from tfstyle.memory import stage_halo, stage_setup
 from tfstyle.transfer import Stylizer
 

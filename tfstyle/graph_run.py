@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tfstyle.core import color, schedule, stages
 from tfstyle.core.features import layer_stride
-from tfstyle.core.stages import StyleModel
+from tfstyle.core.model import StyleModel
 from tfstyle.core.stage_inputs import longest_side_dims, stage_dims, stage_tensors
 from tfstyle.served_options import run_options
 from tfstyle.serving_io import _check, _check_str

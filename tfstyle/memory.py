@@ -254,7 +254,7 @@ def _gpu_memory() -> int:
 def stage_setup(model, options, optimizer, height: int, width: int, budget: int | None = None,
                 steps: int | None = None):
     """(optimizer, tiling) for a stage of ``height`` × ``width`` px of ``model``
-    (a ``core.stages.StyleModel``): tiled where ``options.tile_size`` says so or the untiled
+    (a ``core.model.StyleModel``): tiled where ``options.tile_size`` says so or the untiled
     step would pass ``budget`` bytes (default ``run_budget(options.memory_limit)``);
     L-BFGS with a history short enough to fit, and where it matters no longer than the
     ``steps - 1`` pairs a stage of ``steps`` steps can store (the same steps, less

@@ -20,10 +20,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import checkpoint, image_io, memory
+from tfstyle import checkpoint, image_io, inputs as inputs_lib, memory
 from tfstyle.core import color, stages
-from tfstyle.core import stage_inputs as inputs_lib
-from tfstyle.core.stages import StyleModel, make_optimizer
+from tfstyle.core.model import StyleModel
+from tfstyle.core.optimizers import make_optimizer
 from tfstyle.errors import ConfigError, Interrupted, NumericalError
 from tfstyle.options import RunOptions
 

@@ -1,7 +1,7 @@
 """The library's entry points: ``Stylizer`` (build the model once, stylize many images)
 and the one-shot ``stylize``.
 
-The algorithm is ``tfstyle.core``; a job's images are prepared by ``tfstyle.core.stage_inputs``
+The algorithm is ``tfstyle.core``; a job's images are prepared by ``tfstyle.inputs``
 and driven stage by stage by ``tfstyle.runner``.
 """
 
@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from tfstyle.core import stage_inputs as inputs_lib
+from tfstyle import inputs as inputs_lib
 from tfstyle import image_io, photos, runner
 from tfstyle.compiled import Compiled
-from tfstyle.core.stage_inputs import Inputs, StageInputs, load_inputs
-from tfstyle.core.stages import StyleModel
+from tfstyle.core.model import StyleModel
+from tfstyle.core.stage_inputs import StageInputs
+from tfstyle.inputs import Inputs, load_inputs
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
 from tfstyle.runner import Progress, Result
 
@@ -26,7 +27,7 @@ class Stylizer(StyleModel):
 
     Args:
       backbone, pooling, weights, content_layers, style_layers, style_layer_weights,
-        precision, content_edge_powers: the feature model (``core.stages.StyleModel``).
+        precision, content_edge_powers: the feature model (``core.model.StyleModel``).
         ``precision`` is ``auto`` (default), ``float32`` or ``mixed_bfloat16``: the
         network in bfloat16, the losses, Gram matrices and the image in float32;
         ``auto`` picks bfloat16 where the hardware has it (``tfstyle.core.precision``);

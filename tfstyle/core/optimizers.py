@@ -219,3 +219,12 @@ def get_optimizer(name: str, **kwargs):
     if key not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[key](**kwargs)
+
+
+def make_optimizer(options):
+    """The optimiser ``options`` (``RunOptions``) asks for, with its learning rate if
+    one is set."""
+    kwargs = {}
+    if options.learning_rate is not None:
+        kwargs["learning_rate"] = options.learning_rate
+    return get_optimizer(options.optimizer, **kwargs)
