@@ -128,10 +128,11 @@ def trajectory(config):
 
 def _reference_inputs(config):
     from tfstyle import RunOptions, Stylizer
+    from tfstyle.local.inputs import stage_inputs
     stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
     options = RunOptions(size=config["size"], stage_size=0)
-    arrays = stylizer.stage_inputs(stylizer.prepare(config["content"], config["style"], options),
-                                   config["size"], options)
+    arrays = stage_inputs(stylizer.prepare(config["content"], config["style"], options),
+                          config["size"], options, stylizer.layers)
     return stylizer, arrays.content[None] / 255.0, arrays.styles[0][None] / 255.0
 
 

@@ -77,11 +77,12 @@ def _problem(config):
     import tensorflow as tf
 
     from tfstyle import RunOptions
+    from tfstyle.local.inputs import stage_inputs
     stylizer = _stylizer(config)
     options = RunOptions(size=config["size"], stage_size=0)
     loss = stylizer.make_loss(options)
     inputs = stylizer.prepare(config["content"], config["style"], options)
-    arrays = stylizer.stage_inputs(inputs, config["size"], options)
+    arrays = stage_inputs(inputs, config["size"], options, stylizer.layers)
     content = tf.constant(arrays.run_content[None])
     targets = stylizer.compute_targets(loss, content, tf.constant(arrays.styles[0][None]))
     return stylizer, loss, content, targets

@@ -708,7 +708,7 @@ MAX_SIDE = 32
 def tiny_stylizer():
     """The tiny export's ``Stylizer``: the same random weights on every call (seeded), so
     that a test can run the library on the model the server runs."""
-    from tfstyle.transfer import Stylizer
+    from tfstyle.local.stylizer import Stylizer
 
     tf.keras.utils.set_random_seed(0)
     return Stylizer("vgg16", weights=None, content_layers=["conv2_1"],

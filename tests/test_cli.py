@@ -71,7 +71,8 @@ def test_a_memory_limit_that_needs_tiling_keeps_malloc(images, tmp_path):
     CLI serves TensorFlow's tensors from malloc, whose peak the planner bounds; without
     a limit it keeps the pool; a user's TF_CPU_ALLOCATOR_USE_BFC wins. Which allocator
     ran is read back from TensorFlow (``allocator.in_effect``)."""
-    from tfstyle import allocator, memory
+    from tfstyle import allocator
+    from tfstyle.local import memory
     from tfstyle.core.features import feature_layers, resolve_layers
     from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
     content_layers = resolve_layers(DEFAULT_CONTENT_LAYERS)

@@ -13,6 +13,7 @@ from tfstyle.core import color, schedule
 from tfstyle.options import MAX_STEPS
 from tfstyle.errors import Interrupted
 from tfstyle.core.losses import StyleLoss, layer_sums, mask_weights, style_distance, sums_moments
+from tfstyle.local.inputs import stage_inputs
 
 CONTENT = synthetic_image(1, 48, 64)
 STYLE_A = synthetic_image(2, 40, 40)
@@ -167,8 +168,8 @@ def region_style_distance(stylizer, image, style, mask):
     a run resizes it)."""
     options = MASK_OPTIONS
     loss = stylizer.make_loss(options)
-    style = stylizer.stage_inputs(stylizer.prepare(CONTENT, style, options), options.size,
-                                  options).styles[0]
+    style = stage_inputs(stylizer.prepare(CONTENT, style, options), options.size, options,
+                         stylizer.layers).styles[0]
     targets = stylizer.compute_targets(loss, tf.constant(CONTENT[None], tf.float32),
                                        tf.constant(style[None], tf.float32),
                                        masks=(tf.constant(mask[None, :, :, None] / 255.0,
@@ -360,7 +361,8 @@ def test_resume_inside_a_later_stage_reaches_the_uninterrupted_result(stylizer, 
 @pytest.mark.parametrize("stop_at", [5, 20])  # chunks polled: inside stage 1, stage 2
 def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
         stylizer, monkeypatch, stop_at):
-    from tfstyle.core import stage_inputs, stages
+    import tfstyle.core.stage_inputs
+    from tfstyle.core import stages
     options = RunOptions(size=96, steps=24, seed=0, stage_size=48)  # the blend start
     whole = stylizer.stylize(CONTENT, STYLE_A, options).image
     calls = [0]
@@ -375,7 +377,7 @@ def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
     def no_start(*args, **kwargs):
         raise AssertionError("a resumed run built a start image")
 
-    monkeypatch.setattr(stage_inputs, "painting_start", no_start)
+    monkeypatch.setattr(tfstyle.core.stage_inputs, "painting_start", no_start)
     monkeypatch.setattr(stages, "start_image", no_start)
     resumed = stylizer.stylize(CONTENT, STYLE_A, options, resume=info.value.checkpoint)
     np.testing.assert_array_equal(resumed.image, whole)

@@ -23,7 +23,7 @@ from tfstyle.errors import ConfigError
 from tfstyle.export import (INPUT_NAMES, WARMUP_FILE, ExportError, default_inputs, export_model,
                             find_unservable_ops)
 from tfstyle.options import RunOptions
-from tfstyle.transfer import Stylizer
+from tfstyle.local.stylizer import Stylizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_SIDE, MAX_STEPS = 64, 20

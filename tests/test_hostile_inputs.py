@@ -31,7 +31,7 @@ from conftest import REPO, synthetic_image
 from tfstyle import image_io
 from tfstyle.errors import ConfigError, ImageError
 from tfstyle.options import MAX_STEPS
-from tfstyle.transfer import Stylizer
+from tfstyle.local.stylizer import Stylizer
 
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
 TINY = ["--weights=none", "--size=32", "--steps=2"]

@@ -668,7 +668,7 @@ def grad_setup():
     import keras
 
     from tfstyle.options import RunOptions
-    from tfstyle.transfer import Stylizer
+    from tfstyle.local.stylizer import Stylizer
 
     keras.utils.set_random_seed(0)
     # float32 whatever the machine: bfloat16 features are too coarse for these checks.

@@ -70,21 +70,21 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def glob_run(photos):
     """The CLI over a glob of the folder, with the models it built counted."""
-    from tfstyle import transfer
+    from tfstyle.local.stylizer import Stylizer
 
     built = []
-    init = transfer.Stylizer.__init__
+    init = Stylizer.__init__
 
     def counting(self, *args, **kwargs):
         built.append(1)
         init(self, *args, **kwargs)
 
-    transfer.Stylizer.__init__ = counting
+    Stylizer.__init__ = counting
     try:
         code, text = cli(f"--content={photos / 'photos'}/p*", f"--style={photos / 'style.png'}",
                          f"--output={photos / 'out'}", *FLAGS)
     finally:
-        transfer.Stylizer.__init__ = init
+        Stylizer.__init__ = init
     return code, text, len(built)
 
 

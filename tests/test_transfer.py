@@ -10,7 +10,7 @@ from conftest import synthetic_image
 from tfstyle import ConfigError, ImageError, NumericalError, RunOptions, Stylizer, stylize
 from tfstyle.core.optimizers import LBFGS, Adam, get_optimizer
 from tfstyle.core.stages import noise_image
-from tfstyle.memory import stage_setup
+from tfstyle.local.memory import stage_setup
 
 CONTENT = synthetic_image(1)
 STYLE = synthetic_image(2)
@@ -392,10 +392,12 @@ def test_prepare_stage_in_a_graph_starts_each_stage_as_the_library_does(stylizer
     import functools
 
     from tfstyle.core import stages as core_stages
+    from tfstyle.local.inputs import stage_inputs
     options = RunOptions(size=48, stage_size=24, seed=5, init=init, optimizer="adam",
                          style_strength=0.3)
     inputs = stylizer.prepare(CONTENT, STYLE, options)
-    stages = [stylizer.stage_inputs(inputs, size, options) for size, _ in options.stages()]
+    stages = [stage_inputs(inputs, size, options, stylizer.layers)
+              for size, _ in options.stages()]
     optimizer = Adam()
     functions = functools.partial(core_stages.stage_functions, stylizer)
 

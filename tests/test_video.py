@@ -70,7 +70,7 @@ def test_the_temporal_term_holds_later_frames_to_the_warped_one(stylizer, clip):
 def test_a_clip_runs_the_style_through_the_network_once(stylizer, clip, monkeypatch):
     """Every frame computes its own content targets; the style's are computed for the
     first frame's stages and reused by the later frames (``compiled.Compiled``)."""
-    from tfstyle import compiled
+    from tfstyle.local import compiled
 
     calls = {"content_targets": 0, "style_targets": 0}
     run = compiled.AnySizeFunction.__call__

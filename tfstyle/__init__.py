@@ -28,8 +28,8 @@ __version__ = "0.1.0"
 
 # TensorFlow takes seconds to import; the names that need it load on first use, so
 # that `tfstyle.image_io` and the CLI's input checks answer at once.
-_LAZY = {"stylize": "tfstyle.transfer", "Stylizer": "tfstyle.transfer",
-         "Progress": "tfstyle.transfer", "Result": "tfstyle.transfer",
+_LAZY = {"stylize": "tfstyle.local.stylizer", "Stylizer": "tfstyle.local.stylizer",
+         "Progress": "tfstyle.local.stylizer", "Result": "tfstyle.local.stylizer",
          "TFServingClient": "tfstyle.client", "ServingError": "tfstyle.client",
          "VideoOptions": "tfstyle.video", "stylize_frames": "tfstyle.video"}
 

@@ -20,8 +20,9 @@ import sys
 from absl import app, flags, logging
 
 from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
-from tfstyle import checkpoint, cli_common as common, photos_cli, video_cli
+from tfstyle import cli_common as common, photos_cli, video_cli
 from tfstyle.errors import Interrupted, NumericalError, TfstyleError
+from tfstyle.local import checkpoint
 from tfstyle import model_flags  # noqa: F401  (defines --weights --backbone --pooling, layers)
 from tfstyle.errors import ConfigError
 from tfstyle.options import PRESERVE_COLORS, STYLE_LOSSES, RunOptions
@@ -205,7 +206,7 @@ def _decode_styles() -> list:
 def _load_inputs(options, images):
     """The job's ``inputs.Inputs``, checked against the options (counts of styles,
     weights, scales and masks, and the masks' shapes): before the model is built."""
-    from tfstyle.inputs import load_inputs
+    from tfstyle.local.inputs import load_inputs
 
     return load_inputs(options=options, **images)
 
@@ -293,9 +294,10 @@ def _choose_allocator():
     (``memory.bound_needs_malloc``); BFC's pool, which ``import tfstyle`` asked for,
     everywhere else. A user's TF_CPU_ALLOCATOR_USE_BFC wins. Flags that do not parse are
     left for ``options_from_flags`` to report."""
-    from tfstyle import allocator, memory
+    from tfstyle import allocator
     from tfstyle.core.features import feature_layers, resolve_layers
     from tfstyle.core.optimizers import LBFGS
+    from tfstyle.local import memory
 
     if FLAGS.server or not 0 < FLAGS.size <= 65536:
         return

@@ -31,8 +31,9 @@ def check_every():
 
 def stylizer():
     """The flags' ``Stylizer``: the feature model, built once per command."""
-    from tfstyle import allocator, memory
-    from tfstyle.transfer import Stylizer
+    from tfstyle import allocator
+    from tfstyle.local import memory
+    from tfstyle.local.stylizer import Stylizer
 
     # Under malloc (the user opted out of BFC) this bounds a tiled run's peak. Under BFC,
     # which pools TensorFlow's tensors itself, it would only make the blocks that still

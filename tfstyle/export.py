@@ -80,13 +80,13 @@ from tfstyle.served_options import (NAMES as OPTION_NAMES, OPTIONAL_IMAGES, SERV
                                     run_options)
 from tfstyle.serving_io import (INPUT_SIDE_FACTOR, _check, _check_str, _printable, check_pixels,
                                 decode_image)
-from tfstyle.core.tiling import Tiling
 from tfstyle import graph_run
-from tfstyle.graph_run import Given
-from tfstyle.servable_ops import find_unservable_ops
 from tfstyle.core.optimizers import make_optimizer
-from tfstyle.memory import stage_halo, stage_setup
-from tfstyle.transfer import Stylizer
+from tfstyle.core.tiling import Tiling
+from tfstyle.graph_run import Given
+from tfstyle.local.memory import stage_halo, stage_setup
+from tfstyle.local.stylizer import Stylizer
+from tfstyle.servable_ops import find_unservable_ops
 
 __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES",
            "OPTIONAL_IMAGES", "SIGNATURES",

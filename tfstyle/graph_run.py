@@ -1,6 +1,6 @@
 """The exported SavedModel's driver: every stage of a run in one graph.
 
-The same stages as the library's ``tfstyle.runner``: each is ``stages.prepare_stage``
+The same stages as the library's ``tfstyle.local.runner``: each is ``stages.prepare_stage``
 over ``stage_inputs.stage_tensors``, with the request's options as ``RunOptions``
 (``served_options.run_options``). Only the driving differs: the stages are a
 ``tf.while_loop`` around the core's ``optimize`` loop, with no progress, stop or resume

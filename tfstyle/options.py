@@ -325,7 +325,7 @@ class RunOptions:
                               f"existing image file")
         if self.seed is not None:
             bounds["seed"].check(self.seed)
-        from tfstyle.memory import parse_memory
+        from tfstyle.local.memory import parse_memory
         if parse_memory(self.memory_limit) < 0:
             raise ConfigError(f"memory_limit must be ≥ 0 (0 = automatic), got "
                               f"{self.memory_limit}")

@@ -77,7 +77,7 @@ def run_many(jobs, options, styles):
     ``styles``: --style decoded (``_decode_styles``). A photo that fails is logged and
     the others go on; raises TfstyleError with the summary if any failed. Ctrl-C or
     SIGTERM drops the photo in progress, keeps the finished ones and exits 130 (143)."""
-    from tfstyle import runner
+    from tfstyle.local import runner
 
     if not jobs:
         logging.info("nothing to do: every photo has its output (drop --resume to redo them)")

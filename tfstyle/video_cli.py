@@ -124,7 +124,8 @@ def _job_record(options, video_options, clip) -> dict:
 def _start_or_resume(frames, options, video_options, clip):
     """(options with the job's seed, frames already done): a fresh job refuses a frames
     folder that holds frames; --resume checks it is this job's and takes its seed."""
-    from tfstyle import runner, video
+    from tfstyle import video
+    from tfstyle.local import runner
 
     try:  # only now that the options are known good: a refused run leaves nothing
         os.makedirs(frames, exist_ok=True)

@@ -13,8 +13,8 @@ import weakref
 
 import numpy as np
 
-from tfstyle.errors import ConfigError, ImageError
 from tfstyle.atomic import fsync_dir, new_file_mode
+from tfstyle.errors import ConfigError, ImageError
 from tfstyle.video_io import (MAX_SIDE, Clip, _av, _check_file, _check_fps, _EPS,
                               _open_input, _real, _reason)
 

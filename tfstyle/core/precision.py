@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 
-from tfstyle.errors import ConfigError
 from tfstyle.core.features import DTYPES
+from tfstyle.errors import ConfigError
 
 AUTO = "auto"
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -1,6 +1,6 @@
 """A stage's inputs at its size, as one tensor function: ``stage_tensors`` (over
 ``stage_content``, ``stage_style``, ``resize``). The library calls it eagerly on a job's
-decoded images (``tfstyle.inputs.stage_inputs``), the exported graph traces it on a
+decoded images (``tfstyle.local.inputs.stage_inputs``), the exported graph traces it on a
 request's, so a served run resizes exactly as a local one. The sizes follow the
 library's rounding (``stage_dims``, ``longest_side_dims``), which both drivers check
 a job's sizes by.

@@ -1,8 +1,8 @@
 """The library's entry points: ``Stylizer`` (build the model once, stylize many images)
 and the one-shot ``stylize``.
 
-The algorithm is ``tfstyle.core``; a job's images are prepared by ``tfstyle.inputs``
-and driven stage by stage by ``tfstyle.runner``.
+The algorithm is ``tfstyle.core``; a job's images are prepared by ``tfstyle.local.inputs``
+and driven stage by stage by ``tfstyle.local.runner``.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from tfstyle import inputs as inputs_lib
-from tfstyle import image_io, photos, runner
-from tfstyle.compiled import Compiled
+from tfstyle import image_io
 from tfstyle.core.model import StyleModel
-from tfstyle.core.stage_inputs import StageInputs
-from tfstyle.inputs import Inputs, load_inputs
+from tfstyle.local import inputs as inputs_lib
+from tfstyle.local import photos, runner
+from tfstyle.local.compiled import Compiled
+from tfstyle.local.inputs import Inputs, load_inputs
+from tfstyle.local.runner import Progress, Result
 from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, RunOptions
-from tfstyle.runner import Progress, Result
 
 __all__ = ["Stylizer", "stylize", "Progress", "Result"]
 
@@ -55,10 +55,6 @@ class Stylizer(StyleModel):
         inputs_lib.check_sizes(inputs, options, self.layers)
         return inputs
 
-    def stage_inputs(self, inputs: Inputs, size: int, options: RunOptions) -> StageInputs:
-        """The tensors of one stage of ``size`` px (``inputs.stage_inputs``)."""
-        return inputs_lib.stage_inputs(inputs, size, options, self.layers)
-
     def stylize(self, content=None, style=None, options: RunOptions | None = None,
                 callback: Callable[[Progress], None] | None = None, callback_every: int = 50,
                 should_stop: Callable[[], bool] | None = None, resume: dict | None = None,
@@ -78,7 +74,7 @@ class Stylizer(StyleModel):
           should_stop: polled about twice a second; when it returns True the run stops
             with ``Interrupted`` (e.g. set by a signal handler).
           resume: a checkpoint from ``Interrupted.checkpoint`` (or
-            ``tfstyle.checkpoint.load_checkpoint``) of this same job: the run continues
+            ``tfstyle.local.checkpoint.load_checkpoint``) of this same job: the run continues
             from it and reaches the image an uninterrupted run would.
           content_mask, style_masks: spatial control, see ``inputs.load_inputs``. Masks
             are images over the content (any size of the same aspect ratio); white is
@@ -133,7 +129,7 @@ class Stylizer(StyleModel):
         is the one ``stylize`` gives it alone with that seed; a photo that fails is
         yielded with its error and the others go on; ``should_stop`` ends the loop
         with ``Interrupted`` (``error.index``: the photo that did not finish).
-        ``callback(index, progress)``. See ``tfstyle.photos.stylize_many``.
+        ``callback(index, progress)``. See ``tfstyle.local.photos.stylize_many``.
         """
         return photos.stylize_many(self, contents, style, options, callback,
                                    callback_every, should_stop, **overrides)

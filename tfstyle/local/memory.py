@@ -3,7 +3,7 @@
 A step's memory is the feature model's activations, kept for the backward pass, plus
 a few image-sized buffers and the optimiser's state (L-BFGS keeps ``history`` pairs of
 image-sized vectors). The activations dominate and grow with the pixel count; past a
-budget, a stage runs tiled (``tfstyle.core.tiling``), whose activations are those of one
+budget, a stage runs tiled (``tfstyle.tiling``), whose activations are those of one
 crop. The estimate is deliberately simple (floats per pixel, times a factor fitted to
 peak RSS measured on this project's CPUs: BENCHMARKS.md, "tiled steps", and another for
 TensorFlow's BFC pool, which tfstyle picks: "Allocator"), and errs high.
@@ -18,8 +18,8 @@ import re
 import subprocess
 
 from tfstyle import allocator
-from tfstyle.errors import ConfigError
 from tfstyle.core.features import layer_names, layer_stride
+from tfstyle.errors import ConfigError
 
 log = logging.getLogger("tfstyle")
 
@@ -254,7 +254,7 @@ def _gpu_memory() -> int:
 def stage_setup(model, options, optimizer, height: int, width: int, budget: int | None = None,
                 steps: int | None = None):
     """(optimizer, tiling) for a stage of ``height`` × ``width`` px of ``model``
-    (a ``core.model.StyleModel``): tiled where ``options.tile_size`` says so or the untiled
+    (a ``core.StyleModel``): tiled where ``options.tile_size`` says so or the untiled
     step would pass ``budget`` bytes (default ``run_budget(options.memory_limit)``);
     L-BFGS with a history short enough to fit, and where it matters no longer than the
     ``steps - 1`` pairs a stage of ``steps`` steps can store (the same steps, less

@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import tensorflow as tf
 
-from tfstyle import image_io, runner
+from tfstyle import image_io
 from tfstyle.errors import Interrupted, TfstyleError
+from tfstyle.local import runner
 from tfstyle.options import RunOptions
 
 # What a photo may fail with while the others go on: the errors tfstyle raises on

@@ -2,7 +2,7 @@
 
 ``run`` walks the coarse-to-fine plan (``RunOptions.stages``). Each stage is the core's
 (``stages.prepare_stage``, over ``inputs.stage_inputs`` and the traced functions of
-``tfstyle.compiled``), with this stage's optimiser and tiling (``memory.stage_setup``)
+``tfstyle.local.compiled``), with this stage's optimiser and tiling (``memory.stage_setup``)
 and, where a run resumes, a checkpoint's start (``checkpoint.resumed_start``). The
 runner keeps only how it iterates: the stage's steps in chunks (about half a second
 each: short enough to stop promptly, long enough that reading the losses back costs
@@ -20,11 +20,12 @@ from typing import Callable, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import checkpoint, image_io, inputs as inputs_lib, memory
+from tfstyle import image_io
 from tfstyle.core import color, stages
 from tfstyle.core.model import StyleModel
 from tfstyle.core.optimizers import make_optimizer
 from tfstyle.errors import ConfigError, Interrupted, NumericalError
+from tfstyle.local import checkpoint, inputs as inputs_lib, memory
 from tfstyle.options import RunOptions
 
 log = logging.getLogger("tfstyle")
