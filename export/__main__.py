@@ -73,7 +73,7 @@ def main(argv):
             raise ConfigError(f"--version must be ≥ 1, got {version}")
         model = model_options()
 
-        from tfstyle.export import export_model  # TensorFlow loads here, after the flag checks
+        from tfstyle.serving.export import export_model  # TensorFlow loads here, after the flag checks
         from tfstyle.core.precision import resolve_precision
 
         # Before the verbosity drops: the line saying what auto fixed in the model shows.

@@ -1,4 +1,4 @@
-"""Tests for tfstyle.export: the SavedModel that TensorFlow Serving runs.
+"""Tests for tfstyle.serving.export: the SavedModel that TensorFlow Serving runs.
 
 One random-weight model with shallow layers and small limits is exported once per
 module, then driven the ways a server drives it: the session-based loader that TF
@@ -20,8 +20,8 @@ from PIL import Image
 
 from tfstyle import image_io
 from tfstyle.errors import ConfigError
-from tfstyle.export import (INPUT_NAMES, WARMUP_FILE, ExportError, default_inputs, export_model,
-                            find_unservable_ops)
+from tfstyle.serving.export import (INPUT_NAMES, WARMUP_FILE, ExportError, default_inputs,
+                                    export_model, find_unservable_ops)
 from tfstyle.options import RunOptions
 from tfstyle.local.stylizer import Stylizer
 

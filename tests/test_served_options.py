@@ -1,4 +1,4 @@
-"""The served options, declared once in ``tfstyle.served_options``: the exported
+"""The served options, declared once in ``tfstyle.serving.served_options``: the exported
 signature, its in-graph checks, the client, the CLI's remote path and
 ``RunOptions.validate`` take exactly the table's options, with the table's bounds.
 
@@ -22,10 +22,10 @@ import serving_server
 from conftest import synthetic_image
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server
 from tfstyle import ConfigError, RunOptions
-from tfstyle.client import ServingError, TFServingClient
-from tfstyle.served_options import (NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values,
-                                    run_options)
-from tfstyle.transport import DTYPES
+from tfstyle.serving.client import ServingError, TFServingClient
+from tfstyle.serving.served_options import (NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values,
+                                            run_options)
+from tfstyle.serving.transport import DTYPES
 
 CONTENT = synthetic_image(1, 20, 30)
 STYLE = synthetic_image(2, 24, 24)

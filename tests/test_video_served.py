@@ -19,7 +19,7 @@ from conftest import REPO, synthetic_image
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server, tiny_stylizer
 from video_clips import pan_clip
 from tfstyle import RunOptions, video
-from tfstyle.client import ServingError, TFServingClient
+from tfstyle.serving.client import ServingError, TFServingClient
 from tfstyle.video import VideoOptions
 
 STYLE = synthetic_image(7, 24, 24)

@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 # that `tfstyle.image_io` and the CLI's input checks answer at once.
 _LAZY = {"stylize": "tfstyle.local.stylizer", "Stylizer": "tfstyle.local.stylizer",
          "Progress": "tfstyle.local.stylizer", "Result": "tfstyle.local.stylizer",
-         "TFServingClient": "tfstyle.client", "ServingError": "tfstyle.client",
+         "TFServingClient": "tfstyle.serving.client", "ServingError": "tfstyle.serving.client",
          "VideoOptions": "tfstyle.video", "stylize_frames": "tfstyle.video"}
 
 __all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TFServingClient",

@@ -5,7 +5,7 @@
         --style=painting.jpg --output=stylized/ --concurrency=4
 
 The run options come from the same flags as a local run, one per option a request
-carries (``tfstyle.served_options``: ``--size``, ``--steps``, the weights, ``--seed``,
+carries (``tfstyle.serving.served_options``: ``--size``, ``--steps``, the weights, ``--seed``,
 ``--init``, ...; ``--init=<file>`` is sent as the photo's start image, the
 ``init_image`` input); the feature model, layers, weights and optimiser were fixed when
 the model was exported, so their flags are ignored (with a warning) here. Where the server
@@ -37,7 +37,7 @@ from absl import flags, logging
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.options import INITS, RunOptions
 from tfstyle.photo_paths import content_files, plan_outputs
-from tfstyle.served_options import request_values
+from tfstyle.serving.served_options import request_values
 
 flags.DEFINE_string("server", None,
                     "host:port of a TensorFlow Serving running the exported tfstyle model: the "
@@ -87,7 +87,7 @@ def run_remote(options) -> None:
     prints it and exits 1) for a bad flag, a failed single image, or, in folder mode,
     with the summary ``"4 written, 1 failed: bad.jpg (INVALID_ARGUMENT: ...)"``.
     """
-    from tfstyle import client as serving
+    from tfstyle.serving import client as serving
 
     check_flags(options)
     contents, folder_mode = content_files(FLAGS.content)
@@ -156,7 +156,7 @@ def check_flags(options, clip: bool = False) -> None:
 
 def make_client():
     """The flags' ``TFServingClient`` (not yet connected)."""
-    from tfstyle import client as serving
+    from tfstyle.serving import client as serving
 
     return serving.TFServingClient(FLAGS.server, model_name=FLAGS.model_name,
                                    protocol=FLAGS.protocol, timeout=FLAGS.timeout,
@@ -166,7 +166,7 @@ def make_client():
 @contextlib.contextmanager
 def hinted_errors():
     """Re-raises a ``ServingError`` with the flags to change, where its code has some."""
-    from tfstyle.client import ServingError
+    from tfstyle.serving.client import ServingError
 
     try:
         yield
@@ -183,7 +183,7 @@ def _hinted(error) -> str:
 def _check_server(client):
     """One cheap status call before a batch, so that a server that is down or lacks the
     model gives one clear error instead of one per image."""
-    from tfstyle.client import ServingError
+    from tfstyle.serving.client import ServingError
 
     try:
         versions = client.model_status()

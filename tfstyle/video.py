@@ -165,14 +165,14 @@ def stylize_frames(stylizer, frames: Iterable, style, options: RunOptions,
 def served_frames(client, frames: Iterable, style, options: RunOptions,
                   video: VideoOptions = VideoOptions(), previous: tuple | None = None):
     """As ``stylize_frames``, on a TensorFlow Serving: ``client`` (a
-    ``tfstyle.client.TFServingClient``) runs each frame's optimisation there, and the
+    ``tfstyle.serving.client.TFServingClient``) runs each frame's optimisation there, and the
     flow and the warps are computed here; the server stays stateless. With the model
     and seed of a local run, the frames are that run's, bit for bit.
 
     ``style``: one image (a path, bytes, PIL image or array), read once. Raises
     ``client.ServingError`` where the server refuses a frame."""
-    from tfstyle.client import encode_image
-    from tfstyle.served_options import request_values
+    from tfstyle.serving.client import encode_image
+    from tfstyle.serving.served_options import request_values
 
     style = encode_image(style)
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from tfstyle.atomic import fsync_dir, new_file_mode
 from tfstyle.errors import ConfigError, ImageError
-from tfstyle.video_io import (MAX_SIDE, Clip, _av, _check_file, _check_fps, _EPS,
-                              _open_input, _real, _reason)
+from tfstyle.video_io import (MAX_SIDE, Clip, _av, _check_file, _check_fps, _EPS, _open_input,
+                              _real, _reason)
 
 __all__ = ["ClipWriter"]
 

@@ -22,7 +22,7 @@ painting's style. Read top to bottom (``model``, then ``stages``):
   the functions that run its steps;
 * ``StyleModel.evaluate``: the loss of an image as it stands (a stage run for 0 steps).
 
-A run is then (as ``tfstyle.graph_run`` writes it; ``tfstyle.local.runner`` the same, in
+A run is then (as ``tfstyle.serving.graph_run`` writes it; ``tfstyle.local.runner`` the same, in
 chunks of steps)::
 
     previous = None
@@ -38,7 +38,7 @@ chunks of steps)::
 Two drivers run that loop over these same functions: the library's eager runner
 (``tfstyle.local.runner``: chunks of steps with progress, stop and resume; its functions
 traced once per setting by ``tfstyle.local.compiled``) and the exported SavedModel's graph
-(``tfstyle.graph_run``: one ``tf.while_loop`` over the stages, every function traced
+(``tfstyle.serving.graph_run``: one ``tf.while_loop`` over the stages, every function traced
 inline). As nothing here holds state between calls, the same functions serve
 concurrent requests.
 

@@ -122,8 +122,8 @@ class _Stage:
         if temporal is not None:
             temporal = _temporal_arrays(temporal, self.content.shape[1:])
         stage = stages.prepare_stage(model, job.compiled.functions, options, self.optimizer,
-                                   inputs, previous, last=index == len(job.plan) - 1,
-                                   tiling=self.tiling, start=start, temporal=temporal)
+                                     inputs, previous, last=index == len(job.plan) - 1,
+                                     tiling=self.tiling, start=start, temporal=temporal)
         # The targets hold the styles' statistics; the stage's inputs (the styles'
         # pixels, style_scale² times the output's area) need not stay through it.
         self.targets, self.functions = stage.targets, stage.functions

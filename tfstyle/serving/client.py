@@ -1,11 +1,11 @@
 """Stylize on a TensorFlow Serving that runs the exported tfstyle model.
 
-    from tfstyle.client import TFServingClient
+    from tfstyle.serving.client import TFServingClient
     client = TFServingClient("localhost:8500")                   # gRPC
     image = client.stylize("photo.jpg", "painting.jpg", steps=300, size=512)  # uint8 (H, W, 3)
     client = TFServingClient("localhost:8501", protocol="rest")  # JSON over HTTP
 
-The SavedModel (``tfstyle.export``) has two signatures, and this client speaks both:
+The SavedModel (``tfstyle.serving.export``) has two signatures, and this client speaks both:
 
 * ``serving_default``: ``content``/``style`` are encoded image files (tf.string scalars),
   the answer is a PNG (``image_bytes``) and the final ``loss``;
@@ -13,15 +13,15 @@ The SavedModel (``tfstyle.export``) has two signatures, and this client speaks b
   the uint8 ``image`` and the ``loss``.
 
 Both take the optional images ``init_image`` (a start image), ``temporal_target`` and
-``temporal_mask`` (a video frame's, see ``tfstyle.export``; ``""`` or no pixels where
-not given), and the run options of ``tfstyle.served_options.SERVED_OPTIONS`` as scalars. The
+``temporal_mask`` (a video frame's, see ``tfstyle.serving.export``; ``""`` or no pixels where
+not given), and the run options of ``tfstyle.serving.served_options.SERVED_OPTIONS`` as scalars. The
 export gives them defaults that TF Serving 2.21 fills in, but older servers refuse a
 Predict that leaves an input out, so every request carries all of them, filled in from
 ``RunOptions()``.
 
 Dependencies: REST needs only the standard library. gRPC needs ``grpcio`` and
 ``protobuf`` (``pip install tfstyle[serving]``) but *not* TensorFlow
-(``tfstyle.grpc_transport``).
+(``tfstyle.serving.grpc_transport``).
 
 Values are checked here against the bounds every export has (``served_options``), so
 that a value no server would take fails before anything is sent. The limits of one
@@ -46,10 +46,10 @@ from PIL import Image
 
 from tfstyle import image_io
 from tfstyle.errors import ConfigError, TfstyleError
-from tfstyle.grpc_transport import GrpcTransport
-from tfstyle.rest_transport import RestTransport
-from tfstyle.served_options import NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS
-from tfstyle.transport import DTYPES, DT_STRING, DT_UINT8, Endpoint, TransportError
+from tfstyle.serving.grpc_transport import GrpcTransport
+from tfstyle.serving.rest_transport import RestTransport
+from tfstyle.serving.served_options import NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS
+from tfstyle.serving.transport import DTYPES, DT_STRING, DT_UINT8, Endpoint, TransportError
 
 __all__ = ["TFServingClient", "ServingError", "ServingResult", "encode_image",
            "DEFAULT_PORTS", "SIGNATURES"]
@@ -294,7 +294,7 @@ class TFServingClient:
             (see ``encode_image``).
           **options: the served options by name, each as in ``RunOptions`` (one style;
             ``steps`` split over the coarse-to-fine stages as there), with its default:
-            ``tfstyle.served_options.SERVED_OPTIONS`` lists them and their bounds.
+            ``tfstyle.serving.served_options.SERVED_OPTIONS`` lists them and their bounds.
             ``size`` 0 keeps the content's own size; ``init`` is one of blend (the
             default), content, noise, style; ``seed`` None (the default) draws one
             (``stylize_result`` reports it).

@@ -19,8 +19,8 @@ from tfstyle.core import color, schedule, stages
 from tfstyle.core.features import layer_stride
 from tfstyle.core.model import StyleModel
 from tfstyle.core.stage_inputs import longest_side_dims, stage_dims, stage_tensors
-from tfstyle.served_options import run_options
-from tfstyle.serving_io import _check, _check_str
+from tfstyle.serving.graph_checks import check, check_str
+from tfstyle.serving.served_options import run_options
 
 # The resized style image may be this multiple of max_side on its longest side: room
 # for style_scale up to 2 at the largest output (the default is 1), and the style only
@@ -61,7 +61,7 @@ def stylize(model: StyleModel, optimizer, tiling, limits, content, style, o,
     def inputs_at(k):
         with tf.control_dependencies(checks):
             return stage_tensors(content, (style,), sizes[k], (options.style_scale,),
-                                        options.preserve_colors, start=given.start)
+                                 options.preserve_colors, start=given.start)
 
     def prepare(k, previous=None, start=None):
         """(stage k's inputs, its ``stages.prepare_stage``); ``previous``: the loop's."""
@@ -79,9 +79,9 @@ def stylize(model: StyleModel, optimizer, tiling, limits, content, style, o,
         return stage.functions.evaluate(image, stage.targets).total
 
     total = tf.cond(ran, lambda: total, initial_loss)
-    finite = _check(tf.math.is_finite(total),
-                    "the loss became {} during the optimisation: lower the loss weights "
-                    "or the steps", total)
+    finite = check(tf.math.is_finite(total),
+                   "the loss became {} during the optimisation: lower the loss weights "
+                   "or the steps", total)
     image = color.restore_colors(image[0], inputs_at(last).content,
                                  options.preserve_colors)
     with tf.control_dependencies([finite]):
@@ -138,10 +138,10 @@ def _plan(content, options, limits):
     output's size is within the export's limits."""
     shape = tf.shape(content)
     target = tf.where(options.size > 0, options.size, tf.maximum(shape[0], shape[1]))
-    size_check = _check(target <= limits.max_side,
-                        "content image is {}x{} and size=0 keeps that size: above max_side="
-                        f"{limits.max_side} of this model; send 0 < size <= "
-                        f"{limits.max_side}", shape[1], shape[0])
+    size_check = check(target <= limits.max_side,
+                       "content image is {}x{} and size=0 keeps that size: above max_side="
+                       f"{limits.max_side} of this model; send 0 < size <= "
+                       f"{limits.max_side}", shape[1], shape[0])
     with tf.control_dependencies([size_check]):
         return schedule.stage_plan(target, options.steps, options.stage_size,
                                    options.stage_factor)
@@ -153,36 +153,36 @@ def _size_checks(model, limits, content, style, sizes, style_scale):
     deepest = max(model.layers, key=layer_stride)
     first_h, first_w, first_style = stage_dims(tf.shape(content), sizes[0], style_scale)
     _, _, last_style = stage_dims(tf.shape(content), sizes[-1], style_scale)
-    checks = [_check(tf.minimum(first_h, first_w) >= limits.min_side,
-                     "the output would be {}x{}, but the deepest layer used "
-                     f"({deepest}) needs at least {limits.min_side} px on each side: "
-                     "raise size (or stage_size)", first_w, first_h),
-              _check(last_style <= STYLE_SIDE_FACTOR * limits.max_side,
-                     "style_scale={} makes the style image {} px on its longest side, "
-                     f"above {STYLE_SIDE_FACTOR} × max_side={limits.max_side} of this "
-                     "model: lower style_scale", style_scale, last_style)]
+    checks = [check(tf.minimum(first_h, first_w) >= limits.min_side,
+                    "the output would be {}x{}, but the deepest layer used "
+                    f"({deepest}) needs at least {limits.min_side} px on each side: "
+                    "raise size (or stage_size)", first_w, first_h),
+              check(last_style <= STYLE_SIDE_FACTOR * limits.max_side,
+                    "style_scale={} makes the style image {} px on its longest side, "
+                    f"above {STYLE_SIDE_FACTOR} × max_side={limits.max_side} of this "
+                    "model: lower style_scale", style_scale, last_style)]
     s_shape = tf.shape(style)
     with tf.control_dependencies(checks):
         st_h, st_w = longest_side_dims(s_shape[0], s_shape[1],
-                                              tf.maximum(tf.cast(first_style, tf.int32), 1))
-    return [_check(tf.minimum(st_h, st_w) >= limits.min_side,
-                   "the style image at style_scale={} would be {}x{}, but the deepest "
-                   f"layer used ({deepest}) needs at least {limits.min_side} px on "
-                   "each side: raise style_scale", style_scale, st_w, st_h)]
+                                       tf.maximum(tf.cast(first_style, tf.int32), 1))
+    return [check(tf.minimum(st_h, st_w) >= limits.min_side,
+                  "the style image at style_scale={} would be {}x{}, but the deepest "
+                  f"layer used ({deepest}) needs at least {limits.min_side} px on "
+                  "each side: raise style_scale", style_scale, st_w, st_h)]
 
 
 def _given_checks(content, sizes, given):
     """The temporal target and mask come together, at the output's size."""
     out_h, out_w, _ = stage_dims(tf.shape(content), sizes[-1], 1.0)
     has_target, has_mask = tf.size(given.target) > 0, tf.size(given.mask) > 0
-    checks = [_check_str(tf.equal(has_target, has_mask),
-                         "temporal_target and temporal_mask go together: send both (for a "
-                         "video frame) or neither, not only ",
-                         tf.where(has_target, "temporal_target", "temporal_mask"))]
+    checks = [check_str(tf.equal(has_target, has_mask),
+                        "temporal_target and temporal_mask go together: send both (for a "
+                        "video frame) or neither, not only ",
+                        tf.where(has_target, "temporal_target", "temporal_mask"))]
     for name, image in (("temporal_target", given.target), ("temporal_mask", given.mask)):
         shape = tf.shape(image)
-        checks.append(_check(~(tf.size(image) > 0) | (tf.equal(shape[0], out_h)
-                                                      & tf.equal(shape[1], out_w)),
-                             name + " is {}x{} but the output is {}x{}: send it at the "
-                             "size of the output", shape[1], shape[0], out_w, out_h))
+        checks.append(check(~(tf.size(image) > 0) | (tf.equal(shape[0], out_h)
+                                                     & tf.equal(shape[1], out_w)),
+                            name + " is {}x{} but the output is {}x{}: send it at the "
+                            "size of the output", shape[1], shape[0], out_w, out_h))
     return checks

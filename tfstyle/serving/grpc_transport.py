@@ -14,8 +14,8 @@ import functools
 import numpy as np
 
 from tfstyle.errors import ConfigError
-from tfstyle.transport import (DT_FLOAT, DT_INT32, DT_INT64, DT_STRING, DT_UINT8, Endpoint,
-                               TransportError)
+from tfstyle.serving.transport import (DT_FLOAT, DT_INT32, DT_INT64, DT_STRING, DT_UINT8, Endpoint,
+                                       TransportError)
 
 __all__ = ["GrpcTransport", "INSTALL_HINT"]
 
@@ -56,7 +56,7 @@ class GrpcTransport:
             response_deserializer=self._wire.GetModelStatusResponse.FromString)
 
     def predict(self, inputs: dict) -> dict:
-        """See ``tfstyle.transport.Transport.predict``."""
+        """See ``tfstyle.serving.transport.Transport.predict``."""
         request = self._wire.PredictRequest()
         self._fill_spec(request.model_spec)
         for alias, (dtype, value) in inputs.items():
@@ -65,7 +65,7 @@ class GrpcTransport:
         return {alias: _tensor_value(tensor, alias) for alias, tensor in response.outputs.items()}
 
     def model_status(self) -> list[dict]:
-        """See ``tfstyle.transport.Transport.model_status``."""
+        """See ``tfstyle.serving.transport.Transport.model_status``."""
         request = self._wire.GetModelStatusRequest()
         self._fill_spec(request.model_spec, signature=False)
         response = self._call(self._status_rpc, request)

@@ -5,8 +5,6 @@ size their header declares, both before any decoder runs, so that neither garbag
 a decompression bomb reaches one; then decoded to the pixels the library would read
 from the same file (``image_io.open_image``). Every refusal fails the request with
 INVALID_ARGUMENT and a message that says what was wrong and what to send instead.
-
-Also here: the assert helpers every in-graph check of the export is made with.
 """
 
 from __future__ import annotations
@@ -14,6 +12,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import tensorflow as tf
+
+from tfstyle.serving.graph_checks import check
 
 __all__ = ["INPUT_SIDE_FACTOR", "decode_image", "check_pixels"]
 
@@ -26,32 +26,6 @@ _HEADER_PAD = 32
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _check(condition, template, *values):
-    """An assert op failing with INVALID_ARGUMENT: "assertion failed: [<message>]".
-
-    ``template`` is a ``tf.strings.format`` template; ``values`` fill its ``{}``. The
-    Assert op C-escapes the message, so templates avoid quote characters.
-    """
-    message = tf.strings.format(template, values) if values else tf.constant(template)
-    return tf.debugging.Assert(condition, [message], summarize=1)
-
-
-def _check_str(condition, *parts):
-    """Like ``_check``, for a message that contains string tensors (joined, not
-    formatted, so that no quotes are added around them)."""
-    return tf.debugging.Assert(condition, [tf.strings.join(list(parts))], summarize=1)
-
-
-def _printable(text):
-    """At most 40 characters of a request's string, as valid UTF-8 (invalid bytes
-    replaced), so that echoing it in an error message cannot break the message."""
-    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")
-    return tf.strings.substr(text, 0, 40, unit="UTF8_CHAR")
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -86,9 +60,9 @@ def decode_image(what, data, max_input_side: int):
       max_input_side: the largest side accepted, declared or decoded.
     """
     fmt = _sniff(data)
-    recognised = _check(fmt.png | fmt.jpeg | fmt.gif | fmt.bmp,
-                        what + ": {} bytes that are not a JPEG, PNG, GIF or BMP image: send "
-                        "the bytes of an image file", tf.strings.length(data))
+    recognised = check(fmt.png | fmt.jpeg | fmt.gif | fmt.bmp,
+                       what + ": {} bytes that are not a JPEG, PNG, GIF or BMP image: send "
+                       "the bytes of an image file", tf.strings.length(data))
     with tf.control_dependencies([recognised]):
         declared = _header_checks(what, data, fmt, max_input_side)
     with tf.control_dependencies(declared):
@@ -126,18 +100,18 @@ def _header_checks(what, data, fmt, max_input_side):
     # transparency: refuse those files rather than answer in wrong colours.
     bmp_bits = tf.where(bmp_core, le16(24), le16(28))
     return [
-        _check(~fmt.bmp | (bmp_bits > 8),
-               what + ": a {}-bit paletted BMP, which this server cannot decode in its true "
-               "colours: send it as PNG", bmp_bits),
-        _check(~fmt.gif | ~_gif_first_frame_transparent(data),
-               what + ": a GIF with transparent pixels, which this server cannot composite "
-               "over white: send it as PNG"),
-        _check((width >= 1) & (height >= 1),
-               what + " image declares a size of {}x{}: it is truncated or corrupt",
-               width, height),
-        _check((width <= lim) & (height <= lim),
-               what + " image declares a size of {}x{}, above max_input_side=" + str(lim)
-               + " of this model: shrink it before sending", width, height)]
+        check(~fmt.bmp | (bmp_bits > 8),
+              what + ": a {}-bit paletted BMP, which this server cannot decode in its true "
+              "colours: send it as PNG", bmp_bits),
+        check(~fmt.gif | ~_gif_first_frame_transparent(data),
+              what + ": a GIF with transparent pixels, which this server cannot composite "
+              "over white: send it as PNG"),
+        check((width >= 1) & (height >= 1),
+              what + " image declares a size of {}x{}: it is truncated or corrupt",
+              width, height),
+        check((width <= lim) & (height <= lim),
+              what + " image declares a size of {}x{}, above max_input_side=" + str(lim)
+              + " of this model: shrink it before sending", width, height)]
 
 
 def _decode_pixels(data, fmt):
@@ -161,11 +135,11 @@ def check_pixels(what, pixels, max_input_side: int) -> list:
     """The side checks of a decoded (H, W, C) image: at least 1, at most the limit."""
     shape = tf.shape(pixels)
     lim = max_input_side
-    return [_check((shape[0] >= 1) & (shape[1] >= 1),
-                   what + " image is {}x{}: it has no pixels", shape[1], shape[0]),
-            _check((shape[0] <= lim) & (shape[1] <= lim),
-                   what + " image is {}x{}, above max_input_side=" + str(lim)
-                   + " of this model: shrink it before sending", shape[1], shape[0])]
+    return [check((shape[0] >= 1) & (shape[1] >= 1),
+                  what + " image is {}x{}: it has no pixels", shape[1], shape[0]),
+            check((shape[0] <= lim) & (shape[1] <= lim),
+                  what + " image is {}x{}, above max_input_side=" + str(lim)
+                  + " of this model: shrink it before sending", shape[1], shape[0])]
 
 
 def _gif_first_frame_transparent(data):

@@ -1,13 +1,13 @@
 """Export a ``Stylizer`` as a SavedModel that TensorFlow Serving runs as is.
 
-    from tfstyle.export import export_model
+    from tfstyle.serving.export import export_model
     export_model("models/tfstyle/1", weights="imagenet", max_side=1024, max_steps=2000)
 
 writes TF Serving's layout: ``<model_dir>/<version>/saved_model.pb``, ``variables/`` and
 ``assets.extra/tf_serving_warmup_requests``. The whole algorithm runs inside the graph:
 decoding, limits, resizing, the optimisation loop and PNG encoding. It is the library's
 code, traced: the stages of ``tfstyle.core`` and ``tfstyle.core.stage_inputs``, driven by
-``tfstyle.graph_run``; nothing of the algorithm is written a second time here.
+``tfstyle.serving.graph_run``; nothing of the algorithm is written a second time here.
 
 Signatures (input names are the contract the clients code against):
 
@@ -15,7 +15,7 @@ Signatures (input names are the contract the clients code against):
   inputs: ``content``, ``style`` (tf.string scalars: encoded JPEG, PNG, GIF or BMP bytes);
   the optional images ``init_image``, ``temporal_target`` and ``temporal_mask`` (the
   same, default ``""``: not sent); and the run options, one scalar each, as
-  ``tfstyle.served_options`` declares them (name, dtype, default, bounds); ``steps`` is
+  ``tfstyle.serving.served_options`` declares them (name, dtype, default, bounds); ``steps`` is
   split over the stages by ``tfstyle.core.schedule.stage_plan``, as in the library.
 
   ``init_image`` is a start image, as the library's ``start``: it wins over ``init``,
@@ -50,8 +50,8 @@ concurrent requests on one session do not interact.
 
 Every limit is checked in the graph before any large allocation and fails the request
 with INVALID_ARGUMENT and a message naming the limit: every option within its bounds
-in ``tfstyle.served_options``, and ``steps`` at most ``max_steps``; declared and decoded
-image sides at most ``max_input_side`` (``tfstyle.serving_io``); output sides at most
+in ``tfstyle.serving.served_options``, and ``steps`` at most ``max_steps``; declared and decoded
+image sides at most ``max_input_side`` (``tfstyle.serving.request_images``); output sides at most
 ``max_side`` (the resized style's at most ``graph_run.STYLE_SIDE_FACTOR`` times that), and at least
 ``stylizer.min_side``; the weights not all 0 once ``style_strength`` has moved them; at
 most 16 stages; the first stage's sides at least ``min_side``.
@@ -74,19 +74,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfstyle.errors import ConfigError, TfstyleError
-from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STEPS, RunOptions
-from tfstyle.served_options import (NAMES as OPTION_NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS,
-                                    run_options)
-from tfstyle.serving_io import (INPUT_SIDE_FACTOR, _check, _check_str, _printable, check_pixels,
-                                decode_image)
-from tfstyle import graph_run
 from tfstyle.core.optimizers import make_optimizer
 from tfstyle.core.tiling import Tiling
-from tfstyle.graph_run import Given
+from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.local.memory import stage_halo, stage_setup
 from tfstyle.local.stylizer import Stylizer
-from tfstyle.servable_ops import find_unservable_ops
+from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, MAX_STEPS, RunOptions
+from tfstyle.serving import graph_run
+from tfstyle.serving.graph_checks import check, check_str, printable
+from tfstyle.serving.graph_run import Given
+from tfstyle.serving.request_images import INPUT_SIDE_FACTOR, check_pixels, decode_image
+from tfstyle.serving.servable_ops import find_unservable_ops
+from tfstyle.serving.served_options import (NAMES as OPTION_NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS,
+                                            run_options)
 
 __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES",
            "OPTIONAL_IMAGES", "SIGNATURES",
@@ -94,7 +94,7 @@ __all__ = ["ExportError", "export_model", "find_unservable_ops", "INPUT_NAMES",
            "write_warmup"]
 
 # The signature contract: the two images, the optional ones, then the options
-# (tfstyle.served_options).
+# (tfstyle.serving.served_options).
 INPUT_NAMES = ("content", "style") + OPTIONAL_IMAGES + OPTION_NAMES
 SIGNATURES = {"serving_default": ("image_bytes", "loss"), "stylize_tensor": ("image", "loss")}
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -376,9 +376,9 @@ class _Servable:
                 rank = tf.equal(tf.rank(image), len(shape))
                 if not mask:
                     rank &= tf.reduce_all(tf.equal(dims[2:], 3))
-                check = _check(rank, f"{name} must be uint8 {'(H, W)' if mask else '(H, W, 3)'}"
+                shaped = check(rank, f"{name} must be uint8 {'(H, W)' if mask else '(H, W, 3)'}"
                                ", got shape {}", dims)
-                with tf.control_dependencies([check]):
+                with tf.control_dependencies([shaped]):
                     image_ = tf.ensure_shape(image, shape)
                 return pixels(name, image_[:, :, None] if mask else image_)
 
@@ -446,10 +446,10 @@ class _Servable:
         checks = [_option_check(row, o[row.name], limits.get(row.name))
                   for row in SERVED_OPTIONS]
         alpha, beta, gamma = run_options(o).loss_weights()
-        checks.append(_check((alpha > 0) | (beta > 0) | (gamma > 0),
-                             "all loss weights are 0: nothing to optimise; send style_weight "
-                             "or content_weight above 0 (style_strength 0 zeroes the style "
-                             "and TV weights)"))
+        checks.append(check((alpha > 0) | (beta > 0) | (gamma > 0),
+                            "all loss weights are 0: nothing to optimise; send style_weight "
+                            "or content_weight above 0 (style_strength 0 zeroes the style "
+                            "and TV weights)"))
         return checks
 
     # ----- the algorithm (the library's, traced)
@@ -457,7 +457,7 @@ class _Servable:
     def _stylize(self, content, style, o, given):
         """float32 (H, W, 3) content and style in [0, 255] and the ``Given`` images ->
         (uint8 (H', W', 3), loss): the library's stages, driven in the graph
-        (``tfstyle.graph_run``)."""
+        (``tfstyle.serving.graph_run``)."""
         return graph_run.stylize(self.stylizer, self.optimizer, self.tiling, self.limits,
                                  content, style, o, given)
 
@@ -472,8 +472,8 @@ def _option_check(row, value, limit=None):
     (condition, template) of an export limit that narrows them, whose words then say
     what was refused."""
     if row.allowed:
-        return _check_str(tf.reduce_any(tf.equal(value, list(row.allowed))), row.name + "=",
-                          _printable(value), " is not one of " + ", ".join(row.allowed))
+        return check_str(tf.reduce_any(tf.equal(value, list(row.allowed))), row.name + "=",
+                         printable(value), " is not one of " + ", ".join(row.allowed))
     ok = value > row.lo if row.strict else value >= row.lo
     if row.hi is not None:  # else only the dtype bounds it
         ok &= value <= row.hi
@@ -485,7 +485,7 @@ def _option_check(row, value, limit=None):
     if limit is not None:
         limit_ok, template = limit
         ok &= limit_ok
-    return _check(ok, template, value)
+    return check(ok, template, value)
 
 
 def _rule(row) -> str:

@@ -1,13 +1,13 @@
 """The options a served tfstyle model takes, each declared once.
 
-A request to the exported model (``tfstyle.export``) carries the two images and one
+A request to the exported model (``tfstyle.serving.export``) carries the two images and one
 scalar per row of ``SERVED_OPTIONS``: its name (the signature's input name, and the
 ``RunOptions`` field it sets), its dtype on the wire, its default (``RunOptions``'
 own) and the values it may take. The bounds are the field's own
 (``options.FIELD_BOUNDS``, which ``RunOptions.validate`` checks); a row adds what the
 wire needs. Built from these rows are the signature's inputs, their SignatureDef
-defaults and in-graph checks (``tfstyle.export``), the client's keyword arguments and
-their checks (``tfstyle.client``) and the request of ``tfstyle --server``
+defaults and in-graph checks (``tfstyle.serving.export``), the client's keyword arguments and
+their checks (``tfstyle.serving.client``) and the request of ``tfstyle --server``
 (``tfstyle.remote``): a value is accepted or refused alike by all of them and by
 ``RunOptions.validate``.
 
@@ -32,7 +32,7 @@ __all__ = ["ServedOption", "SERVED_OPTIONS", "NAMES", "BY_NAME", "OPTIONAL_IMAGE
            "request_values", "run_options"]
 
 # The request's optional images, after ``content`` and ``style``: a start image, and a
-# video frame's temporal target and its per-pixel weight (``tfstyle.export``).
+# video frame's temporal target and its per-pixel weight (``tfstyle.serving.export``).
 OPTIONAL_IMAGES = ("init_image", "temporal_target", "temporal_mask")
 
 _RUN_DEFAULTS = RunOptions()
@@ -147,6 +147,6 @@ def run_options(values: dict) -> RunOptions:
     the exported graph scalar tensors) as the ``RunOptions`` the library runs, each
     row's field set to its value and the rest at their defaults. So the graph builds
     its loss, schedule and start from the very fields the library reads
-    (``tfstyle.graph_run``); the values are not validated here (the graph checks them)."""
+    (``tfstyle.serving.graph_run``); the values are not validated here (the graph checks them)."""
     return dataclasses.replace(_RUN_DEFAULTS, **{row.name: values[row.name]
                                                  for row in SERVED_OPTIONS})

@@ -1,6 +1,6 @@
 """The check that an exported SavedModel would load and run on TF Serving: no custom,
 Python-callback or XLA-only ops, no forced compilation, no file I/O outside the saver
-(``find_unservable_ops``; ``tfstyle.export`` runs it on every export)."""
+(``find_unservable_ops``; ``tfstyle.serving.export`` runs it on every export)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """How a request reaches TF Serving: one interface, two transports.
 
-``tfstyle.grpc_transport.GrpcTransport`` and ``tfstyle.rest_transport.RestTransport``
-each carry the calls of one client to one model (an ``Endpoint``), in plain Python
-values, and fail with ``TransportError``; ``tfstyle.client.TFServingClient`` picks one
-and says what a failure means (``ServingError``).
+``grpc_transport.GrpcTransport`` and ``rest_transport.RestTransport`` each carry the
+calls of one client to one model (an ``Endpoint``), in plain Python values, and fail
+with ``TransportError``; ``client.TFServingClient`` picks one and says what a failure
+means (``ServingError``).
 
 Neither imports TensorFlow: the few messages of TF Serving's API are declared by the
 gRPC transport itself, and REST needs only the standard library.
@@ -19,7 +19,7 @@ __all__ = ["Endpoint", "Transport", "TransportError", "DTYPES", "DT_FLOAT", "DT_
 
 # tensorflow/core/framework/types.proto
 DT_FLOAT, DT_INT32, DT_UINT8, DT_STRING, DT_INT64 = 1, 3, 4, 7, 9
-# The DataType of each dtype name that tfstyle.served_options uses.
+# The DataType of each dtype name that tfstyle.serving.served_options uses.
 DTYPES = {"float32": DT_FLOAT, "int32": DT_INT32, "uint8": DT_UINT8, "string": DT_STRING,
           "int64": DT_INT64}
 

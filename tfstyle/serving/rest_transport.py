@@ -19,8 +19,8 @@ import urllib.request
 import numpy as np
 
 from tfstyle.errors import ConfigError
-from tfstyle.served_options import OPTIONAL_IMAGES
-from tfstyle.transport import DT_STRING, Endpoint, TransportError
+from tfstyle.serving.served_options import OPTIONAL_IMAGES
+from tfstyle.serving.transport import DT_STRING, Endpoint, TransportError
 
 # The string inputs that carry encoded images: base64 on the wire.
 IMAGE_INPUTS = ("content", "style") + OPTIONAL_IMAGES
@@ -47,7 +47,7 @@ class RestTransport:
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
 
     def predict(self, inputs: dict) -> dict:
-        """See ``tfstyle.transport.Transport.predict``."""
+        """See ``tfstyle.serving.transport.Transport.predict``."""
         body = json.dumps({"signature_name": self.endpoint.signature,
                            "inputs": _columns(inputs)}, allow_nan=False).encode()
         limit = self.endpoint.max_message_bytes
@@ -66,7 +66,7 @@ class RestTransport:
         return {alias: _output_value(alias, value) for alias, value in outputs.items()}
 
     def model_status(self) -> list[dict]:
-        """See ``tfstyle.transport.Transport.model_status``."""
+        """See ``tfstyle.serving.transport.Transport.model_status``."""
         answer = self._http("GET", self._url(""), None)
         return [{"version": int(s.get("version", 0)), "state": s.get("state", "UNKNOWN"),
                  "error_code": s.get("status", {}).get("error_code", "OK"),
