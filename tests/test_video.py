@@ -1,4 +1,4 @@
-"""The video loop (``tfstyle.video``): warm starts, the temporal term, and resuming.
+"""The video loop (``tfstyle.video.frames``): warm starts, the temporal term, and resuming.
 
 A camera pan over a photo (``video_clips.pan_clip``) has a known flow, so a steady
 result is one that pans with it. The feature model has random weights (the module's
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_image
-from tfstyle import RunOptions, flow
+from tfstyle import RunOptions
+from tfstyle.video import flow
 from tfstyle.errors import ConfigError
-from tfstyle.video import (Frame, VideoOptions, frame_path, frames_done, save_frame,
-                           stylize_frames, warm_start)
+from tfstyle.video.frames import (Frame, VideoOptions, frame_path, frames_done, save_frame,
+                                  stylize_frames, warm_start)
 from video_clips import pan_clip
 
 STYLE = synthetic_image(2)

@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 _LAZY = {"stylize": "tfstyle.local.stylizer", "Stylizer": "tfstyle.local.stylizer",
          "Progress": "tfstyle.local.stylizer", "Result": "tfstyle.local.stylizer",
          "TFServingClient": "tfstyle.serving.client", "ServingError": "tfstyle.serving.client",
-         "VideoOptions": "tfstyle.video", "stylize_frames": "tfstyle.video"}
+         "VideoOptions": "tfstyle.video.frames", "stylize_frames": "tfstyle.video.frames"}
 
 __all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TFServingClient",
            "TfstyleError", "ImageError", "ConfigError", "WeightsError", "NumericalError",

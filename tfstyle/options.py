@@ -173,7 +173,7 @@ class RunOptions:
       32 for VGG16); the whole field (``tiling.receptive_halo``: 70, 58) is exact to
       rounding, smaller is faster and approximate (BENCHMARKS.md, "tiled steps").
     temporal_weight: λ of the temporal term (``losses.temporal_loss``) at the default
-      style strength, on a video's frames after the first (``tfstyle.video``); it follows
+      style strength, on a video's frames after the first (``tfstyle.video.frames``); it follows
       β along ``style_strength``, so the knob keeps its meaning on a clip. A still image
       has no such term.
     """

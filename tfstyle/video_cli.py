@@ -1,6 +1,6 @@
 """``tfstyle --content=clip.mp4 --style=painting.jpg --output=out.mp4``: a video.
 
-The frames run as ``tfstyle.video`` describes (frame 0 as a still image, each later one
+The frames run as ``tfstyle.video.frames`` describes (frame 0 as a still image, each later one
 warm-started from the last and held to it). Each finished frame is written at once,
 atomically, to a frames folder (``out.frames/`` beside a video output, or the --output
 folder itself); the video is encoded from those frames at the end, at the source's
@@ -23,9 +23,9 @@ from absl import flags, logging
 
 from tfstyle import cli_common as common
 from tfstyle.errors import ConfigError, ImageError, Interrupted, TfstyleError
-from tfstyle.flow import PRESETS
 from tfstyle.options import RunOptions
-from tfstyle.video import VideoOptions
+from tfstyle.video.flow import PRESETS
+from tfstyle.video.frames import VideoOptions
 
 _VIDEO = VideoOptions()
 
@@ -73,7 +73,7 @@ def plan() -> Job:
     """The video run's ``Job``, checked before TensorFlow is imported: the clip opens
     and its first frame decodes, the masks decode and fit its frames. The frames folder
     is made once the options are checked too (``run_video``)."""
-    from tfstyle import video_io
+    from tfstyle.video import reader as video_io
 
     for name in ("style", "output"):
         if not getattr(FLAGS, name):
@@ -124,8 +124,8 @@ def _job_record(options, video_options, clip) -> dict:
 def _start_or_resume(frames, options, video_options, clip):
     """(options with the job's seed, frames already done): a fresh job refuses a frames
     folder that holds frames; --resume checks it is this job's and takes its seed."""
-    from tfstyle import video
     from tfstyle.local import runner
+    from tfstyle.video import frames as video
 
     try:  # only now that the options are known good: a refused run leaves nothing
         os.makedirs(frames, exist_ok=True)
@@ -170,7 +170,7 @@ def run_video(job, options, styles=None):
     ``job``: ``plan()``'s ``Job``; ``styles``: --style decoded for
     a local run, None with --server (the server runs each frame's optimisation; the
     flow and the warps are computed here)."""
-    from tfstyle import video
+    from tfstyle.video import frames as video
 
     clip, output, frames, masks = job
     video_options = VideoOptions(frame_steps=FLAGS.frame_steps,
@@ -217,7 +217,7 @@ def run_video(job, options, styles=None):
 def _stylized(frames, styles, masks, options, video_options, previous, stop):
     """The clip's ``video.Frame`` s as they finish: here, or on --server (which
     refuses masks: ``remote.check_flags``)."""
-    from tfstyle import video
+    from tfstyle.video import frames as video
 
     if not FLAGS.server:
         yield from video.stylize_frames(common.stylizer(), frames, styles, options,
@@ -237,7 +237,7 @@ def _resumed(clip, done, frames, size):
     frames_left = iter(clip)
     if not done:
         return frames_left, None
-    from tfstyle import video
+    from tfstyle.video import frames as video
 
     for index, frame in frames_left:
         if index == done - 1:
@@ -248,8 +248,8 @@ def _resumed(clip, done, frames, size):
 
 def _encode(clip, frames, output):
     """The frames folder as an H.264 video at the clip's rate, with its audio."""
-    from tfstyle import video
-    from tfstyle.video_writer import ClipWriter
+    from tfstyle.video import frames as video
+    from tfstyle.video.writer import ClipWriter
 
     count = video.frames_done(frames)
     first = _read_frame(frames, 0)
@@ -263,7 +263,8 @@ def _encode(clip, frames, output):
 
 def _read_frame(frames, index):
     """Finished frame ``index`` of the frames folder, uint8 (H, W, 3)."""
-    from tfstyle import image_io, video
+    from tfstyle import image_io
+    from tfstyle.video import frames as video
 
     path = video.frame_path(frames, index)
     return image_io.to_uint8(image_io.to_array(image_io.open_image(path)))

@@ -86,7 +86,7 @@ class Stylizer(StyleModel):
             controlled as an ``init`` image is (a video frame's warm start).
           temporal: None, or (target (H, W, 3) in [0, 255], weight (H, W) in [0, 1]) at
             the last stage's size: that stage's loss gains ``options.temporal_weight``
-            times ``losses.temporal_loss`` (``tfstyle.video``); the target is colour-
+            times ``losses.temporal_loss`` (``tfstyle.video.frames``); the target is colour-
             controlled as the content is.
 
         With ``size`` at least ``stage_size × stage_factor`` the run is coarse-to-fine

@@ -302,7 +302,7 @@ class TFServingClient:
             image, as ``content``) to start from instead of ``init``;
             ``temporal_target`` (an image) and ``temporal_mask`` (its per-pixel weight,
             (H, W) float in [0, 1] or uint8 0..255), together, at the output's size:
-            a video frame's (``tfstyle.video.run_clip``).
+            a video frame's (``tfstyle.video.frames.run_clip``).
 
         Returns:
           The stylized image, uint8 (H, W, 3) in 0..255, max(H, W) == size.

@@ -23,7 +23,7 @@ Signatures (input names are the contract the clients code against):
   together, at the output's size: the previous stylized frame of a video warped onto
   this one, and its per-pixel weight (grey levels 0..255 for 0..1); the last stage's
   loss gains ``temporal_weight`` times the temporal term, as the library's
-  ``temporal``. The client computes the optical flow and the warps (``tfstyle.video``);
+  ``temporal``. The client computes the optical flow and the warps (``tfstyle.video.frames``);
   the server stays stateless. Without them a request runs exactly as before they
   existed: the term's mask is 0, which adds exactly 0 to the loss and its gradient.
   outputs: ``image_bytes`` (tf.string scalar, PNG; TF Serving's REST API returns it as

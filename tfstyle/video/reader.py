@@ -23,10 +23,10 @@ that says what to do. A clip that breaks off while it is read (truncated or corr
 raises ``ImageError`` with the attribute ``frames_read``: the frames of the span yielded
 before, all of them good, so a caller can keep the work done on them.
 
-Writing is ``tfstyle.video_writer`` (``ClipWriter``, re-exported here).
+Writing is ``tfstyle.video.writer`` (``ClipWriter``); what the two share,
+``tfstyle.video.media``.
 """
 
-import fractions
 import math
 import numbers
 import os
@@ -34,41 +34,24 @@ import re
 
 import numpy as np
 
-from tfstyle.errors import ConfigError, ImageError, one_line
+from tfstyle.errors import ConfigError, ImageError
 from tfstyle.image_io import open_image
+from tfstyle.video.media import EPS, check_file, check_fps, is_real, open_input, pyav, reason
 
-__all__ = ["FRAMES_FPS", "MAX_SIDE", "FRAME_SUFFIXES", "Clip", "open_clip", "ClipWriter"]
+__all__ = ["FRAMES_FPS", "MAX_SIDE", "FRAME_SUFFIXES", "Clip", "open_clip"]
 
 FRAMES_FPS = 25.0
 # 8192 px is the side of image_io.MAX_PIXELS; checked on the header, before decoding.
 MAX_SIDE = 8192
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
-# Frame positions are compared in frames; this absorbs timestamp rounding (1/30 s in a
-# 1/15360 time base) without ever moving a boundary by a visible amount.
-_EPS = 1e-6
-
-
-def _av():
-    try:
-        import av
-    except ImportError as exc:
-        raise ImageError("reading or writing video needs PyAV, which is not installed; "
-                         "run pip install 'tfstyle[video]'") from exc
-    return av
-
-
 # --------------------------------------------------------------------------- options
 
 
-def _real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_span(start, duration, max_frames):
-    if not _real(start) or not math.isfinite(start) or start < 0:
+    if not is_real(start) or not math.isfinite(start) or start < 0:
         raise ConfigError("start must be a number of seconds >= 0, got %r" % (start,))
-    if duration is not None and (not _real(duration) or not math.isfinite(duration)
+    if duration is not None and (not is_real(duration) or not math.isfinite(duration)
                                  or duration <= 0):
         raise ConfigError("duration must be a number of seconds > 0 (or None for the "
                           "rest of the clip), got %r" % (duration,))
@@ -76,15 +59,6 @@ def _check_span(start, duration, max_frames):
                                    or isinstance(max_frames, bool) or max_frames < 1):
         raise ConfigError("max_frames must be a whole number >= 1 (or None for no limit), "
                           "got %r" % (max_frames,))
-
-
-def _check_fps(fps):
-    """A frame rate as an exact fraction (30000/1001 stays NTSC)."""
-    if not _real(fps) or not math.isfinite(fps) or not 0 < fps <= 1000:
-        raise ConfigError("fps must be a number of frames per second in (0, 1000], got %r"
-                          % (fps,))
-    exact = fps if isinstance(fps, fractions.Fraction) else fractions.Fraction(float(fps))
-    return exact.limit_denominator(100000)
 
 
 def _check_max_side(max_side):
@@ -102,37 +76,6 @@ def _check_side(name, size, max_side):
 
 
 # --------------------------------------------------------------------------- sources
-
-
-def _check_file(name):
-    """The usual mistakes told apart before FFmpeg gives its generic message."""
-    try:
-        st = os.stat(name)
-    except FileNotFoundError:
-        raise ImageError("video file '%s' does not exist; check the path" % name) from None
-    except OSError as exc:
-        raise ImageError("cannot read video file '%s': %s" % (name, one_line(exc))) from None
-    if st.st_size == 0:
-        raise ImageError("video file '%s' is empty (0 bytes); re-download or re-export it"
-                         % name)
-
-
-def _open_input(name):
-    av = _av()
-    try:
-        return av.open(name, metadata_errors="ignore")
-    except PermissionError:
-        raise ImageError("cannot read video file '%s': permission denied; fix its "
-                         "permissions" % name) from None
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise ImageError("'%s' is not a video FFmpeg can read (%s): another kind of file, "
-                         "or a video cut short; convert or re-export it to mp4 (H.264), or "
-                         "give a folder of frames" % (name, _reason(exc))) from exc
-
-
-def _reason(exc):
-    """FFmpeg's own words, without the errno and file name PyAV adds around them."""
-    return one_line(getattr(exc, "strerror", None) or exc)
 
 
 def _video_stream(container, name):
@@ -154,9 +97,9 @@ class _VideoSource:
 
     def __init__(self, name, max_side):
         self.name = name
-        _check_file(name)
-        self.errors = (_av().error.FFmpegError, OSError, _CorruptPacket, ImageError)
-        with _open_input(name) as container:
+        check_file(name)
+        self.errors = (pyav().error.FFmpegError, OSError, _CorruptPacket, ImageError)
+        with open_input(name) as container:
             stream = _video_stream(container, name)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             if not rate:
@@ -182,7 +125,7 @@ class _VideoSource:
                 return frame
         except self.errors as exc:
             raise ImageError("'%s' has no frame that decodes (%s); the file is corrupt, "
-                             "re-export it" % (self.name, _reason(exc))) from exc
+                             "re-export it" % (self.name, reason(exc))) from exc
         raise ImageError("'%s' holds no video frames; give a clip with frames" % self.name)
 
     def _decoded(self, container, stream):
@@ -207,7 +150,7 @@ class _VideoSource:
 
     def positions(self, lo):
         """Yields (position, frame) from about position ``lo`` (frames) on."""
-        with _open_input(self.name) as container:
+        with open_input(self.name) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             origin = self._t0
@@ -258,7 +201,7 @@ class _FramesSource:
         self.name = name
         self.files = files
         self.errors = (ImageError,)
-        self.fps = float(_check_fps(FRAMES_FPS if fps is None else fps))
+        self.fps = float(check_fps(FRAMES_FPS if fps is None else fps))
         self.audio = False
         self.frames = self.end = len(files)
         first = open_image(files[0])
@@ -266,7 +209,7 @@ class _FramesSource:
         _check_side("frame '%s'" % files[0], self.size, max_side)
 
     def positions(self, lo):
-        for i in range(max(0, math.ceil(lo - 0.5 - _EPS)), len(self.files)):
+        for i in range(max(0, math.ceil(lo - 0.5 - EPS)), len(self.files)):
             image = open_image(self.files[i])
             if image.size != self.size:
                 raise ImageError("frame '%s' is %dx%d but the first frame is %dx%d; all "
@@ -373,8 +316,8 @@ class Clip:
     def _count(self, frames):
         if frames is None:
             return None
-        first = max(0, math.ceil(self._lo - 0.5 - _EPS))
-        stop = frames if self._hi == math.inf else min(frames, math.ceil(self._hi - 0.5 - _EPS))
+        first = max(0, math.ceil(self._lo - 0.5 - EPS))
+        stop = frames if self._hi == math.inf else min(frames, math.ceil(self._hi - 0.5 - EPS))
         count = max(0, stop - first)
         return count if self.max_frames is None else min(count, self.max_frames)
 
@@ -391,9 +334,9 @@ class Clip:
         frames = self._source.positions(self._lo)
         try:
             for pos, array in frames:
-                if pos + 0.5 < self._lo - _EPS:
+                if pos + 0.5 < self._lo - EPS:
                     continue
-                if pos + 0.5 >= self._hi - _EPS:
+                if pos + 0.5 >= self._hi - EPS:
                     stopped = True
                     break
                 yield n, array
@@ -418,7 +361,7 @@ class Clip:
             error = ImageError("'%s' breaks off after %d frames of the span (%s): it is "
                                "truncated or corrupt; those frames are good (frames_read), "
                                "keep them or re-export the file" % (self.path, n,
-                                                                   _reason(exc)))
+                                                                   reason(exc)))
         error.frames_read = n
         return error
 
@@ -438,8 +381,3 @@ class Clip:
             error.frames_read = n
             raise error
 
-
-# --------------------------------------------------------------------------- writing
-
-
-from tfstyle.video_writer import ClipWriter  # noqa: E402  (it imports this module)

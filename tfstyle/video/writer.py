@@ -1,5 +1,5 @@
 """Frames out: RGB arrays -> an H.264 mp4 at a given frame rate, with a source's audio
-copied, written atomically (``ClipWriter``). Reading is ``tfstyle.video_io``, whose
+copied, written atomically (``ClipWriter``). Reading is ``tfstyle.video.reader``, whose
 conventions (frames, spans, errors) apply here too.
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 
 from tfstyle.atomic import fsync_dir, new_file_mode
 from tfstyle.errors import ConfigError, ImageError
-from tfstyle.video_io import (MAX_SIDE, Clip, _av, _check_file, _check_fps, _EPS, _open_input,
-                              _real, _reason)
+from tfstyle.video.media import EPS, check_file, check_fps, is_real, open_input, pyav, reason
+from tfstyle.video.reader import MAX_SIDE, Clip
 
 __all__ = ["ClipWriter"]
 
@@ -137,11 +137,11 @@ class ClipWriter:
 
     def __init__(self, path, fps, size, audio_from=None, codec="h264", audio_start=None,
                  crf=18):
-        av = _av()
+        av = pyav()
         self.path = _check_target(path)
-        self.fps = _check_fps(fps)
+        self.fps = check_fps(fps)
         self.size = _check_size(size, MAX_SIDE)
-        if not _real(crf) or not 0 <= crf <= 51:
+        if not is_real(crf) or not 0 <= crf <= 51:
             raise ConfigError("crf must be a number from 0 (lossless) to 51, got %r" % (crf,))
         try:
             encoder = av.codec.Codec(codec, "w")
@@ -190,7 +190,7 @@ class ClipWriter:
 
     def _write_error(self, exc):
         return ImageError("could not write '%s': %s; check free disk space and permissions "
-                          "(nothing was saved)" % (self.path, _reason(exc)))
+                          "(nothing was saved)" % (self.path, reason(exc)))
 
     def __enter__(self):
         return self
@@ -207,7 +207,7 @@ class ClipWriter:
             raise ConfigError("the writer of '%s' is closed; open a new ClipWriter"
                               % self.path)
         array = _pad_even(_to_frame(frame, self.size, self.frames))
-        av = _av()
+        av = pyav()
         try:
             video_frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(
                 format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
@@ -228,7 +228,7 @@ class ClipWriter:
             self.abort()
             raise ImageError("no frames were written to '%s', so nothing was saved; write "
                              "at least one frame before close()" % self.path)
-        av = _av()
+        av = pyav()
         try:
             self._out.mux(self._video.encode(None))
             if self._audio is not None:
@@ -258,15 +258,15 @@ class _AudioCopy:
         if isinstance(source, Clip):
             source, start = source.path, source.start if start is None else start
         start = 0.0 if start is None else start
-        if not _real(start) or not math.isfinite(start) or start < 0:
+        if not is_real(start) or not math.isfinite(start) or start < 0:
             raise ConfigError("audio_start must be a number of seconds >= 0, got %r"
                               % (start,))
         name = os.fsdecode(os.fspath(source))
         if os.path.isdir(name):
             raise ImageError("'%s' is a folder of frames, which has no audio to copy; leave "
                              "audio_from unset or give the source video" % name)
-        _check_file(name)
-        self._input = _open_input(name)
+        check_file(name)
+        self._input = open_input(name)
         writer._pending.containers.append(self._input)
         if not self._input.streams.audio:
             raise ImageError("'%s' has no audio to copy; leave audio_from unset, or give "
@@ -289,7 +289,7 @@ class _AudioCopy:
         self._pending, self._samples = None, 0
 
     def _aac_encoder(self):
-        av = _av()
+        av = pyav()
         rate = self._in.rate if self._in.rate in _AAC_RATES else 48000
         layout = "mono" if self._in.channels == 1 else "stereo"
         stream = self._out.add_stream("aac", rate=rate, layout=layout)
@@ -307,7 +307,7 @@ class _AudioCopy:
             if packet.pts is None or packet.size == 0:
                 continue
             t = float(packet.pts * packet.time_base) - self._origin
-            if t >= -_EPS:  # packets starting before the span are dropped whole
+            if t >= -EPS:  # packets starting before the span are dropped whole
                 return t, packet
 
     def copy_until(self, until):

@@ -32,9 +32,10 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from tfstyle import flow, image_io
+from tfstyle import image_io
 from tfstyle.errors import ConfigError
 from tfstyle.options import RunOptions
+from tfstyle.video import flow
 
 FRAME_NAME = "frame_{:06d}.png"
 
