@@ -41,5 +41,6 @@ setup(
                  "tensorflow-serving-api", "grpcio>=1.24.3", "protobuf>=4.21", "pyyaml",
                  "av>=12", "opencv-python-headless>=4.8"],
     },
-    entry_points={"console_scripts": ["tfstyle = tfstyle.cli:run"]},
+    entry_points={"console_scripts": ["tfstyle = tfstyle.cli.main:run",
+                                      "tfstyle-export = tfstyle.cli.export:run"]},
 )

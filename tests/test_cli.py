@@ -27,10 +27,10 @@ def main_in_process(*args):
     Exit codes, one-line errors, signals and the allocator go through ``run_cli``."""
     from absl import flags
 
-    from tfstyle import cli
+    from tfstyle.cli import main
     flags.FLAGS.unparse_flags()
     try:
-        cli.main(flags.FLAGS(["tfstyle", *args]))
+        main.main(flags.FLAGS(["tfstyle", *args]))
     finally:
         flags.FLAGS.unparse_flags()
 

@@ -641,7 +641,7 @@ def test_cli_writes_next_version(tmp_path):
     base = tmp_path / "tfstyle"
     (base / "3").mkdir(parents=True)
     result = subprocess.run(
-        [sys.executable, "-m", "export", f"--model_dir={base}", "--weights=none",
+        [sys.executable, "-m", "tfstyle.cli.export", f"--model_dir={base}", "--weights=none",
          "--content_layers=conv1_1", "--style_layers=conv1_1", "--max_side=32",
          "--max_steps=5", "--optimizer=adam"],
         capture_output=True, text=True, env=QUIET, cwd=REPO, timeout=300)
@@ -650,8 +650,15 @@ def test_cli_writes_next_version(tmp_path):
     assert os.path.isfile(base / "4" / "saved_model.pb")
     assert os.path.isfile(base / "4" / WARMUP_FILE)
 
+
+def test_the_installed_command_refuses_a_bad_version_before_tensorflow(tmp_path):
+    """``tfstyle-export``, as pip installs it beside the interpreter, from outside the
+    checkout: the exporter is part of the package, not of the repository."""
+    command = os.path.join(os.path.dirname(sys.executable), "tfstyle-export")
+    assert os.path.isfile(command), "pip install -e . installs the tfstyle-export command"
     result = subprocess.run(
-        [sys.executable, "-m", "export", f"--model_dir={base}", "--version=0", "--weights=none"],
-        capture_output=True, text=True, env=QUIET, cwd=REPO, timeout=300)
+        [command, f"--model_dir={tmp_path / 'tfstyle'}", "--version=0", "--weights=none"],
+        capture_output=True, text=True, env=QUIET, cwd=tmp_path, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "export: error: --version must be ≥ 1, got 0"
+    assert result.stderr.strip().splitlines()[-1] == \
+        "tfstyle-export: error: --version must be ≥ 1, got 0"

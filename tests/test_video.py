@@ -205,7 +205,7 @@ def test_the_command_writes_every_frame_and_the_video_with_its_audio(movie):
 def test_ctrl_c_keeps_the_finished_frames_and_resume_ends_as_a_whole_run(movie, monkeypatch):
     from PIL import Image
 
-    from tfstyle import cli_common
+    from tfstyle.cli import common as cli_common
     whole, parts = movie / "whole", movie / "parts"
     assert video_cli(movie, whole)[0] == 0
 

@@ -8,7 +8,7 @@ own) and the values it may take. The bounds are the field's own
 wire needs. Built from these rows are the signature's inputs, their SignatureDef
 defaults and in-graph checks (``tfstyle.serving.export``), the client's keyword arguments and
 their checks (``tfstyle.serving.client``) and the request of ``tfstyle --server``
-(``tfstyle.remote``): a value is accepted or refused alike by all of them and by
+(``tfstyle.cli.remote``): a value is accepted or refused alike by all of them and by
 ``RunOptions.validate``.
 
 These are the bounds that hold for every export. An export narrows ``steps`` and

@@ -191,7 +191,7 @@ def served_frames(client, frames: Iterable, style, options: RunOptions,
 def run_clip(run_frame: Callable, frames: Iterable, options: RunOptions,
              video: VideoOptions = VideoOptions(), previous: tuple | None = None):
     """The frame schedule, for any way of running one frame; yields a ``Frame`` as each
-    finishes. No TensorFlow here: a client of a server runs it too (``tfstyle.remote``).
+    finishes. No TensorFlow here: a client of a server runs it too (``tfstyle.cli.remote``).
 
     Args:
       run_frame: ``run_frame(frame, options, start=None, temporal=None)`` -> uint8

@@ -19,12 +19,11 @@ import sys
 
 from absl import app, flags, logging
 
-from tfstyle import remote  # the --server flags and path (tfstyle/remote.py)
-from tfstyle import cli_common as common, photos_cli, video_cli
-from tfstyle.errors import Interrupted, NumericalError, TfstyleError
+from tfstyle.cli import common, photos as photos_cli, video as video_cli
+from tfstyle.cli import model_flags  # noqa: F401  (defines --weights --backbone --pooling, layers)
+from tfstyle.cli import remote  # the --server flags and path
+from tfstyle.errors import ConfigError, Interrupted, NumericalError, TfstyleError
 from tfstyle.local import checkpoint
-from tfstyle import model_flags  # noqa: F401  (defines --weights --backbone --pooling, layers)
-from tfstyle.errors import ConfigError
 from tfstyle.options import PRESERVE_COLORS, STYLE_LOSSES, RunOptions
 
 _DEFAULTS = RunOptions()

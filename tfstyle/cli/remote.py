@@ -34,9 +34,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from absl import flags, logging
 
+from tfstyle.cli.photo_paths import content_files, plan_outputs
 from tfstyle.errors import ConfigError, TfstyleError
 from tfstyle.options import INITS, RunOptions
-from tfstyle.photo_paths import content_files, plan_outputs
 from tfstyle.serving.served_options import request_values
 
 flags.DEFINE_string("server", None,

@@ -1,6 +1,6 @@
-"""``python -m export``: write a tfstyle model for TensorFlow Serving.
+"""The ``tfstyle-export`` command: write a tfstyle model for TensorFlow Serving.
 
-    python -m export --model_dir=models/tfstyle --version=1 --weights=imagenet \
+    tfstyle-export --model_dir=models/tfstyle --version=1 --weights=imagenet \
         --max_side=1024 --max_steps=2000 --optimizer=lbfgs
 
 writes ``models/tfstyle/1/{saved_model.pb, variables/, assets.extra/}``. Without
@@ -16,8 +16,8 @@ import sys
 
 from absl import app, flags, logging
 
+from tfstyle.cli.model_flags import model_options  # --weights --backbone --pooling, layers
 from tfstyle.errors import ConfigError, TfstyleError
-from tfstyle.model_flags import model_options  # --weights --backbone --pooling, layers
 
 flags.DEFINE_string("model_dir", "models/tfstyle",
                     "The model's base path: versions are written to <model_dir>/<version>.")
@@ -73,8 +73,8 @@ def main(argv):
             raise ConfigError(f"--version must be ≥ 1, got {version}")
         model = model_options()
 
-        from tfstyle.serving.export import export_model  # TensorFlow loads here, after the flag checks
         from tfstyle.core.precision import resolve_precision
+        from tfstyle.serving.export import export_model  # TensorFlow loads here, after the flag checks
 
         # Before the verbosity drops: the line saying what auto fixed in the model shows.
         precision = resolve_precision(FLAGS.precision)
@@ -97,9 +97,14 @@ def main(argv):
 
 
 def _fail(message):
-    print(f"export: error: {' '.join(message.split())}", file=sys.stderr)
+    print(f"tfstyle-export: error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(1)
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

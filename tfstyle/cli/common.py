@@ -1,6 +1,6 @@
 """What the command's three runs share (one image, many photos, a video): the flags'
 feature model, progress logging, the Ctrl-C handler and small flag helpers. The flags
-themselves are defined in ``tfstyle.cli``.
+themselves are defined in ``tfstyle.cli.main``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 
 from absl import flags, logging
 
+from tfstyle.cli.model_flags import model_options  # --weights --backbone --pooling, layers
 from tfstyle.errors import ConfigError
-from tfstyle.model_flags import model_options  # --weights --backbone --pooling, layers
 
 FLAGS = flags.FLAGS
 

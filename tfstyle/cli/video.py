@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from absl import flags, logging
 
-from tfstyle import cli_common as common
+from tfstyle.cli import common
 from tfstyle.errors import ConfigError, ImageError, Interrupted, TfstyleError
 from tfstyle.options import RunOptions
 from tfstyle.video.flow import PRESETS
@@ -177,7 +177,7 @@ def run_video(job, options, styles=None):
                                  independent=FLAGS.independent_frames,
                                  flow_preset=FLAGS.flow_preset).validate()
     if FLAGS.server:
-        from tfstyle import remote
+        from tfstyle.cli import remote
         remote.check_flags(options, clip=True)
     options, done = _start_or_resume(frames, options, video_options, clip)
     total = clip.count
@@ -224,7 +224,7 @@ def _stylized(frames, styles, masks, options, video_options, previous, stop):
                                         video_options, previous=previous, should_stop=stop,
                                         **masks)
         return
-    from tfstyle import remote
+    from tfstyle.cli import remote
 
     with remote.make_client() as client, remote.hinted_errors():
         yield from video.served_frames(client, frames, FLAGS.style, options, video_options,

@@ -1,4 +1,4 @@
-"""The feature-model flags, shared by the ``tfstyle`` command and ``python -m export``.
+"""The feature-model flags, shared by the ``tfstyle`` and ``tfstyle-export`` commands.
 
 Both programs build the same ``Stylizer`` from the same flags; defining and reading them
 in one place keeps their names, defaults and checks the same.

@@ -3,7 +3,7 @@
 Each photo is stylized on its own by one ``Stylizer`` (``Stylizer.stylize_many``: the
 model and the traced step are built once) and written as soon as it finishes. A photo
 that fails is reported and the others go on; Ctrl-C keeps the finished ones, and
-``--resume`` skips the photos whose output exists. The flags are ``tfstyle.cli``'s.
+``--resume`` skips the photos whose output exists. The flags are ``tfstyle.cli.main``'s.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 from absl import flags, logging
 
-from tfstyle import cli_common as common, photo_paths
+from tfstyle.cli import common, photo_paths
 from tfstyle.errors import ConfigError, Interrupted, TfstyleError
 from tfstyle.options import INITS
 
