@@ -15,7 +15,7 @@ Every failure a user can cause is raised as :class:`~tfstyle.errors.ImageError`
 (unreadable input, unwritable output) or :class:`~tfstyle.errors.ConfigError`
 (a value tfstyle cannot use), with a one-line message naming the file.
 
-At about 650 lines this is over the project's 600 on purpose: reading and writing share
+At about 600 lines this is at the project's limit on purpose: reading and writing share
 the conventions above and their helpers (``to_uint8``, the error wording), and most of
 the length is the hostile-input handling each direction needs.
 """

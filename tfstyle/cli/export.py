@@ -73,8 +73,9 @@ def main(argv):
             raise ConfigError(f"--version must be ≥ 1, got {version}")
         model = model_options()
 
+        # TensorFlow loads here, after the flag checks.
         from tfstyle.core.precision import resolve_precision
-        from tfstyle.serving.export import export_model  # TensorFlow loads here, after the flag checks
+        from tfstyle.serving.export import export_model
 
         # Before the verbosity drops: the line saying what auto fixed in the model shows.
         precision = resolve_precision(FLAGS.precision)

@@ -11,8 +11,8 @@ painting's style. Read top to bottom (``model``, then ``stages``):
 * ``StyleModel.compute_targets``: the photo's content features and the paintings'
   style statistics (``content_targets`` and ``style_targets``);
 * ``StyleModel.make_step``: ``step(x, state, targets) -> (x, state, terms)``: one loss
-  and gradient (``tfstyle.losses``, tile by tile with ``tfstyle.tiling``) and one
-  optimiser update (``tfstyle.optimizers``);
+  and gradient (``tfstyle.core.losses``, tile by tile with ``tfstyle.core.tiling``) and one
+  optimiser update (``tfstyle.core.optimizers``);
 * ``stages.optimize``: a stage's steps in a ``tf.while_loop``;
 * ``stages.stage_functions``: those three for one loss, optimiser and tiling
   (``StageFunctions``);

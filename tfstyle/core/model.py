@@ -29,7 +29,7 @@ class StyleModel:
         as a sequence or a comma-separated string.
       style_layer_weights: w_l per style layer; default each a quarter of the one before,
         summing to 1 (``losses.default_style_layer_weights``).
-      precision: ``auto``, ``float32`` or ``mixed_bfloat16`` (``tfstyle.precision``);
+      precision: ``auto``, ``float32`` or ``mixed_bfloat16`` (``tfstyle.core.precision``);
         ``self.precision`` is the choice.
       content_edge_powers: per content layer, the power g ≥ 0 of the content term's
         weight on the photo's edges (``losses.edge_weights``); default 0 each, the
@@ -57,7 +57,7 @@ class StyleModel:
                                          dtype=self.precision)
         # The smallest image whose deepest feature map still has one position.
         self.min_side = max(layer_stride(name) for name in self.layers)
-        # Tiles' context (tfstyle.tiling): exact is the deepest layer's receptive
+        # Tiles' context (tfstyle.core.tiling): exact is the deepest layer's receptive
         # field; the default is half of it.
         self.exact_halo = receptive_halo(self.layers, backbone)
         self.default_halo = default_halo(self.layers, backbone)
@@ -84,7 +84,7 @@ class StyleModel:
                          temporal_weight=options.temporal_loss_weight())
 
     def tiled_loss(self, loss: StyleLoss, tiling: Tiling) -> TiledLoss:
-        """``loss`` on this feature model, evaluated tile by tile (``tfstyle.tiling``)."""
+        """``loss`` on this feature model, evaluated tile by tile (``tfstyle.core.tiling``)."""
         return TiledLoss(self.features, loss, self.content_layers, self.style_layers, tiling)
 
     def compute_targets(self, loss: StyleLoss, content: tf.Tensor, style,
