@@ -1,6 +1,7 @@
 """What the command's three runs share (one image, many photos, a video): the flags'
 feature model, progress logging, the Ctrl-C handler and small flag helpers. The flags
-themselves are defined in ``tfstyle.cli.main``.
+themselves are defined in ``tfstyle.cli.main``. Both commands, ``tfstyle`` and
+``tfstyle-export``, end on an error with ``fail``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from tfstyle.cli.model_flags import model_options  # --weights --backbone --pool
 from tfstyle.errors import ConfigError
 
 FLAGS = flags.FLAGS
+
+
+def fail(program: str, message: str):
+    """Ends the command ``program`` with status 1 and ``message`` on one line of stderr."""
+    print(f"{program}: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(1)
 
 
 def style_paths() -> list:

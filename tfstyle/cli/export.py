@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 
 from absl import app, flags, logging
 
+from tfstyle.cli import common
 from tfstyle.cli.model_flags import model_options  # --weights --backbone --pooling, layers
 from tfstyle.errors import ConfigError, TfstyleError
 
@@ -65,7 +65,8 @@ def next_version(model_dir: str) -> int:
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
+        common.fail("tfstyle-export", f"unexpected arguments {' '.join(argv[1:])}: all "
+                                              "options are --flags")
     try:
         version = FLAGS.version if FLAGS.version is not None else next_version(FLAGS.model_dir)
         if version < 1:
@@ -93,13 +94,8 @@ def main(argv):
             precision=precision, tile_size=FLAGS.tile_size,
             tile_halo=FLAGS.tile_halo)
     except TfstyleError as e:
-        _fail(str(e))
+        common.fail("tfstyle-export", str(e))
     print(path)
-
-
-def _fail(message):
-    print(f"tfstyle-export: error: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(1)
 
 
 def run():

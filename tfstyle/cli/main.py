@@ -260,7 +260,8 @@ def run_local(output, options, inputs):
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f"unexpected arguments {' '.join(argv[1:])}: all options are --flags")
+        common.fail("tfstyle", f"unexpected arguments {' '.join(argv[1:])}: all options "
+                               "are --flags")
     try:
         jobs = styles = None
         video = video_cli.plan() if video_cli.is_video() else None
@@ -284,7 +285,7 @@ def main(argv):
         else:
             run_local(output, options, _load_inputs(options, images))
     except TfstyleError as e:
-        _fail(str(e))
+        common.fail("tfstyle", str(e))
 
 
 def _choose_allocator():
@@ -315,11 +316,6 @@ def _choose_allocator():
                      "TensorFlow's tensors come from malloc, which keeps the bound "
                      "(TF_CPU_ALLOCATOR_USE_BFC=1 overrides: faster, not bounded)",
                      FLAGS.size, budget / 2**30)
-
-
-def _fail(message):
-    print(f"tfstyle: error: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(1)
 
 
 def run():
