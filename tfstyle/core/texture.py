@@ -100,13 +100,22 @@ def random_phase(image, seed, cycles=LAYOUT_CYCLES) -> tf.Tensor:
       float32 (H, W, 3) in [0, 255] (clipped): the image's mean colour and (above
       ``cycles``) power spectrum, with the phase of white noise.
     """
-    image = tf.convert_to_tensor(image, tf.float32)
+    return _random_phase(tf.convert_to_tensor(image, tf.float32), tf.cast(seed, tf.int64),
+                         tf.constant(cycles, tf.float32))
+
+
+# One graph, traced once for any size, whether the library calls it eagerly or the
+# exported model calls it inside its own: TensorFlow's eager kernels and the graph's
+# rewrites of the same ops (the DFT's cosines, the divisions) differ in the last bits,
+# and a served run must be the library's to the bit.
+@tf.function(input_signature=(tf.TensorSpec([None, None, 3], tf.float32),
+                              tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32)),
+             autograph=False)
+def _random_phase(image, seed, cycles):
     mean = tf.reduce_mean(image, [0, 1], keepdims=True)
     spectrum = _spectrum(periodic_component(image) - mean)
-    if cycles:
-        weights = _high_pass(tf.shape(image)[:2], cycles)
-        spectrum = spectrum * tf.cast(weights, tf.complex64)[None]
-    seed = tf.cast(seed, tf.int64)
+    weights = tf.cast(_high_pass(tf.shape(image)[:2], cycles), tf.complex64)
+    spectrum = spectrum * weights[None]
     # Not the noise start's stream (stages.noise_image): the two must not be one draw.
     pair = tf.stack([seed % (2 ** 31), seed // (2 ** 31) + 1])
     noise = tf.random.stateless_normal(tf.shape(image)[:2], pair)
@@ -127,7 +136,8 @@ def _image(spectrum):
 
 def _high_pass(shape, cycles):
     """1 − exp(−(n / cycles)²) at each frequency of an (H, W) DFT, n its number of
-    cycles across the image's longest side: 0 at the mean, ~1 above ``cycles``."""
+    cycles across the image's longest side: 0 at the mean, ~1 above ``cycles``; 1
+    everywhere for ``cycles`` 0 (a float32 scalar tensor)."""
     height, width = shape[0], shape[1]
     longest = tf.cast(tf.maximum(height, width), tf.float32)
 
@@ -138,4 +148,6 @@ def _high_pass(shape, cycles):
 
     fy, fx = folded(height)[:, None], folded(width)[None, :]
     n2 = (fy * fy + fx * fx) * longest * longest
-    return 1.0 - tf.exp(-n2 / (cycles * cycles))
+    whole = tf.ones_like(n2)
+    safe = tf.where(cycles > 0, cycles, 1.0)
+    return tf.where(cycles > 0, 1.0 - tf.exp(-n2 / (safe * safe)), whole)
