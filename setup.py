@@ -30,8 +30,8 @@ setup(
         "serving": ["grpcio>=1.24.3", "protobuf>=4.21"],
         # The export's warm-up record is a TF Serving PredictionLog.
         "export": ["tensorflow-serving-api"],
-        # Video in and out (tfstyle.video_io: PyAV, whose wheels ship FFmpeg) and optical
-        # flow (tfstyle.flow: OpenCV's DIS); neither imports TensorFlow.
+        # Video in and out (tfstyle.video.reader: PyAV, whose wheels ship FFmpeg) and optical
+        # flow (tfstyle.video.flow: OpenCV's DIS); neither imports TensorFlow.
         "video": ["av>=12", "opencv-python-headless>=4.8"],
         # The browser page (tfstyle-web, tfstyle/web): Starlette for the routes and the
         # event streams, uvicorn to serve them, python-multipart to read uploads as
@@ -50,6 +50,7 @@ setup(
                  "av>=12", "opencv-python-headless>=4.8", *WEB, "selenium>=4.10"],
     },
     package_data={"tfstyle.web": ["static/*"]},
-    entry_points={"console_scripts": ["tfstyle = tfstyle.cli:run",
+    entry_points={"console_scripts": ["tfstyle = tfstyle.cli.main:run",
+                                      "tfstyle-export = tfstyle.cli.export:run",
                                       "tfstyle-web = tfstyle.web.main:run"]},
 )

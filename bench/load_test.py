@@ -216,7 +216,7 @@ class Outcome:
 
 def request_once(client, protocol, workload, kind, seed=0) -> Outcome:
     """One request of ``kind`` ("good" with ``seed``, or a BAD_KINDS entry), judged."""
-    from tfstyle.client import ServingError
+    from tfstyle.serving.client import ServingError
 
     if kind == "good":
         content, options, words = workload.content, workload.good[seed], None
@@ -247,7 +247,7 @@ def request_once(client, protocol, workload, kind, seed=0) -> Outcome:
 
 def client_loop(target, protocol, workload, deadline, rng, outcomes, bad_fraction, timeout):
     """One client: requests back to back until ``deadline``; appends an Outcome each."""
-    from tfstyle.client import TFServingClient
+    from tfstyle.serving.client import TFServingClient
 
     with TFServingClient(target, protocol=protocol, timeout=timeout) as client:
         while time.monotonic() < deadline:
@@ -366,7 +366,7 @@ def run_load(clients=32, seconds=20.0, rounds=3, rest_every=4, bad_fraction=0.25
     with ServerProcess(base_path, workers, lifetime) as server:
         log(f"server pid {server.pid}: gRPC {server.grpc}, REST {server.rest}")
         protocols = ["rest" if (i + 1) % rest_every == 0 else "grpc" for i in range(clients)]
-        from tfstyle.client import TFServingClient
+        from tfstyle.serving.client import TFServingClient
 
         # One request of each kind on each protocol first, so that first-use
         # allocations are in the baseline, not counted as growth.

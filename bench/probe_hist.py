@@ -44,7 +44,7 @@ def make_stylizer(hist_weight, precision, hist_layers="default"):
     import tensorflow as tf
 
     from tfstyle import Stylizer
-    from tfstyle.losses import LossTerms, StyleLoss, StyleTargets, layer_sums
+    from tfstyle.core.losses import LossTerms, StyleLoss, StyleTargets, layer_sums
 
     def bases(channels):
         rng = np.random.default_rng(0)
@@ -65,7 +65,7 @@ def make_stylizer(hist_weight, precision, hist_layers="default"):
                 layer_weights = [1.0 / len(layer_weights)] * len(layer_weights)
             for w, f, r, sorted_t, s in zip(layer_weights, style_features,
                                             self.rotations, targets.style_means[1],
-                                            targets.style_scales):
+                                            targets.painting_scales):
                 flat = tf.reshape(tf.cast(f, tf.float32) / s, (-1, tf.shape(f)[-1]))
                 proj = tf.sort(tf.matmul(flat, r), axis=0)
                 m = tf.shape(proj)[0]
@@ -96,7 +96,7 @@ def make_stylizer(hist_weight, precision, hist_layers="default"):
             features = self.features(style)[1]
             sums = [layer_sums(f) for f in features]
             default = loss.style_targets([sums], blend_weights, masks)
-            scales = default.scales
+            scales = default.painting_scales
             sorted_t = tuple(
                 tf.sort(tf.matmul(tf.reshape(tf.cast(f, tf.float32) / s,
                                              (-1, tf.shape(f)[-1])), r), axis=0)

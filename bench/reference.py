@@ -22,8 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfstyle.features import build_feature_model, read_conv_weights
-from tfstyle.losses import gram_matrix
+from tfstyle.core.features import build_feature_model, read_conv_weights
+from tfstyle.core.losses import gram_matrix
 
 STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
 CONTENT_LAYERS = ["block5_conv2"]

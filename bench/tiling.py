@@ -1,4 +1,4 @@
-"""Tiled steps (tfstyle.tiling): what the halo costs and changes, and peak memory by size.
+"""Tiled steps (tfstyle.core.tiling): what the halo costs and changes, and peak memory by size.
 
     python bench/tiling.py --tiling_sections=halo,steps,print --write
 
@@ -77,11 +77,12 @@ def _problem(config):
     import tensorflow as tf
 
     from tfstyle import RunOptions
+    from tfstyle.local.inputs import stage_inputs
     stylizer = _stylizer(config)
     options = RunOptions(size=config["size"], stage_size=0)
     loss = stylizer.make_loss(options)
     inputs = stylizer.prepare(config["content"], config["style"], options)
-    arrays = stylizer.stage_inputs(inputs, config["size"], options)
+    arrays = stage_inputs(inputs, config["size"], options, stylizer.layers)
     content = tf.constant(arrays.run_content[None])
     targets = stylizer.compute_targets(loss, content, tf.constant(arrays.styles[0][None]))
     return stylizer, loss, content, targets
@@ -109,7 +110,7 @@ def halo_probe(config):
     import numpy as np
     import tensorflow as tf
 
-    from tfstyle.tiling import Tiling
+    from tfstyle.core.tiling import Tiling
     stylizer, loss, content, targets = _problem(config)
     # A point on the way: the photo with the painting's texture half put in is not at
     # hand, so noise on the photo (the gradient is then large everywhere).

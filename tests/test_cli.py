@@ -27,10 +27,10 @@ def main_in_process(*args):
     Exit codes, one-line errors, signals and the allocator go through ``run_cli``."""
     from absl import flags
 
-    from tfstyle import cli
+    from tfstyle.cli import main
     flags.FLAGS.unparse_flags()
     try:
-        cli.main(flags.FLAGS(["tfstyle", *args]))
+        main.main(flags.FLAGS(["tfstyle", *args]))
     finally:
         flags.FLAGS.unparse_flags()
 
@@ -71,8 +71,9 @@ def test_a_memory_limit_that_needs_tiling_keeps_malloc(images, tmp_path):
     CLI serves TensorFlow's tensors from malloc, whose peak the planner bounds; without
     a limit it keeps the pool; a user's TF_CPU_ALLOCATOR_USE_BFC wins. Which allocator
     ran is read back from TensorFlow (``allocator.in_effect``)."""
-    from tfstyle import allocator, memory
-    from tfstyle.features import feature_layers, resolve_layers
+    from tfstyle import allocator
+    from tfstyle.local import memory
+    from tfstyle.core.features import feature_layers, resolve_layers
     from tfstyle.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
     content_layers = resolve_layers(DEFAULT_CONTENT_LAYERS)
     layers = feature_layers(DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS)

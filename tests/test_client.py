@@ -1,6 +1,6 @@
 """The TF Serving client, over gRPC and REST, against the loopback server on 127.0.0.1.
 
-The server (tests/serving_server.py) serves a real ``tfstyle.export`` of a tiny
+The server (tests/serving_server.py) serves a real ``tfstyle.serving.export`` of a tiny
 random-weight VGG16 with TF Serving's session-based loading, request checks and error
 codes; max_side 32 and max_steps 3 keep every request to a fraction of a second.
 """
@@ -29,9 +29,9 @@ from conftest import REPO, synthetic_image
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server
 from tensorflow_serving.apis import predict_pb2
 from tfstyle import ConfigError, ImageError, RunOptions
-from tfstyle import client as client_module
-from tfstyle import grpc_transport, rest_transport, served_options
-from tfstyle.client import ServingError, TFServingClient, encode_image
+from tfstyle.serving import client as client_module
+from tfstyle.serving import grpc_transport, rest_transport, served_options
+from tfstyle.serving.client import ServingError, TFServingClient, encode_image
 
 PROTOCOLS = ["grpc", "rest"]
 DEFAULTS = RunOptions()
@@ -491,7 +491,7 @@ def test_bad_arguments_to_the_client_are_config_errors():
 def test_the_client_does_not_import_tensorflow(server):
     code = (
         "import sys, numpy as np\n"
-        "from tfstyle.client import TFServingClient\n"
+        "from tfstyle.serving.client import TFServingClient\n"
         "pixels = np.zeros((20, 20, 3), np.uint8)\n"
         f"for protocol, target in (('grpc', {server.grpc_target!r}), "
         f"('rest', {server.rest_target!r})):\n"

@@ -1,10 +1,10 @@
-"""Colour control (tfstyle.color) against independent numpy float64 references."""
+"""Colour control (tfstyle.core.color) against independent numpy float64 references."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfstyle import color
+from tfstyle.core import color
 
 # Full-range BT.601 (JPEG/JFIF), written out from the standard's tables.
 BT601 = np.array([[0.299, 0.587, 0.114],

@@ -7,12 +7,13 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import synthetic_image
+from conftest import synthetic_image, targets_of
 from tfstyle import ConfigError, RunOptions
-from tfstyle import color, schedule
+from tfstyle.core import color, schedule
 from tfstyle.options import MAX_STEPS
 from tfstyle.errors import Interrupted
-from tfstyle.losses import StyleLoss, moments, style_distance
+from tfstyle.core.losses import StyleLoss, layer_sums, mask_weights, style_distance, sums_moments
+from tfstyle.local.inputs import stage_inputs
 
 CONTENT = synthetic_image(1, 48, 64)
 STYLE_A = synthetic_image(2, 40, 40)
@@ -48,12 +49,11 @@ def test_blended_target_is_the_weighted_mix_of_the_styles_moments():
     fb = [rng.uniform(0, 3, (1, 4, 8, 4)), rng.uniform(0, 1, (1, 2, 4, 7))]
     loss = StyleLoss([], ["x", "y"], 1.0, 1.0, 0.0)
     weights = (0.3, 0.7)
-    targets = loss.targets([], [[tf.constant(f, tf.float32) for f in fa],
-                                [tf.constant(f, tf.float32) for f in fb]], weights,
-                           photo_style_features=[tf.constant(f, tf.float32) for f in fa])
+    as_tensors = [[tf.constant(f, tf.float32) for f in fs] for fs in (fa, fb)]
+    targets = targets_of(loss, ([], as_tensors[0]), as_tensors, weights)
     for layer in range(2):
         scale = sum(w * np.mean(np.abs(f[layer])) for w, f in zip(weights, (fa, fb)))
-        assert rel_err(targets.style_scales[layer], scale) < 1e-5
+        assert rel_err(targets.painting_scales[layer], scale) < 1e-5
         want_gram = want_mean = 0
         for w, f in zip(weights, (fa, fb)):
             flat = f[layer].reshape(-1, f[layer].shape[-1]) / scale
@@ -129,10 +129,12 @@ def test_luminance_puts_the_contents_chroma_back(stylizer):
 
 
 def test_masked_moments_match_numpy():
+    # As StyleLoss weighs a style layer's positions by a mask over the image.
     rng = np.random.default_rng(1)
     features = rng.uniform(0, 2, (1, 4, 6, 5))
     mask = rng.uniform(0, 1, (1, 8, 12, 1))
-    second, mean, area = moments(tf.constant(features, tf.float32), tf.constant(mask, tf.float32))
+    weights = mask_weights(tf.constant(mask, tf.float32), features.shape[1:3])
+    second, mean, area = sums_moments(layer_sums(tf.constant(features, tf.float32), weights))
     # Area resizing by an integer factor is the block mean.
     weights = mask.reshape(4, 2, 6, 2).mean((1, 3)).reshape(-1)
     flat = features.reshape(-1, 5)
@@ -166,8 +168,8 @@ def region_style_distance(stylizer, image, style, mask):
     a run resizes it)."""
     options = MASK_OPTIONS
     loss = stylizer.make_loss(options)
-    style = stylizer.stage_inputs(stylizer.prepare(CONTENT, style, options), options.size,
-                                  options).styles[0]
+    style = stage_inputs(stylizer.prepare(CONTENT, style, options), options.size, options,
+                         stylizer.layers).styles[0]
     targets = stylizer.compute_targets(loss, tf.constant(CONTENT[None], tf.float32),
                                        tf.constant(style[None], tf.float32),
                                        masks=(tf.constant(mask[None, :, :, None] / 255.0,
@@ -258,7 +260,7 @@ def test_stage_plan(options, plan):
 
 
 def reference_plan(target, steps, stage_size, factor):
-    """tfstyle/schedule.py's rule, in plain Python: [(size, steps), ...], or None for a
+    """tfstyle/core/schedule.py's rule, in plain Python: [(size, steps), ...], or None for a
     plan of more than 16 stages.
 
     The sizes round(target / factor^k), k = 1, 2, ..., while still ≥ stage_size (none
@@ -327,7 +329,7 @@ def test_coarse_to_fine_runs_each_stage_and_ends_at_full_size(stylizer, optimize
 
 
 def test_adam_state_is_carried_into_the_next_stage():
-    from tfstyle.optimizers import Adam
+    from tfstyle.core.optimizers import Adam
     adam = Adam()
     image = tf.fill((1, 4, 6, 3), 100.0)
     _, state = adam.update(image, tf.ones_like(image), 0.0, adam.init(image))
@@ -359,8 +361,8 @@ def test_resume_inside_a_later_stage_reaches_the_uninterrupted_result(stylizer, 
 @pytest.mark.parametrize("stop_at", [5, 20])  # chunks polled: inside stage 1, stage 2
 def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
         stylizer, monkeypatch, stop_at):
-    import tfstyle.core
-    import tfstyle.inputs
+    import tfstyle.core.stage_inputs
+    from tfstyle.core import stages
     options = RunOptions(size=96, steps=24, seed=0, stage_size=48)  # the blend start
     whole = stylizer.stylize(CONTENT, STYLE_A, options).image
     calls = [0]
@@ -375,8 +377,8 @@ def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
     def no_start(*args, **kwargs):
         raise AssertionError("a resumed run built a start image")
 
-    monkeypatch.setattr(tfstyle.inputs, "painting_start", no_start)
-    monkeypatch.setattr(tfstyle.core, "start_image", no_start)
+    monkeypatch.setattr(tfstyle.core.stage_inputs, "painting_start", no_start)
+    monkeypatch.setattr(stages, "start_image", no_start)
     resumed = stylizer.stylize(CONTENT, STYLE_A, options, resume=info.value.checkpoint)
     np.testing.assert_array_equal(resumed.image, whole)
 
@@ -386,7 +388,7 @@ def test_a_resumed_stage_starts_from_the_checkpoint_and_builds_no_start(
 
 @pytest.mark.parametrize("strength", [0.0, 0.2, 0.5, 0.8, 1.0])
 def test_strength_weights_follow_the_documented_curve(strength):
-    from tfstyle.losses import strength_weights
+    from tfstyle.core.losses import strength_weights
     from tfstyle.options import DEFAULT_STYLE_STRENGTH as s0, STRENGTH_REACH as reach
     alpha, beta, gamma = strength_weights(2.0, 3e3, 50.0, strength, s0, reach)
     # ε from its definition: the ratio β/α at s = 1 is ``reach`` times the one at s0.
@@ -404,7 +406,7 @@ def test_strength_weights_follow_the_documented_curve(strength):
 def test_the_knob_is_monotonic_in_its_weights(s0, reach):
     """α never rises and β never falls along the knob, the ratio β/α rises strictly from
     0, equals the given weights' at s0 and ``reach`` times theirs at 1."""
-    from tfstyle.losses import strength_weights
+    from tfstyle.core.losses import strength_weights
     knob = np.linspace(0.0, 1.0, 201)
     alpha, beta, gamma = (np.array(w, np.float64) for w in
                           zip(*(strength_weights(2.0, 3e3, 50.0, s, s0, reach) for s in knob)))
@@ -419,7 +421,7 @@ def test_the_knob_is_monotonic_in_its_weights(s0, reach):
 
 
 def test_a_reach_the_knob_cannot_make_is_refused():
-    from tfstyle.losses import strength_weights
+    from tfstyle.core.losses import strength_weights
     with pytest.raises(ValueError, match="reach"):
         strength_weights(1.0, 1.0, 1.0, 0.5, 0.5, 4.0)  # the ratio at 1 is already 4
 

@@ -113,7 +113,7 @@ def test_compose_ports_and_mounts(compose, models_config):
     base_path = models_config.model_config_list.config[0].base_path
     assert set(mounts) == {base_path, CONFIG_PATH}
     assert all(v["type"] == "bind" and v["read_only"] for v in mounts.values())
-    # `python -m export --model_dir=models/tfstyle`, run from the repository root.
+    # `tfstyle-export --model_dir=models/tfstyle`, run from the repository root.
     assert os.path.normpath(os.path.join(EXPORT, mounts[base_path]["source"])) == \
         os.path.join(os.path.dirname(EXPORT), "models", MODEL)
     assert os.path.normpath(os.path.join(EXPORT, mounts[CONFIG_PATH]["source"])) == \

@@ -1,4 +1,4 @@
-"""Tests for tfstyle.export: the SavedModel that TensorFlow Serving runs.
+"""Tests for tfstyle.serving.export: the SavedModel that TensorFlow Serving runs.
 
 One random-weight model with shallow layers and small limits is exported once per
 module, then driven the ways a server drives it: the session-based loader that TF
@@ -20,10 +20,10 @@ from PIL import Image
 
 from tfstyle import image_io
 from tfstyle.errors import ConfigError
-from tfstyle.export import (INPUT_NAMES, WARMUP_FILE, ExportError, default_inputs, export_model,
-                            find_unservable_ops)
+from tfstyle.serving.export import (INPUT_NAMES, WARMUP_FILE, ExportError, default_inputs,
+                                    export_model, find_unservable_ops)
 from tfstyle.options import RunOptions
-from tfstyle.transfer import Stylizer
+from tfstyle.local.stylizer import Stylizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_SIDE, MAX_STEPS = 64, 20
@@ -370,7 +370,7 @@ def test_adam_export_carries_its_state_across_stages(stylizer, tmp_path):
 
 
 def test_tiled_export_matches_the_tiled_library(stylizer, tmp_path):
-    # tile_size: stages longer than 16 px run in 16 px tiles (tfstyle.tiling), here
+    # tile_size: stages longer than 16 px run in 16 px tiles (tfstyle.core.tiling), here
     # with the exact halo, in the graph as in the library, which tiles likewise.
     halo = stylizer.exact_halo
     tiled_dir = export_model(tmp_path / "tiled" / "1", stylizer, max_side=MAX_SIDE,
@@ -618,6 +618,8 @@ def test_export_refuses_bad_arguments(stylizer, model_dir):
         export_model(os.path.join(os.path.dirname(model_dir), "9"), stylizer, max_steps=-1)
     with pytest.raises(ConfigError, match="optimizer"):
         export_model(os.path.join(os.path.dirname(model_dir), "9"), stylizer, optimizer="sgd")
+    with pytest.raises(ConfigError, match="tile_size must be an integer between 0"):
+        export_model(os.path.join(os.path.dirname(model_dir), "9"), stylizer, tile_size=-16)
     assert sorted(os.listdir(os.path.dirname(model_dir))) == ["1"]
 
 
@@ -639,7 +641,7 @@ def test_cli_writes_next_version(tmp_path):
     base = tmp_path / "tfstyle"
     (base / "3").mkdir(parents=True)
     result = subprocess.run(
-        [sys.executable, "-m", "export", f"--model_dir={base}", "--weights=none",
+        [sys.executable, "-m", "tfstyle.cli.export", f"--model_dir={base}", "--weights=none",
          "--content_layers=conv1_1", "--style_layers=conv1_1", "--max_side=32",
          "--max_steps=5", "--optimizer=adam"],
         capture_output=True, text=True, env=QUIET, cwd=REPO, timeout=300)
@@ -648,8 +650,15 @@ def test_cli_writes_next_version(tmp_path):
     assert os.path.isfile(base / "4" / "saved_model.pb")
     assert os.path.isfile(base / "4" / WARMUP_FILE)
 
+
+def test_the_installed_command_refuses_a_bad_version_before_tensorflow(tmp_path):
+    """``tfstyle-export``, as pip installs it beside the interpreter, from outside the
+    checkout: the exporter is part of the package, not of the repository."""
+    command = os.path.join(os.path.dirname(sys.executable), "tfstyle-export")
+    assert os.path.isfile(command), "pip install -e . installs the tfstyle-export command"
     result = subprocess.run(
-        [sys.executable, "-m", "export", f"--model_dir={base}", "--version=0", "--weights=none"],
-        capture_output=True, text=True, env=QUIET, cwd=REPO, timeout=300)
+        [command, f"--model_dir={tmp_path / 'tfstyle'}", "--version=0", "--weights=none"],
+        capture_output=True, text=True, env=QUIET, cwd=tmp_path, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "export: error: --version must be ≥ 1, got 0"
+    assert result.stderr.strip().splitlines()[-1] == \
+        "tfstyle-export: error: --version must be ≥ 1, got 0"

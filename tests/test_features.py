@@ -1,4 +1,4 @@
-"""Tests for tfstyle.features: layer names, the feature model, and loading VGG weights.
+"""Tests for tfstyle.core.features: layer names, the feature model, and loading VGG weights.
 
 Everything runs offline: the networks are built with random weights (weights=None),
 with weights files written in tmp_path, or with the fine-tuned VGG16 that the
@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tfstyle.errors import ConfigError, TfstyleError, WeightsError
-from tfstyle.features import (
+from tfstyle.core.features import (
     CAFFE_BGR_MEAN,
     IMAGENET_FILES,
     build_feature_model,

@@ -27,7 +27,7 @@ from PIL import Image
 from tfstyle import image_io
 from tfstyle.errors import ConfigError, ImageError, TfstyleError
 from tfstyle.options import RunOptions
-from tfstyle.transfer import Stylizer
+from tfstyle.local.stylizer import Stylizer
 
 SCALE = max(1, int(os.environ.get("TFSTYLE_FUZZ_SCALE", "1")))
 

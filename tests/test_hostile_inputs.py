@@ -31,7 +31,7 @@ from conftest import REPO, synthetic_image
 from tfstyle import image_io
 from tfstyle.errors import ConfigError, ImageError
 from tfstyle.options import MAX_STEPS
-from tfstyle.transfer import Stylizer
+from tfstyle.local.stylizer import Stylizer
 
 QUIET = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
 TINY = ["--weights=none", "--size=32", "--steps=2"]
@@ -381,11 +381,11 @@ def test_signature_colour_modes_match_the_library(served, files, name, max_diff)
 
 
 def test_signature_ignores_exif_and_the_client_sends_it_rotated(served, files):
-    from tfstyle.client import encode_image
+    from tfstyle.serving.client import encode_image
     data = files["exif.jpg"].read_bytes()
     image, _ = served.run(data, files["style.png"].read_bytes(), size=np.int32(0),
                           steps=np.int32(0))
-    # Documented in tfstyle/export.py: the graph does not apply EXIF orientation...
+    # Documented in tfstyle/serving/export.py: the graph does not apply EXIF orientation...
     np.testing.assert_array_equal(image, np.array(Image.open(files["exif.jpg"]).convert("RGB")))
     # ...so TFServingClient sends such a file as a PNG of the rotated pixels.
     sent = encode_image(files["exif.jpg"])
@@ -566,7 +566,7 @@ def test_signature_bad_init_cut_inside_a_character_is_invalid_argument(served, f
 
 
 def test_client_rest_predict_with_a_non_utf8_string_is_config_error():
-    from tfstyle.client import TFServingClient
+    from tfstyle.serving.client import TFServingClient
     client = TFServingClient("127.0.0.1:9", protocol="rest", timeout=5)
     with pytest.raises(ConfigError):
         client.predict({"init": (7, b"\xff")})

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import REPO, stop_after, synthetic_image
 from tfstyle import ConfigError, RunOptions
-from tfstyle.checkpoint import load_checkpoint, save_checkpoint
+from tfstyle.local.checkpoint import load_checkpoint, save_checkpoint
 from tfstyle.errors import Interrupted
 
 CONTENT = synthetic_image(1)

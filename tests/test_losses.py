@@ -1,11 +1,11 @@
-"""Tests for tfstyle.losses against an independent numpy float64 implementation.
+"""Tests for tfstyle.core.losses against an independent numpy float64 implementation.
 
 Every reference value here is computed from the formulas of Gatys et al. (CVPR 2016)
-and the normalisation documented in ``tfstyle/losses.py``, in numpy float64, without
+and the normalisation documented in ``tfstyle/core/losses.py``, in numpy float64, without
 calling tfstyle. Inputs are float32 tensors made from float64 numpy arrays; the
 reference is computed on the same float32-rounded values.
 
-The documented normalisation (module docstring of tfstyle/losses.py):
+The documented normalisation (module docstring of tfstyle/core/losses.py):
   * each layer's features are divided by s = mean |target features| (the content
     image's for content layers, the style image's for style layers);
   * content, per layer: w_c · ½ Σ (F/s − P/s)² / M  (a mean over the M positions);
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfstyle.losses import (
+from conftest import targets_of
+from tfstyle.core.losses import (
     StyleLoss,
     content_loss,
     edge_weights,
@@ -201,15 +202,19 @@ def make_loss(content_weight=13.0, style_weight=250.0, tv_weight=300.0,
                      content_edge_powers=content_edge_powers)
 
 
+def features_targets(loss, content, style, photo_style):
+    """The run's targets (``StyleModel.compute_targets``) of the photo's content- and
+    style-layer features and one painting's style-layer features."""
+    return targets_of(loss, ([tf32(f) for f in content], [tf32(f) for f in photo_style]),
+                      [[tf32(f) for f in style]])
+
+
 def tf_targets(loss, problem):
-    return loss.targets([tf32(f) for f in problem["content"]],
-                        [tf32(f) for f in problem["style"]],
-                        photo_style_features=[tf32(f) for f in problem["photo_style"]])
+    return features_targets(loss, problem["content"], problem["style"], problem["photo_style"])
 
 
 def tf_terms(loss, image, image_content, image_style, content, style, photo_style):
-    targets = loss.targets([tf32(f) for f in content], [tf32(f) for f in style],
-                           photo_style_features=[tf32(f) for f in photo_style])
+    targets = features_targets(loss, content, style, photo_style)
     return as_dict(loss(tf32(image), [tf32(f) for f in image_content],
                         [tf32(f) for f in image_style], targets))
 
@@ -407,7 +412,7 @@ def test_style_loss_targets_match_numpy():
         assert rel_err(float(got_scale), np.mean(np.abs(p))) < RTOL
         assert rel_err(got.numpy(), p / np.mean(np.abs(p))) < RTOL
     for got, mean, got_scale, s in zip(targets.style_grams[0], targets.style_means[0],
-                                       targets.style_scales, problem["style"]):
+                                       targets.painting_scales, problem["style"]):
         scale = np.mean(np.abs(s))
         assert rel_err(float(got_scale), scale) < RTOL
         assert got.shape == (s.shape[-1], s.shape[-1])
@@ -598,7 +603,7 @@ def test_content_term_is_a_mean_over_positions(hw):
     features = target + delta
     loss = StyleLoss(["c"], [], content_weight=0.8, style_weight=0.0, tv_weight=0.0,
                      content_layer_weights=[1.5])
-    targets = loss.targets([tf32(target)], [], photo_style_features=[])
+    targets = features_targets(loss, [target], [], [])
     got = as_dict(loss(tf.zeros((1, 4, 4, 3)), [tf32(features)], [], targets))
     assert rel_err(got["content"], 0.8 * 1.5 * 0.5 * n * delta ** 2) < RTOL
     assert got["style"] == 0.0 and got["tv"] == 0.0
@@ -612,7 +617,7 @@ def test_tv_term_is_a_mean_over_pixels(h, w):
     ramp = np.tile(np.linspace(0.0, 255.0, w), (h, 1))
     image = f32(np.repeat(ramp[None, :, :, None], 3, axis=3))
     loss = StyleLoss([], [], 1.0, 1.0, 2.5)
-    got = as_dict(loss(tf32(image), [], [], loss.targets([], [], photo_style_features=[])))
+    got = as_dict(loss(tf32(image), [], [], features_targets(loss, [], [], [])))
     expected = 2.5 * 3 * h * (w - 1) * (1.0 / (w - 1)) ** 2 / (h * w)
     assert rel_err(got["tv"], expected) < RTOL
     assert got["content"] == 0.0 and got["style"] == 0.0
@@ -663,7 +668,7 @@ def grad_setup():
     import keras
 
     from tfstyle.options import RunOptions
-    from tfstyle.transfer import Stylizer
+    from tfstyle.local.stylizer import Stylizer
 
     keras.utils.set_random_seed(0)
     # float32 whatever the machine: bfloat16 features are too coarse for these checks.
@@ -743,7 +748,7 @@ def test_gradient_matches_float64_reference_differences(grad_setup):
     """The tape gradient (through a float64 copy of the VGG and StyleLoss) vs central
     differences, with a tiny step, of the numpy float64 reference loss on the same
     float64 features: agreement to ~1e-7 of the RMS directional derivative."""
-    from tfstyle.features import build_feature_model
+    from tfstyle.core.features import build_feature_model
 
     stylizer, loss = grad_setup["stylizer"], grad_setup["loss"]
     layers = stylizer.layers
@@ -759,8 +764,8 @@ def test_gradient_matches_float64_reference_differences(grad_setup):
     content_targets = [f.numpy() for f in features64(tf.constant(grad_setup["content"]))[0]]
     style_targets = [f.numpy() for f in features64(tf.constant(grad_setup["style"]))[1]]
     photo_style = [f.numpy() for f in features64(tf.constant(grad_setup["content"]))[1]]
-    targets = loss.targets([tf32(f) for f in content_targets], [tf32(f) for f in style_targets],
-                           photo_style_features=[tf32(f) for f in photo_style])
+    targets = features_targets(loss, content_targets, style_targets, photo_style)
+
     def reference(x):
         content_features, style_features = features64(tf.constant(x))
         return ref_style_loss(
@@ -790,8 +795,7 @@ def test_style_loss_accepts_float64_features():
     loss = make_loss()
     as64 = {key: ([tf.constant(f) for f in value] if key != "image" else tf.constant(value))
             for key, value in problem.items()}
-    targets = loss.targets(as64["content"], as64["style"],
-                           photo_style_features=as64["photo_style"])
+    targets = targets_of(loss, (as64["content"], as64["photo_style"]), [as64["style"]])
     terms = loss(as64["image"], as64["image_content"], as64["image_style"], targets)
     expected = tf_terms(loss, **problem)
     assert rel_err(float(terms.total), expected["total"]) < RTOL
@@ -821,7 +825,7 @@ def temporal_problem(seed, h=9, w=13):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_temporal_loss_matches_numpy_with_per_pixel_weights(seed):
-    from tfstyle.losses import temporal_loss
+    from tfstyle.core.losses import temporal_loss
     image, target, weight = temporal_problem(seed)
     got = float(temporal_loss(tf32(image), tf32(target), tf32(weight)))
     expected = ref_temporal(image, target, weight)
@@ -835,7 +839,7 @@ def test_temporal_gradient_pulls_each_pixel_to_its_warped_target():
     """d/dx of (1/D) Σ c (x/255 − ω/255)² is 2 c (x − ω) / (255² D): zero where c is 0,
     pointing from the target to the image elsewhere. A swapped or shifted target, or a
     weight not applied per pixel, fails this."""
-    from tfstyle.losses import temporal_loss
+    from tfstyle.core.losses import temporal_loss
     image, target, weight = temporal_problem(3)
     x = tf32(image)
     with tf.GradientTape() as tape:
@@ -850,7 +854,7 @@ def test_temporal_gradient_pulls_each_pixel_to_its_warped_target():
 
 
 def test_temporal_term_joins_the_total_with_its_weight():
-    from tfstyle.losses import Targets
+    from tfstyle.core.losses import Targets
     problem = make_problem(4)
     image = problem["image"]
     _, target, weight = temporal_problem(4, *image.shape[1:3])

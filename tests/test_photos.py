@@ -20,7 +20,7 @@ from conftest import synthetic_image
 from test_cli import TINY, main_in_process
 from tfstyle import ImageError, RunOptions
 from tfstyle.errors import Interrupted
-from tfstyle.photo_paths import content_files, plan_outputs
+from tfstyle.cli.photo_paths import content_files, plan_outputs
 
 STYLE = synthetic_image(2)
 # init=noise: the seed decides the start, so "the same seed" is a real condition.
@@ -70,21 +70,21 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def glob_run(photos):
     """The CLI over a glob of the folder, with the models it built counted."""
-    from tfstyle import transfer
+    from tfstyle.local.stylizer import Stylizer
 
     built = []
-    init = transfer.Stylizer.__init__
+    init = Stylizer.__init__
 
     def counting(self, *args, **kwargs):
         built.append(1)
         init(self, *args, **kwargs)
 
-    transfer.Stylizer.__init__ = counting
+    Stylizer.__init__ = counting
     try:
         code, text = cli(f"--content={photos / 'photos'}/p*", f"--style={photos / 'style.png'}",
                          f"--output={photos / 'out'}", *FLAGS)
     finally:
-        transfer.Stylizer.__init__ = init
+        Stylizer.__init__ = init
     return code, text, len(built)
 
 
@@ -116,7 +116,7 @@ def test_a_photo_in_a_folder_equals_its_own_run_bit_for_bit(photos, glob_run, tm
 def test_ctrl_c_keeps_the_finished_photos_and_resume_does_the_rest(photos, monkeypatch):
     """A stop asked for while the second photo runs: the first is kept, the second
     not written; --resume skips the first and writes the other two (as jpg)."""
-    from tfstyle import cli_common
+    from tfstyle.cli import common as cli_common
 
     folder, out = photos / "photos", photos / "resumed"
     first = out / "p0.jpg"

@@ -7,9 +7,9 @@ import os
 import pytest
 import tensorflow as tf
 
-from tfstyle import precision
+from tfstyle.core import precision
 from tfstyle.errors import ConfigError
-from tfstyle.precision import resolve_precision
+from tfstyle.core.precision import resolve_precision
 
 AVX2 = frozenset({"fpu", "sse4_2", "avx", "avx2", "fma"})
 HAS_GPU = bool(tf.config.list_physical_devices("GPU"))

@@ -16,7 +16,7 @@ pytest.importorskip("grpc", reason="needs grpcio")
 
 from conftest import REPO, synthetic_image
 from serving_server import MAX_STEPS, shared_server
-from tfstyle.client import TFServingClient
+from tfstyle.serving.client import TFServingClient
 
 
 @pytest.fixture(scope="module")

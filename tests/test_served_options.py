@@ -1,4 +1,4 @@
-"""The served options, declared once in ``tfstyle.served_options``: the exported
+"""The served options, declared once in ``tfstyle.serving.served_options``: the exported
 signature, its in-graph checks, the client, the CLI's remote path and
 ``RunOptions.validate`` take exactly the table's options, with the table's bounds.
 
@@ -22,9 +22,10 @@ import serving_server
 from conftest import synthetic_image
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server
 from tfstyle import ConfigError, RunOptions
-from tfstyle.client import ServingError, TFServingClient
-from tfstyle.served_options import NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values
-from tfstyle.transport import DTYPES
+from tfstyle.serving.client import ServingError, TFServingClient
+from tfstyle.serving.served_options import (NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values,
+                                            run_options)
+from tfstyle.serving.transport import DTYPES
 
 CONTENT = synthetic_image(1, 20, 30)
 STYLE = synthetic_image(2, 24, 24)
@@ -156,6 +157,12 @@ def test_a_request_carries_every_served_field_of_the_run():
     assert sent == dict(changed, seed=42)
     for row in SERVED_OPTIONS:
         row.wire_value(sent[row.name])  # and the client takes each
+    # The graph's way back: every field the request carries lands in the RunOptions
+    # the graph runs, the others stay at their defaults (the optimiser is the export's).
+    back = run_options(sent)
+    assert back == dataclasses.replace(options, seed=42)
+    assert (back.optimizer, back.memory_limit) == (RunOptions().optimizer,
+                                                   RunOptions().memory_limit)
 
 
 @pytest.mark.parametrize("row", SERVED_OPTIONS, ids=ROW_IDS)
@@ -163,7 +170,7 @@ def test_validate_accepts_and_refuses_what_the_table_does(row):
     base = RunOptions(stage_size=0)  # single scale: any stage_factor, size or steps plans
     accepted, refused = edges(row, wire=False)
     for value in accepted:
-        dataclasses.replace(base, **{row.field: value}).validate()
+        dataclasses.replace(base, **{row.name: value}).validate()
     for value in refused:
         with pytest.raises(ConfigError, match=row.name):
-            dataclasses.replace(base, **{row.field: value}).validate()
+            dataclasses.replace(base, **{row.name: value}).validate()

@@ -1,4 +1,4 @@
-"""Tiled evaluation (tfstyle.tiling): exact against the untiled loss and gradient."""
+"""Tiled evaluation (tfstyle.core.tiling): exact against the untiled loss and gradient."""
 
 import sys
 
@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from conftest import stop_after, synthetic_image
 from tfstyle import RunOptions
-from tfstyle.features import layer_names
-from tfstyle.tiling import TiledLoss, Tiling, default_halo, receptive_halo
+from tfstyle.core.features import layer_names
+from tfstyle.core.tiling import TiledLoss, Tiling, default_halo, receptive_halo
 
 # Large enough that crops are cut out of the image at a tile's every side (some tile's).
 HEIGHT, WIDTH = 240, 208
@@ -67,14 +67,15 @@ def test_the_default_halo_is_half_the_exact_one_on_the_deepest_stride():
 
 
 def test_a_stage_tiles_with_the_default_halo_unless_told(stylizer):
-    from tfstyle.transfer import make_optimizer
+    from tfstyle.core.optimizers import make_optimizer
+    from tfstyle.local.memory import stage_setup
     optimizer = make_optimizer(RunOptions())
-    _, tiling = stylizer.stage_setup(RunOptions(tile_size=64), optimizer, 96, 128)
+    _, tiling = stage_setup(stylizer, RunOptions(tile_size=64), optimizer, 96, 128)
     assert tiling == Tiling(64, stylizer.default_halo)
     assert 0 < stylizer.default_halo < stylizer.exact_halo == receptive_halo(stylizer.layers)
     for halo in (0, 20, stylizer.exact_halo):
-        _, tiling = stylizer.stage_setup(RunOptions(tile_size=64, tile_halo=halo), optimizer,
-                                         96, 128)
+        _, tiling = stage_setup(stylizer, RunOptions(tile_size=64, tile_halo=halo),
+                                optimizer, 96, 128)
         assert tiling == Tiling(64, halo)
 
 
@@ -151,7 +152,7 @@ def test_a_tiled_stage_resumes_and_matches_the_untiled_run(stylizer):
 
 
 def test_memory_limit_decides_the_tiling():
-    from tfstyle import memory
+    from tfstyle.local import memory
     layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block4_conv2",
               "block5_conv1"]
     args = (layers, "vgg19", "float32", 10)
@@ -179,7 +180,8 @@ def test_pooled_allocator_raises_the_estimate_and_tiles_sooner(monkeypatch):
     """Under TensorFlow's BFC pool the activations' estimate grows by POOLED_FACTOR and
     nothing else does; a budget that fits the malloc estimate then tiles; the default
     follows what this process asks TensorFlow for."""
-    from tfstyle import allocator, memory
+    from tfstyle import allocator
+    from tfstyle.local import memory
     layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
     args = (1536, 2048, layers, "vgg19", "float32", 10)
     activations = {None: memory.ACTIVATION_FACTOR * 4 * 1536 * 2048,
@@ -202,7 +204,7 @@ def test_a_bound_that_needs_tiling_needs_malloc():
     ``size`` square) against the limit: a limit between the malloc and the pooled
     estimates needs malloc, since under the pool the run would tile; L-BFGS's pairs
     are counted as a stage would cap them."""
-    from tfstyle import memory
+    from tfstyle.local import memory
     layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1",
               "block4_conv2", "block5_conv1"]
     content = ["block4_conv2"]
@@ -234,7 +236,7 @@ def test_a_bound_that_needs_tiling_needs_malloc():
 _HEAP_PROBE = """
 import ctypes, sys
 sys.path.insert(0, {repo!r})
-from tfstyle import memory
+from tfstyle.local import memory
 if {fixed}:
     assert memory.return_freed_memory()
 libc = ctypes.CDLL("libc.so.6")

@@ -8,8 +8,9 @@ import tensorflow as tf
 
 from conftest import synthetic_image
 from tfstyle import ConfigError, ImageError, NumericalError, RunOptions, Stylizer, stylize
-from tfstyle.optimizers import LBFGS, Adam, get_optimizer
-from tfstyle.transfer import noise_image
+from tfstyle.core.optimizers import LBFGS, Adam, get_optimizer
+from tfstyle.core.stages import noise_image
+from tfstyle.local.memory import stage_setup
 
 CONTENT = synthetic_image(1)
 STYLE = synthetic_image(2)
@@ -262,13 +263,13 @@ def test_lbfgs_history_beyond_the_steps_changes_nothing_and_a_short_stage_keeps_
     assert int(state.count) == 5  # every pair was stored, so none was to spare
     np.testing.assert_array_equal(short, long)
     for steps, history in ((6, 5), (2, 1), (1, 1), (400, 10)):
-        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 2048, 2048,
-                                            budget=1 << 50, steps=steps)
+        optimizer, _ = stage_setup(stylizer, RunOptions(), LBFGS(history=10), 2048, 2048,
+                                   budget=1 << 50, steps=steps)
         assert optimizer.history == history
     # 256 px: nine spare pairs are 14 MiB.
     for steps in (2, 10, 400):
-        optimizer, _ = stylizer.stage_setup(RunOptions(), LBFGS(history=10), 256, 256,
-                                            steps=steps)
+        optimizer, _ = stage_setup(stylizer, RunOptions(), LBFGS(history=10), 256, 256,
+                                   steps=steps)
         assert optimizer.history == 10
 
 
@@ -350,23 +351,23 @@ def test_mixed_bfloat16_is_close_to_float32():
 
 
 def test_stage_detail_gives_the_next_stage_the_photos_edges():
-    """core.content_detail is what upsampling the previous stage lost: where that stage
+    """stages.content_detail is what upsampling the previous stage lost: where that stage
     kept its content exactly, the next stage starts from its own content (and with
     gain 0, from the upsampled result alone, as without it)."""
-    from tfstyle import core
-    from tfstyle.inputs import stage_content
-    from tfstyle.optimizers import LBFGS
+    from tfstyle.core import stages as core_stages
+    from tfstyle.core.stage_inputs import stage_content
+    from tfstyle.core.optimizers import LBFGS
     big, _ = stage_content(CONTENT.astype(np.float32), 64, "none")
     small, _ = stage_content(CONTENT.astype(np.float32), 32, "none")
     optimizer = LBFGS()
     state = optimizer.init(small[None])
     size = tf.shape(big)[:2]
-    start, _ = core.next_stage(optimizer, small[None], state, size,
-                               core.content_detail(big[None], small[None], 1.0))
+    start, _ = core_stages.next_stage(optimizer, small[None], state, size,
+                                      core_stages.content_detail(big[None], small[None], 1.0))
     np.testing.assert_allclose(start[0], big, atol=1e-3)
-    plain, _ = core.next_stage(optimizer, small[None], state, size)
-    none, _ = core.next_stage(optimizer, small[None], state, size,
-                              core.content_detail(big[None], small[None], 0.0))
+    plain, _ = core_stages.next_stage(optimizer, small[None], state, size)
+    none, _ = core_stages.next_stage(optimizer, small[None], state, size,
+                                     core_stages.content_detail(big[None], small[None], 0.0))
     assert np.array_equal(none, plain)
     assert np.abs(plain[0] - big).mean() > 1.0  # upsampling alone loses the edges
 
@@ -379,3 +380,50 @@ def test_stage_detail_changes_a_staged_run_only(stylizer):
     single = dataclasses.replace(options, stage_size=0)
     assert np.array_equal(stylizer.stylize(CONTENT, STYLE, single).image,
                           stylizer.stylize(CONTENT, STYLE, single, stage_detail=0.0).image)
+
+
+@pytest.mark.parametrize("init", ["blend", "noise"])
+def test_prepare_stage_in_a_graph_starts_each_stage_as_the_library_does(stylizer, init):
+    """The graph's loop carries a Previous into every stage and picks the run's start
+    by a bool tensor; the library picks it in Python: the same start and state either
+    way, at the first stage and at the next (Adam's moments carried), and the same
+    targets (to rounding here: the network runs eagerly on one side, traced for these
+    shapes on the other; the library traces for any size, as the export does)."""
+    import functools
+
+    from tfstyle.core import stages as core_stages
+    from tfstyle.local.inputs import stage_inputs
+    options = RunOptions(size=48, stage_size=24, seed=5, init=init, optimizer="adam",
+                         style_strength=0.3)
+    inputs = stylizer.prepare(CONTENT, STYLE, options)
+    stages = [stage_inputs(inputs, size, options, stylizer.layers)
+              for size, _ in options.stages()]
+    optimizer = Adam()
+    functions = functools.partial(core_stages.stage_functions, stylizer)
+
+    def prepare(k, previous, first=None):
+        return core_stages.prepare_stage(stylizer, functions, options, optimizer, stages[k],
+                                         previous, last=k == 1, first=first)
+
+    eager = [prepare(0, None)]
+    moved = eager[0].start + 9.0  # as if the stage had run: its state, resized too
+    state = (eager[0].state[0] + 1.0, eager[0].state[1] + 2.0, tf.constant(3.0))
+    previous = core_stages.Previous(moved, state, stages[0].run_content[None])
+    eager.append(prepare(1, previous))
+
+    @tf.function(autograph=False)
+    def in_graph(k, is_first):
+        # A stand-in Previous at the first stage, as graph_run's loop has.
+        stage = prepare(k, previous if k else core_stages.Previous(moved, state, moved), is_first)
+        return stage.start, stage.state, stage.targets
+
+    for k, want in enumerate(eager):
+        start, got_state, targets = in_graph(k, tf.constant(k == 0))
+        assert np.array_equal(start, want.start)
+        for got, expected in zip(tf.nest.flatten(got_state), tf.nest.flatten(want.state)):
+            assert np.array_equal(got, expected)
+        for got, expected in zip(tf.nest.flatten(targets), tf.nest.flatten(want.targets),
+                                 strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # The two stages start differently: the test tells them apart.
+    assert eager[1].start.shape[1] == 2 * eager[0].start.shape[1]

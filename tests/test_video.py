@@ -1,4 +1,4 @@
-"""The video loop (``tfstyle.video``): warm starts, the temporal term, and resuming.
+"""The video loop (``tfstyle.video.frames``): warm starts, the temporal term, and resuming.
 
 A camera pan over a photo (``video_clips.pan_clip``) has a known flow, so a steady
 result is one that pans with it. The feature model has random weights (the module's
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_image
-from tfstyle import RunOptions, flow
+from tfstyle import RunOptions
+from tfstyle.video import flow
 from tfstyle.errors import ConfigError
-from tfstyle.video import (Frame, VideoOptions, frame_path, frames_done, save_frame,
-                           stylize_frames, warm_start)
+from tfstyle.video.frames import (Frame, VideoOptions, frame_path, frames_done, save_frame,
+                                  stylize_frames, warm_start)
 from video_clips import pan_clip
 
 STYLE = synthetic_image(2)
@@ -69,8 +70,8 @@ def test_the_temporal_term_holds_later_frames_to_the_warped_one(stylizer, clip):
 
 def test_a_clip_runs_the_style_through_the_network_once(stylizer, clip, monkeypatch):
     """Every frame computes its own content targets; the style's are computed for the
-    first frame's stages and reused by the later frames (``Compiled.targets``)."""
-    from tfstyle import compiled
+    first frame's stages and reused by the later frames (``compiled.Compiled``)."""
+    from tfstyle.local import compiled
 
     calls = {"content_targets": 0, "style_targets": 0}
     run = compiled.AnySizeFunction.__call__
@@ -204,7 +205,7 @@ def test_the_command_writes_every_frame_and_the_video_with_its_audio(movie):
 def test_ctrl_c_keeps_the_finished_frames_and_resume_ends_as_a_whole_run(movie, monkeypatch):
     from PIL import Image
 
-    from tfstyle import cli_common
+    from tfstyle.cli import common as cli_common
     whole, parts = movie / "whole", movie / "parts"
     assert video_cli(movie, whole)[0] == 0
 

@@ -1,4 +1,4 @@
-"""tfstyle.video_io: clips in (files, folders, globs, spans), mp4 out (atomic, audio),
+"""tfstyle.video.reader: clips in (files, folders, globs, spans), mp4 out (atomic, audio),
 and the one-line errors of hostile input. Clips are made in tmp with PyAV."""
 
 import gc
@@ -16,7 +16,8 @@ import video_clips
 from conftest import sample_image
 from PIL import Image
 from tfstyle.errors import ConfigError, ImageError
-from tfstyle.video_io import ClipWriter, open_clip
+from tfstyle.video.reader import open_clip
+from tfstyle.video.writer import ClipWriter
 
 SIZE = (96, 64)
 
@@ -319,6 +320,6 @@ def test_bad_writer_use(tmp_path, frames):
 
 
 def test_video_modules_do_not_import_tensorflow():
-    code = ("import sys, tfstyle.video_io, tfstyle.flow; "
+    code = ("import sys, tfstyle.video, tfstyle.video.reader, tfstyle.video.writer; "
             "sys.exit('tensorflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -18,9 +18,10 @@ pytest.importorskip("cv2", reason="needs opencv-python-headless (the video extra
 from conftest import REPO, synthetic_image
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server, tiny_stylizer
 from video_clips import pan_clip
-from tfstyle import RunOptions, video
-from tfstyle.client import ServingError, TFServingClient
-from tfstyle.options import VideoOptions
+from tfstyle import RunOptions
+from tfstyle.video import frames as video
+from tfstyle.serving.client import ServingError, TFServingClient
+from tfstyle.video.frames import VideoOptions
 
 STYLE = synthetic_image(7, 24, 24)
 OPTIONS = RunOptions(size=MAX_SIDE, steps=MAX_STEPS, seed=11)

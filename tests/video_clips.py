@@ -6,7 +6,7 @@ strip that enters the frame); ``zoom_clip`` zooms into the photo about the centr
 flow that differs at every pixel. ``write_clip`` saves frames as mp4, mov, avi, gif or a
 folder of PNGs, optionally with a sine tone as the audio track.
 
-Flow convention (the one of ``tfstyle.flow``): ``flow(a, b)[y, x] = (dx, dy)`` with
+Flow convention (the one of ``tfstyle.video.flow``): ``flow(a, b)[y, x] = (dx, dy)`` with
 ``a(x, y) ~ b(x + dx, y + dy)``. In a pan of ``(sx, sy)`` px per frame,
 ``cur(x, y) = prev(x + sx, y + sy)``, so ``flow(cur, prev) = (sx, sy)`` and
 ``flow(prev, cur) = (-sx, -sy)``.

@@ -28,10 +28,10 @@ __version__ = "0.1.0"
 
 # TensorFlow takes seconds to import; the names that need it load on first use, so
 # that `tfstyle.image_io` and the CLI's input checks answer at once.
-_LAZY = {"stylize": "tfstyle.transfer", "Stylizer": "tfstyle.transfer",
-         "Progress": "tfstyle.transfer", "Result": "tfstyle.transfer",
-         "TFServingClient": "tfstyle.client", "ServingError": "tfstyle.client",
-         "VideoOptions": "tfstyle.options", "stylize_frames": "tfstyle.video"}
+_LAZY = {"stylize": "tfstyle.local.stylizer", "Stylizer": "tfstyle.local.stylizer",
+         "Progress": "tfstyle.local.stylizer", "Result": "tfstyle.local.stylizer",
+         "TFServingClient": "tfstyle.serving.client", "ServingError": "tfstyle.serving.client",
+         "VideoOptions": "tfstyle.video.frames", "stylize_frames": "tfstyle.video.frames"}
 
 __all__ = ["stylize", "Stylizer", "RunOptions", "Progress", "Result", "TFServingClient",
            "TfstyleError", "ImageError", "ConfigError", "WeightsError", "NumericalError",

@@ -1,3 +1,3 @@
-from tfstyle.cli import run
+from tfstyle.cli.main import run
 
 run()

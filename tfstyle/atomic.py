@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import stat
 import tempfile
 
 
@@ -35,3 +36,45 @@ def replacing(path, mode: str = "wb", file_mode: int | None = None):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def new_file_mode(target) -> int:
+    """Permission bits a replacing file should get: the old file's, else 0666 & ~umask.
+
+    A temporary file is created 0600; without this an output would be private.
+    """
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        pass
+    umask = None
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+                    break
+    except (OSError, ValueError):
+        pass
+    if umask is None:
+        # os.umask can only be read by setting it; this is the portable fallback.
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def fsync_dir(folder) -> None:
+    """Makes a rename in ``folder`` durable; best effort, not every OS or filesystem
+    supports it."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

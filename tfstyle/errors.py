@@ -39,3 +39,9 @@ class Interrupted(TfstyleError):
         self.image = image
         self.step = step
         self.checkpoint = checkpoint
+
+
+def one_line(text) -> str:
+    """``text`` with its whitespace collapsed, so that a message quoted from a library
+    (Pillow, FFmpeg, the OS) stays on the one line the CLI prints."""
+    return " ".join(str(text).split())

@@ -12,14 +12,13 @@ import os
 import re
 
 from tfstyle.errors import ConfigError
-from tfstyle.flow import DEFAULT_PRESET, PRESETS  # numpy only: no TensorFlow, no OpenCV
 
 # The paper's style layers. Content at the paper's conv4_2 and also at conv2_2, whose maps
 # at half the image's size hold the photo's fine edges: without it the shapes melt at
 # 100 % (BENCHMARKS.md, "Crisp at 100 %, second step").
 DEFAULT_CONTENT_LAYERS = ("conv2_2", "conv4_2")
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-INITS = ("content", "noise", "style", "blend")
+INITS = ("content", "noise", "style", "blend", "texture")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 STYLE_LOSSES = ("gram", "mean_cov")
 MAX_STEPS = 100_000
@@ -33,6 +32,83 @@ DEFAULT_STYLE_STRENGTH = 0.5
 STRENGTH_REACH = 5.0
 
 
+_INT_RANGES = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldBounds:
+    """The values one scalar ``RunOptions`` field may take.
+
+    ``validate`` checks a field by its row, and so do the client and the exported graph
+    for the fields a request carries (``served_options`` adds what the wire needs to
+    these rows): a value is accepted or refused alike by all of them.
+
+    name: the ``RunOptions`` field.
+    dtype: the type its values must fit, as the exported graph takes them: ``int32``,
+      ``int64``, ``float32`` or ``string``.
+    lo, hi: the bounds of a number, both allowed; None: no bound but the dtype's. A
+      float's values must also be finite.
+    strict: ``lo`` itself is refused (style_scale > 0).
+    allowed: the values of a string field.
+    range_words: the bounds in words, where their ends have a meaning (style_strength).
+    """
+    name: str
+    dtype: str
+    lo: float | None = None
+    hi: float | None = None
+    strict: bool = False
+    allowed: tuple = ()
+    range_words: str = ""
+
+    def bounds(self) -> tuple:
+        """(lo, hi), an integer field's open ends filled in with its dtype's limits."""
+        if self.dtype not in _INT_RANGES:
+            return self.lo, self.hi
+        low, high = _INT_RANGES[self.dtype]
+        return (low if self.lo is None else self.lo, high if self.hi is None else self.hi)
+
+    def check(self, value):
+        """Returns ``value`` if it is one this field takes, else raises ConfigError in
+        ``RunOptions.validate``'s words."""
+        if self.allowed:
+            if not isinstance(value, str) or value not in self.allowed:
+                raise ConfigError(f"{self.name} must be one of {', '.join(self.allowed)}, "
+                                  f"got {value!r}")
+        elif self.dtype in _INT_RANGES:
+            _check_int(self.name, value, *self.bounds())
+        else:
+            _check_float(self.name, value, self.lo, self.strict)
+            if self.hi is not None and float(value) > self.hi:
+                words = self.range_words or f"between {self.lo:g} and {self.hi:g}"
+                raise ConfigError(f"{self.name} must be {words}, got {value}")
+        return value
+
+
+# The scalar fields with bounds, in the order of the exported model's inputs.
+FIELD_BOUNDS = {row.name: row for row in (
+    FieldBounds("steps", "int32", lo=0, hi=MAX_STEPS),
+    FieldBounds("content_weight", "float32", lo=0.0),
+    FieldBounds("style_weight", "float32", lo=0.0),
+    FieldBounds("tv_weight", "float32", lo=0.0),
+    FieldBounds("size", "int32", lo=1, hi=16384),
+    FieldBounds("seed", "int64", lo=0),
+    # validate takes the path of an image file too; a request sends it as an image.
+    FieldBounds("init", "string", allowed=INITS),
+    FieldBounds("init_blend", "float32", lo=0.0, hi=1.0,
+                range_words="between 0 (the photo) and 1 (the painting)"),
+    FieldBounds("style_scale", "float32", lo=0.0, strict=True),
+    FieldBounds("preserve_colors", "string", allowed=PRESERVE_COLORS),
+    FieldBounds("style_loss", "string", allowed=STYLE_LOSSES),
+    FieldBounds("stage_size", "int32", lo=0, hi=16384),
+    FieldBounds("stage_factor", "float32", lo=1.0, strict=True),
+    FieldBounds("stage_detail", "float32", lo=0.0, hi=1.0),
+    FieldBounds("style_strength", "float32", lo=0.0, hi=1.0,
+                range_words="between 0 (the photo) and 1 (the most style)"),
+    # Weighs only where a run has a temporal target and mask (a video frame).
+    FieldBounds("temporal_weight", "float32", lo=0.0),
+)}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """Per-run settings (the feature model's settings belong to ``Stylizer``).
@@ -44,7 +120,7 @@ class RunOptions:
       quasi-Newton step; None takes the optimiser's default.
     content_weight, style_weight: α and β of the paper, at the default style strength.
     style_strength: one knob for the balance, 0 (the photo) to 1 (the most of the
-      painting); α, β and γ follow it (``tfstyle.losses.strength_weights``), equal to
+      painting); α, β and γ follow it (``tfstyle.core.losses.strength_weights``), equal to
       the three weights at ``DEFAULT_STYLE_STRENGTH``; at 1 β/α is ``STRENGTH_REACH``
       times the default's. Above the default only the full-size stage follows it; the
       coarse stages keep the default's balance (``for_stage``).
@@ -53,7 +129,7 @@ class RunOptions:
       painting, ``content`` (the photo), ``noise``, ``style`` (the first painting,
       stretched to the photo's shape), or the path of an image.
     init_blend: the painting's share r of the ``blend`` start, 0 to 1:
-      (1 − r) × photo + r × painting (``core.start_image``). The default 0.45 starts the
+      (1 − r) × photo + r × painting (``core.stages.start_image``). The default 0.45 starts the
       photo's flat regions (skies, walls) among the painting's strokes, which the run
       keeps, where a photo start leaves them flat at 100 % (BENCHMARKS.md, "A start
       from the photo and the painting"); where the photo is flat the painting's own
@@ -70,22 +146,22 @@ class RunOptions:
       sum 1; default equal): the style target is that mix of the styles' Gram matrices.
     preserve_colors: ``none``; ``luminance`` (transfer on the luminance only, then put
       the content's colours back); ``histogram`` (match the styles' colour statistics
-      to the content's before the run). See ``tfstyle.color``.
+      to the content's before the run). See ``tfstyle.core.color``.
     style_loss: ``gram`` (the paper's) or ``mean_cov`` (feature means and covariances;
-      see ``tfstyle.losses.style_distance``).
+      see ``tfstyle.core.losses.style_distance``).
     stage_size: coarse-to-fine: the first stage's longest side. Stages grow by
       ``stage_factor`` up to ``size``; a run whose ``size`` is below
       ``stage_size × stage_factor`` is single-scale. 0 turns coarse-to-fine off.
     stage_factor: size ratio between successive stages, > 1.
     stage_detail: how much of the photo's detail between two stages' sizes is added to
       each upsampled start, 0 to 1: the content minus its previous stage, upsampled
-      (``core.content_detail``). 1 (default) gives each finer stage the photo's edges at
+      (``core.stages.content_detail``). 1 (default) gives each finer stage the photo's edges at
       its own scale, which its few steps could not draw from a blurred start; 0 starts
       from the last result upsampled alone.
     stage_steps: steps per stage, coarsest first; replaces ``steps``. Default: ``steps``
       split so that each stage gets half the steps of the one before.
     memory_limit: bytes a step may use (an int, or a string like ``6G``); a stage whose
-      untiled step would need more runs tiled (``tfstyle.tiling``), in tiles that fit.
+      untiled step would need more runs tiled (``tfstyle.core.tiling``), in tiles that fit.
       0: ``memory.DEFAULT_FRACTION`` of the GPU's memory, or of the free RAM. Under
       TensorFlow's BFC pool (``tfstyle.allocator``) an estimate, not a hard bound:
       the CLI switches to malloc where a run keeps its budget only by tiling; in
@@ -97,7 +173,7 @@ class RunOptions:
       32 for VGG16); the whole field (``tiling.receptive_halo``: 70, 58) is exact to
       rounding, smaller is faster and approximate (BENCHMARKS.md, "tiled steps").
     temporal_weight: λ of the temporal term (``losses.temporal_loss``) at the default
-      style strength, on a video's frames after the first (``tfstyle.video``); it follows
+      style strength, on a video's frames after the first (``tfstyle.video.frames``); it follows
       β along ``style_strength``, so the knob keeps its meaning on a clip. A still image
       has no such term.
     """
@@ -109,7 +185,7 @@ class RunOptions:
     style_weight: float = 3.4e5
     style_strength: float = DEFAULT_STYLE_STRENGTH
     tv_weight: float = 100.0
-    init: str = "blend"
+    init: str = "texture"
     init_blend: float = 0.45
     seed: int | None = None
     style_scale: float | tuple = 1.0
@@ -127,7 +203,9 @@ class RunOptions:
     temporal_weight: float = 3e6
 
     def style_scales(self, count: int) -> tuple:
-        """One style scale per style, for ``count`` styles."""
+        """One ``style_scale`` per style, for ``count`` styles: each style image's
+        longest side relative to the output's (not a feature scale, which is
+        ``losses.Targets``')."""
         scales = _as_tuple(self.style_scale)
         if len(scales) == 1:
             return scales * count
@@ -149,7 +227,7 @@ class RunOptions:
 
     def stages(self) -> list:
         """The coarse-to-fine plan: [(longest side, steps), ...], coarsest first, ending
-        at ``size``: ``tfstyle.schedule.stage_plan``, the tensor function the exported
+        at ``size``: ``tfstyle.core.schedule.stage_plan``, the tensor function the exported
         model runs too, evaluated here. ``stage_steps``, if set, replaces its split.
         Computed once and kept with these (frozen) options."""
         if "_plan" not in self.__dict__:
@@ -159,7 +237,7 @@ class RunOptions:
     def _stage_plan(self):
         import tensorflow as tf  # on first use: the CLI checks its flags without it
 
-        from tfstyle import schedule
+        from tfstyle.core import schedule
         try:
             sizes, steps = schedule.stage_plan(self.size, self.steps, self.stage_size,
                                                self.stage_factor)
@@ -179,10 +257,10 @@ class RunOptions:
 
     def for_stage(self, last) -> "RunOptions":
         """These options with the style strength one coarse-to-fine stage runs at
-        (``tfstyle.losses.stage_strength``: above the default, the coarse stages stay at
+        (``tfstyle.core.losses.stage_strength``: above the default, the coarse stages stay at
         the default's); ``last``: whether it is the full-size stage (a bool, or a bool
         scalar tensor in the exported graph)."""
-        from tfstyle.losses import stage_strength  # imports TensorFlow: not at start-up
+        from tfstyle.core.losses import stage_strength  # imports TensorFlow: not at start-up
 
         strength = stage_strength(self.style_strength, last, DEFAULT_STYLE_STRENGTH)
         return dataclasses.replace(self, style_strength=strength)
@@ -190,7 +268,7 @@ class RunOptions:
     def loss_weights(self) -> tuple:
         """(α, β, γ): the content, style and TV weights at ``style_strength`` (floats, or
         scalar tensors where the fields are tensors, as in the exported graph)."""
-        from tfstyle.losses import strength_weights  # imports TensorFlow: not at start-up
+        from tfstyle.core.losses import strength_weights  # imports TensorFlow: not at start-up
 
         return strength_weights(self.content_weight, self.style_weight, self.tv_weight,
                                 self.style_strength, DEFAULT_STYLE_STRENGTH, STRENGTH_REACH)
@@ -198,7 +276,7 @@ class RunOptions:
     def temporal_loss_weight(self):
         """λ at ``style_strength``: ``temporal_weight`` scaled as β is (a float, or a
         scalar tensor where the fields are tensors)."""
-        from tfstyle.losses import style_factor  # imports TensorFlow: not at start-up
+        from tfstyle.core.losses import style_factor  # imports TensorFlow: not at start-up
 
         return self.temporal_weight * style_factor(self.style_strength, DEFAULT_STYLE_STRENGTH)
 
@@ -207,20 +285,20 @@ class RunOptions:
         Options found usable once are not checked again (they are frozen)."""
         if self.__dict__.get("_valid"):
             return self
-        # The fields a served request carries too: their rows hold the bounds that the
-        # exported model and the client check (one place, so that they cannot drift).
-        from tfstyle.served_options import BY_NAME as served
-        served["size"].check(self.size)
-        served["steps"].check(self.steps)
+        # By the rows that the exported model and the client check a request by too
+        # (served_options): one place, so that they cannot drift.
+        bounds = FIELD_BOUNDS
+        bounds["size"].check(self.size)
+        bounds["steps"].check(self.steps)
         if self.optimizer.strip().lower() not in ("adam", "lbfgs", "l-bfgs"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: use lbfgs or adam")
         for name in ("content_weight", "style_weight", "tv_weight", "style_strength"):
-            served[name].check(getattr(self, name))
-        served["temporal_weight"].check(self.temporal_weight)
+            bounds[name].check(getattr(self, name))
+        bounds["temporal_weight"].check(self.temporal_weight)
         if self.learning_rate is not None:
             _check_float("learning_rate", self.learning_rate, minimum=0.0, strict=True)
         for scale in _as_tuple(self.style_scale):
-            served["style_scale"].check(scale)
+            bounds["style_scale"].check(scale)
         if self.style_blend_weights is not None:
             for weight in self.style_blend_weights:
                 _check_float("style_blend_weights", weight, minimum=0.0)
@@ -229,7 +307,7 @@ class RunOptions:
                                   f"{list(self.style_blend_weights)}")
         for name in ("preserve_colors", "style_loss", "stage_size", "stage_factor",
                      "stage_detail", "init_blend"):
-            served[name].check(getattr(self, name))
+            bounds[name].check(getattr(self, name))
         if self.stage_steps is not None:
             steps = tuple(self.stage_steps)
             if not steps:
@@ -246,8 +324,8 @@ class RunOptions:
             raise ConfigError(f"init {self.init!r} is neither one of {', '.join(INITS)} nor an "
                               f"existing image file")
         if self.seed is not None:
-            served["seed"].check(self.seed)
-        from tfstyle.memory import parse_memory
+            bounds["seed"].check(self.seed)
+        from tfstyle.local.memory import parse_memory
         if parse_memory(self.memory_limit) < 0:
             raise ConfigError(f"memory_limit must be ≥ 0 (0 = automatic), got "
                               f"{self.memory_limit}")
@@ -280,26 +358,3 @@ def _check_float(name, value, minimum, strict=False):
         relation = ">" if strict else "≥"
         raise ConfigError(f"{name} must be {relation} {minimum:g}, got {value}")
 
-
-@dataclasses.dataclass(frozen=True)
-class VideoOptions:
-    """How a clip's frames are run, beyond each frame's ``RunOptions``.
-
-    frame_steps: steps of each frame after the first, at the output size (≥ 1).
-    independent: run every frame as a still image, from its own start, with no temporal
-      term (the flickering baseline).
-    flow_preset: ``flow.flow``'s DIS preset for the input frames' flow.
-    """
-    frame_steps: int = 24
-    independent: bool = False
-    flow_preset: str = DEFAULT_PRESET
-
-    def validate(self) -> "VideoOptions":
-        if isinstance(self.frame_steps, bool) or not isinstance(self.frame_steps, int) \
-                or not 1 <= self.frame_steps <= 100_000:
-            raise ConfigError(f"frame_steps must be an integer from 1 to 100000, got "
-                              f"{self.frame_steps!r}")
-        if self.flow_preset not in PRESETS:
-            raise ConfigError(f"flow_preset must be one of {', '.join(PRESETS)}, got "
-                              f"{self.flow_preset!r}")
-        return self
