@@ -169,7 +169,7 @@ def test_the_command_parses_back_to_the_jobs_options(server):
                          f"--output={final['result']['filename']}"]
     program = ("import dataclasses, json, sys\n"
                "from absl import flags\n"
-               "from tfstyle import cli\n"
+               "from tfstyle.cli import main as cli\n"
                "flags.FLAGS(['tfstyle'] + sys.argv[1:])\n"
                "options = dataclasses.asdict(cli.options_from_flags())\n"
                "print(json.dumps({k: v for k, v in options.items() if not k.startswith('_')}))\n"
@@ -290,8 +290,8 @@ def test_a_clip_runs_frame_by_frame_into_an_mp4(server, tmp_path):
     status, headers, data = server.request(final["result"]["url"])
     assert status == 200 and headers["Content-Type"] == "video/mp4"
     (tmp_path / "out.mp4").write_bytes(data)
-    from tfstyle import video_io
-    out = video_io.open_clip(tmp_path / "out.mp4")
+    from tfstyle.video import reader
+    out = reader.open_clip(tmp_path / "out.mp4")
     assert out.count == 3 and out.size == (48, 32)
 
 
@@ -469,7 +469,8 @@ def test_server_mode_runs_jobs_on_tf_serving(tmp_path):
     pytest.importorskip("tensorflow_serving", reason="needs tensorflow-serving-api")
     from serving_server import shared_server
 
-    from tfstyle import TFServingClient, served_options
+    from tfstyle import TFServingClient
+    from tfstyle.serving import served_options
     loopback = shared_server()
     client = TFServingClient(loopback.grpc_target)
     rules = settings.Rules(preview_size=24, preview_steps=3, preview_stage_size=128)

@@ -1,10 +1,11 @@
 """Everything the web front takes from the rest of tfstyle, in one module.
 
-The package is being reorganised into subpackages; keeping every import of another
-tfstyle module here means a move is a few lines to change in one place. The names are
-the public ones where the library has them (``tfstyle.Stylizer``, ``RunOptions``,
-``tfstyle.errors``, ``TFServingClient``, ``image_io``'s checks, ``tfstyle.video``);
-the rest (video files, the served options, the allocator choice) are what the CLI uses.
+Keeping every import of another tfstyle module here means a move is a few lines to
+change in one place. The names are the public ones where the library has them
+(``tfstyle.Stylizer``, ``RunOptions``, ``tfstyle.errors``, ``TFServingClient``,
+``image_io``'s checks, ``tfstyle.video.frames``); the rest (video files, the served
+options, the allocator choice) are what the CLI uses. The page sits beside ``cli/`` in
+the layout: a front over everything else, which nothing else imports.
 
 TensorFlow is imported only by the functions that need it, on first use: the server
 answers its first page while the model is still being built.
@@ -17,7 +18,9 @@ from tfstyle import RunOptions, image_io
 from tfstyle.errors import ConfigError, ImageError, Interrupted, NumericalError, TfstyleError
 from tfstyle.options import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS,
                              DEFAULT_STYLE_STRENGTH, INITS, MAX_STYLES, PRESERVE_COLORS,
-                             STYLE_LOSSES, VideoOptions)
+                             STYLE_LOSSES)
+# No TensorFlow: frames.py imports the flow and the options only.
+from tfstyle.video.frames import VideoOptions
 
 __all__ = ["RunOptions", "VideoOptions", "ConfigError", "ImageError", "Interrupted",
            "NumericalError", "TfstyleError", "INITS", "PRESERVE_COLORS", "STYLE_LOSSES",
@@ -50,40 +53,41 @@ def make_client(target: str, protocol: str = "grpc", model_name: str = "tfstyle"
 
 def request_values(options: RunOptions) -> dict:
     """The served options of a request from validated ``options``."""
-    from tfstyle.served_options import request_values as values
+    from tfstyle.serving.served_options import request_values as values
 
     return values(options)
 
 
 def open_clip(path, max_frames=None):
-    """``video_io.open_clip``: the clip's frames, probed now (needs the video extra)."""
-    from tfstyle import video_io
+    """``video.reader.open_clip``: the clip's frames, probed now (needs the video extra)."""
+    from tfstyle.video import reader
 
-    return video_io.open_clip(path, max_frames=max_frames)
+    return reader.open_clip(path, max_frames=max_frames)
 
 
 def clip_writer(path, fps, size, audio_from=None):
-    """``video_io.ClipWriter``: an H.264 mp4 written atomically."""
-    from tfstyle import video_io
+    """``video.writer.ClipWriter``: an H.264 mp4 written atomically."""
+    from tfstyle.video import writer
 
-    return video_io.ClipWriter(path, fps, size, audio_from=audio_from)
+    return writer.ClipWriter(path, fps, size, audio_from=audio_from)
 
 
 def stylize_frames(stylizer, frames, styles, options, video, should_stop, callback,
                    callback_every):
-    """``tfstyle.video.stylize_frames``: the frames here, each as it finishes."""
-    from tfstyle import video as video_lib
+    """``tfstyle.video.frames.stylize_frames``: the frames here, each as it finishes."""
+    from tfstyle.video import frames as frames_lib
 
-    return video_lib.stylize_frames(stylizer, frames, styles, options, video,
-                                should_stop=should_stop, callback=callback,
-                                callback_every=callback_every)
+    return frames_lib.stylize_frames(stylizer, frames, styles, options, video,
+                                     should_stop=should_stop, callback=callback,
+                                     callback_every=callback_every)
 
 
 def served_frames(client, frames, style, options, video):
-    """``tfstyle.video.served_frames``: the frames on a TF Serving, each as it finishes."""
-    from tfstyle import video as video_lib
+    """``tfstyle.video.frames.served_frames``: the frames on a TF Serving, each as it
+    finishes."""
+    from tfstyle.video import frames as frames_lib
 
-    return video_lib.served_frames(client, frames, style, options, video)
+    return frames_lib.served_frames(client, frames, style, options, video)
 
 
 def keep_malloc_for(max_size: int, memory_limit, backbone: str, content_layers,
@@ -92,9 +96,10 @@ def keep_malloc_for(max_size: int, memory_limit, backbone: str, content_layers,
     memory budget only by tiling, as the CLI does (``tfstyle.allocator`` says why the
     pool does not keep a bound). Call before TensorFlow's first op. Returns whether
     malloc is asked for."""
-    from tfstyle import allocator, memory
-    from tfstyle.features import feature_layers, resolve_layers
-    from tfstyle.optimizers import LBFGS
+    from tfstyle import allocator
+    from tfstyle.core.features import feature_layers, resolve_layers
+    from tfstyle.core.optimizers import LBFGS
+    from tfstyle.local import memory
 
     budget = memory.run_budget(memory_limit)
     content = resolve_layers(content_layers, backbone)

@@ -5,14 +5,14 @@
     tfstyle-web --host=0.0.0.0 --port=8080        # exposed: prints a URL with its token
     tfstyle-web --server=localhost:8500           # jobs run on a TF Serving
 
-The model flags are the ``tfstyle`` command's (``tfstyle.model_flags``, and
+The model flags are the ``tfstyle`` command's (``tfstyle.cli.model_flags``, and
 ``--precision`` and ``--memory_limit`` as the command has them). Ctrl-C stops the
 server: running jobs keep their work so far, then it exits.
 
 The flags are defined when this module is imported, so only the console script
-imports it: ``tfstyle.cli`` defines ``--server``, ``--precision`` and
-``--memory_limit`` too, and absl refuses a flag defined twice in one process (the
-tests build the app with ``app.create_app``).
+imports it: ``tfstyle.cli.main`` and ``tfstyle.cli.remote`` define ``--server``,
+``--precision`` and ``--memory_limit`` too, and absl refuses a flag defined twice in
+one process (the tests build the app with ``app.create_app``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tempfile
 from absl import app as absl_app
 from absl import flags
 
-from tfstyle import model_flags
+from tfstyle.cli import model_flags
 from tfstyle.web import library as lib
 from tfstyle.web.guard import is_loopback
 
