@@ -6,8 +6,10 @@
 Prints, per pair, whether style_gain and fine_style rise and content_keep and
 detail_keep fall along the strengths above 0 (issue 22's test: each step within
 ``--tolerance`` of the direction, 0.005), the worst step of each, and s = 1 against
-s = 0.5 (the default) on the two style measures. s = 0 is left out of the steps: it is
-the photo itself (style 0, content 1), which every other strength passes. With --tsv,
+s = 0.5 (the default) on the two style measures, and whether ghost stays within
+compare.sh's line (at most 0.25 above the reference's, or above 0 where the reference's
+is below 0) at every strength, with the worst margin. s = 0 is left out of the steps: it
+is the photo itself (style 0, content 1), which every other strength passes. With --tsv,
 also writes the rows (and the references, once per pair) as the TSV that
 ``docs/make_quality_figures.py plot`` draws. Several files may be given (a rerun of one
 strength, say): a later row for the same (pair, strength) replaces an earlier one.
@@ -26,18 +28,24 @@ MEASURES = ("style_gain", "content_keep", "fine_style", "detail_keep")
 RISES = {"style_gain": True, "fine_style": True, "content_keep": False, "detail_keep": False}
 
 
+GHOST_LINE = 0.25  # compare.sh's: ours <= max(reference's, 0) + 0.25
+
+
 def parse(paths):
-    """{pair: {strength: scores}} and {pair: reference scores} from knob.sh's rows."""
-    rows, refs = {}, {}
+    """({pair: {strength: scores}}, {pair: reference scores}, {pair: {strength: ghost
+    margin}}) from knob.sh's rows; a margin >= 0 is within compare.sh's ghost line."""
+    rows, refs, ghosts = {}, {}, {}
     for path in paths:
         for line in open(path):
             fields = line.split()
-            if len(fields) != 7 or fields[0] == "pair" or "/" not in fields[4]:
+            if len(fields) < 8 or fields[0] == "pair" or "/" not in fields[4]:
                 continue
             pair, strength = fields[0], float(fields[1])
             rows.setdefault(pair, {})[strength] = [float(v) for v in fields[4].split("/")]
             refs[pair] = [float(v) for v in fields[5].split("/")]
-    return rows, refs
+            ours, ref = (float(v) for v in fields[6].split("/"))
+            ghosts.setdefault(pair, {})[strength] = max(ref, 0.0) + GHOST_LINE - ours
+    return rows, refs, ghosts
 
 
 def monotonic(values, rises, tolerance):
@@ -53,10 +61,11 @@ def main(argv=None):
     parser.add_argument("--tsv", default=None)
     parser.add_argument("--tolerance", type=float, default=0.005)
     args = parser.parse_args(argv)
-    rows, refs = parse(args.rows)
+    rows, refs, ghosts = parse(args.rows)
     print("| pair | " + " | ".join(f"{m} {'rises' if RISES[m] else 'falls'}"
-                                   for m in MEASURES) + " | at 1 vs 0.5 (style, fine) |")
-    print("|---" * (len(MEASURES) + 2) + "|")
+                                   for m in MEASURES)
+          + " | at 1 vs 0.5 (style, fine) | ghost within the line |")
+    print("|---" * (len(MEASURES) + 3) + "|")
     for pair, by_strength in rows.items():
         strengths = sorted(s for s in by_strength if s > 0)
         cells = []
@@ -69,6 +78,8 @@ def main(argv=None):
             cells.append(f"{top[0] - mid[0]:+.3f}, {top[2] - mid[2]:+.3f}")
         else:
             cells.append("n/a")
+        margin = min(m for s, m in ghosts[pair].items() if s > 0)
+        cells.append(f"{'yes' if margin >= 0 else '**no**'} (least margin {margin:+.2f})")
         print(f"| {pair} | " + " | ".join(cells) + " |")
     if args.tsv:
         with open(args.tsv, "w") as out:

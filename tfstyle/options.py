@@ -15,7 +15,8 @@ from tfstyle.errors import ConfigError
 
 # The paper's style layers. Content at the paper's conv4_2 and also at conv2_2, whose maps
 # at half the image's size hold the photo's fine edges: without it the shapes melt at
-# 100 % (BENCHMARKS.md, "Crisp at 100 %, second step").
+# 100 % (the probes that chose it: git show 2ab786b:BENCHMARKS.md, "Crisp at 100 %
+# (issue 22, second step)").
 DEFAULT_CONTENT_LAYERS = ("conv2_2", "conv4_2")
 DEFAULT_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 INITS = ("content", "noise", "style", "blend", "texture")
@@ -28,7 +29,8 @@ DEFAULT_STYLE_STRENGTH = 0.5
 # How far --style_strength 1 moves the style/content weight ratio: this many times the
 # default's (losses.strength_weights). 9 was past the top of the style measures' curve
 # under the conv2_2 content term; 5 is near the least the squared form allows (over 4 at
-# s0 = 0.5): BENCHMARKS.md, "The knob at 5 times".
+# s0 = 0.5): git show 2ab786b:BENCHMARKS.md, "The knob at 5 times". The knob as it is
+# measured now: BENCHMARKS.md, "The knob".
 STRENGTH_REACH = 5.0
 
 
@@ -125,23 +127,25 @@ class RunOptions:
       times the default's. Above the default only the full-size stage follows it; the
       coarse stages keep the default's balance (``for_stage``).
     tv_weight: γ, total variation on the [0, 1] image, to suppress high-frequency noise.
-    init: where the first stage starts: ``blend`` (default) of the photo and the
-      painting, ``content`` (the photo), ``noise``, ``style`` (the first painting,
-      stretched to the photo's shape), or the path of an image.
-    init_blend: the painting's share r of the ``blend`` start, 0 to 1:
-      (1 − r) × photo + r × painting (``core.stages.start_image``). The default 0.45 starts the
-      photo's flat regions (skies, walls) among the painting's strokes, which the run
-      keeps, where a photo start leaves them flat at 100 % (BENCHMARKS.md, "A start
-      from the photo and the painting"); where the photo is flat the painting's own
-      shapes can show faintly through: ``content`` (or 0) for none. Below the default
-      ``style_strength`` the share falls with it (to the photo at 0); several paintings
-      start as their ``style_blend_weights`` mix, for ``style`` too.
+    init: where the first stage starts: ``texture`` (default): the photo mixed with the
+      painting's colours and strokes, its layout scrambled by a random phase
+      (``tfstyle.core.texture``); ``blend``: the photo mixed with the painting itself,
+      whose large shapes the run then keeps; ``content`` (the photo), ``noise``,
+      ``style`` (the first painting, stretched to the photo's shape), or the path of an
+      image.
+    init_blend: the painting's share r of the ``texture`` and ``blend`` starts, 0 to 1:
+      (1 − r) × photo + r × painting, or its texture (``core.stages.start_image``). The
+      photo's flat regions (skies, walls) then start among the painting's strokes, which
+      the run keeps, where a photo start leaves them flat at 100 %; ``content`` (or 0)
+      starts from the photo alone. Below the default ``style_strength`` the share falls
+      with it (to the photo at 0); several paintings start as their
+      ``style_blend_weights`` mix, for ``style`` too.
     seed: makes the noise (and so the run) reproducible; None draws one and reports it.
     style_scale: each style image is resized to style_scale × the output's longest
       side: one number for all styles, or a tuple with one per style. The default 1
       paints with the painting's strokes at the output's scale: finer texture at 100 %
       than 1.5 (the earlier default), whose larger strokes smeared the photo's small
-      shapes (BENCHMARKS.md, "Crisp at 100 %").
+      shapes (git show 2ab786b:BENCHMARKS.md, "Crisp at 100 % (issue 22, first step)").
     style_blend_weights: with several styles, one weight ≥ 0 per style (normalised to
       sum 1; default equal): the style target is that mix of the styles' Gram matrices.
     preserve_colors: ``none``; ``luminance`` (transfer on the luminance only, then put

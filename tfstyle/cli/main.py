@@ -91,14 +91,15 @@ flags.DEFINE_float("style_strength", _DEFAULTS.style_strength,
                    "stage follows it (the coarse stages keep the layout of the default).")
 flags.DEFINE_float("tv_weight", _DEFAULTS.tv_weight, "gamma: total variation weight.")
 flags.DEFINE_string("init", _DEFAULTS.init,
-                    "Start image: blend (of the photo and the painting, --init_blend), "
-                    "content (the photo), noise, style (the painting), or the path of an "
-                    "image.")
+                    "Start image: texture (the photo with the painting's texture over it, "
+                    "its layout scrambled by a random phase: the painting's colours and "
+                    "strokes, none of its composition), content (the photo), noise, style "
+                    "(the painting), blend (the painting's composition laid over the "
+                    "photo: its shapes can show in the picture), or the path of an image.")
 flags.DEFINE_float("init_blend", _DEFAULTS.init_blend,
-                   "The painting's share of --init=blend, 0 (the photo) to 1 (the painting): "
-                   "where the photo is flat the run keeps the painting's strokes; its "
-                   "shapes can show faintly there (0 or --init=content for none). Falls "
-                   "with --style_strength below its default.")
+                   "The painting's share of --init=texture or --init=blend, 0 (the photo) "
+                   "to 1 (the painting's texture, or the painting itself). Falls with "
+                   "--style_strength below its default.")
 flags.DEFINE_integer("seed", None, "Random seed; the run is reproducible with the same seed. "
                      "Default: drawn at random and logged.")
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"],

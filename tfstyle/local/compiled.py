@@ -5,7 +5,7 @@ Tensors in and out, not variables: a trace reused for a variable of another shap
 read the variable it was traced with. No AutoGraph: the core's loops and branches are
 ``tf.while_loop`` and ``tf.cond`` already (the export's endpoints, which Keras traces
 without it, run the same code), and converting its Python would only slow the first
-trace (BENCHMARKS.md, "Tracing").
+trace (BENCHMARKS.md, "Preview": tracing without AutoGraph).
 """
 
 from __future__ import annotations
