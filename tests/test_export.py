@@ -439,7 +439,7 @@ def test_resize_is_close_to_pillow(served, size):
 
 def test_concurrent_requests_match_sequential(served):
     requests = [request(steps=np.int32(2 + i % 4), seed=np.int64(i),
-                        init=["content", "noise", "style"][i % 3],
+                        init=INITS[i % len(INITS)],
                         style_weight=np.float32(10.0 ** (i % 4)),
                         size=np.int32([32, 24, 40, 16][i % 4])) for i in range(8)]
     sequential = [served.run(**r) for r in requests]
