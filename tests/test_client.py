@@ -26,21 +26,19 @@ pytest.importorskip("grpc", reason="needs grpcio")
 
 import serving_server
 from conftest import REPO, synthetic_image
+from served_values import JSON_TYPES, json_values, not_sent_json, numpy_values
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server
 from tensorflow_serving.apis import predict_pb2
-from tfstyle import ConfigError, ImageError, RunOptions
+from tfstyle.errors import ConfigError, ImageError
+from tfstyle.options import INITS
 from tfstyle.serving import client as client_module
 from tfstyle.serving import grpc_transport, rest_transport, served_options
 from tfstyle.serving.client import ServingError, TFServingClient, encode_image
 
 PROTOCOLS = ["grpc", "rest"]
-DEFAULTS = RunOptions()
 CONTENT = synthetic_image(1, 20, 30)
 STYLE = synthetic_image(2, 24, 24)
 OPTIONS = dict(steps=2, size=16, seed=5)
-INPUT_NAMES = ("content", "style", "steps", "content_weight", "style_weight", "tv_weight",
-               "size", "seed", "init", "init_blend", "style_scale", "preserve_colors", "style_loss",
-               "stage_size", "stage_factor", "stage_detail", "style_strength")
 
 
 def encoded(pixels, fmt="PNG", **params):
@@ -69,16 +67,10 @@ def direct_predict(server, signature, values):
     return {alias: value for alias, (value, _) in server.servable.predict(request).items()}
 
 
-def reference_values(content, style, steps=2, size=16, seed=5):
-    return {"content": content, "style": style, "steps": np.int32(steps),
-            "content_weight": np.float32(1), "style_weight": np.float32(DEFAULTS.style_weight),
-            "tv_weight": np.float32(100), "size": np.int32(size), "seed": np.int64(seed),
-            "init": DEFAULTS.init.encode(), "init_blend": np.float32(DEFAULTS.init_blend),
-            "style_scale": np.float32(DEFAULTS.style_scale),
-            "preserve_colors": b"none",
-            "style_loss": DEFAULTS.style_loss.encode(),
-            "stage_size": np.int32(DEFAULTS.stage_size), "stage_factor": np.float32(2),
-            "stage_detail": np.float32(1), "style_strength": np.float32(0.5)}
+def reference_values(content, style):
+    """Every input of the client's request for ``OPTIONS`` (the other options at the
+    library's defaults), sent straight to the session."""
+    return {"content": content, "style": style, **numpy_values(**OPTIONS)}
 
 
 # ----------------------------------------------------------------------------- results
@@ -200,7 +192,7 @@ def test_data_that_is_no_image_is_refused_here_without_a_request(server):
     (dict(steps=1.5), "steps must be an integer"),
     (dict(size=2**31), "does not fit the model's int32"),
     (dict(style_weight=float("nan")), "finite"),
-    (dict(init="start.png"), "init must be one of content, noise, style"),
+    (dict(init="start.png"), "init must be one of " + ", ".join(INITS)),
     # Outside the bounds of every export: refused before anything is sent.
     (dict(steps=-1), "steps must be between 0 and 100000, got -1"),
     (dict(size=-5), r"size must be 0 \(keep the content's size\) or between 1 and 16384"),
@@ -293,12 +285,8 @@ def test_rest_row_form_is_refused_for_the_scalar_signature(server):
     import urllib.error
     import urllib.request
     row = {"content": {"b64": base64.b64encode(encoded(CONTENT)).decode()},
-           "style": {"b64": base64.b64encode(encoded(STYLE)).decode()}, "steps": 1,
-           "size": 16, "seed": 1, "init": "content", "init_blend": 0.5, "content_weight": 1.0,
-           "style_weight": 1.0, "tv_weight": 1.0, "style_scale": 1.0, "preserve_colors": "none",
-           "style_loss": "gram", "stage_size": 256, "stage_factor": 2.0, "stage_detail": 1.0,
-           "style_strength": 0.5, "temporal_weight": 1.0, "init_image": {"b64": ""},
-           "temporal_target": {"b64": ""}, "temporal_mask": {"b64": ""}}
+           "style": {"b64": base64.b64encode(encoded(STYLE)).decode()},
+           **json_values(steps=1, size=16, seed=1), **not_sent_json()}
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",
                                      data=json.dumps({"instances": [row]}).encode(),
                                      method="POST")
@@ -326,30 +314,21 @@ def test_pinned_version_is_sent(server):
 
 def test_rest_request_is_tf_servings_documented_columnar_json(server):
     content, style = encoded(CONTENT), encoded(STYLE)
+    given = dict(steps=2, size=16, seed=7, content_weight=2, init="noise", style_scale=0.5)
     with make_client(server, "rest") as client:
-        client.stylize(content, style, steps=2, size=16, seed=7, content_weight=2,
-                       init="noise", style_scale=0.5)
+        client.stylize(content, style, **given)
     body = server.rest_requests[-1]
+    # Every option of the table, the given ones and the library's defaults.
     assert body == {
         "signature_name": "serving_default",
         "inputs": {
             "content": {"b64": base64.b64encode(content).decode()},
             "style": {"b64": base64.b64encode(style).decode()},
-            "steps": 2, "size": 16, "seed": 7, "init": "noise", "init_blend": DEFAULTS.init_blend,
-            "content_weight": 2.0, "style_weight": DEFAULTS.style_weight,
-            "tv_weight": DEFAULTS.tv_weight, "style_scale": 0.5, "preserve_colors": "none",
-            "style_loss": DEFAULTS.style_loss, "stage_size": DEFAULTS.stage_size,
-            "stage_factor": DEFAULTS.stage_factor, "stage_detail": DEFAULTS.stage_detail,
-            "style_strength": DEFAULTS.style_strength,
-            "temporal_weight": DEFAULTS.temporal_weight, "init_image": {"b64": ""},
-            "temporal_target": {"b64": ""}, "temporal_mask": {"b64": ""}}}
+            **json_values(**given), **not_sent_json()}}
     inputs = body["inputs"]
     # TF Serving's JSON parser wants integer tokens for int32/int64 inputs (json_tensor.cc).
-    assert all(type(inputs[k]) is int for k in ("steps", "size", "seed", "stage_size"))
-    assert all(type(inputs[k]) is float for k in ("content_weight", "style_weight",
-                                                   "tv_weight", "style_scale", "stage_factor",
-                                                   "stage_detail", "init_blend",
-                                                   "style_strength", "temporal_weight"))
+    for row in served_options.SERVED_OPTIONS:
+        assert type(inputs[row.name]) is JSON_TYPES[row.dtype], row.name
 
 
 def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
@@ -358,17 +337,8 @@ def test_rest_answer_is_parsed_from_tf_servings_output_json(server):
     body = json.dumps({"signature_name": "serving_default", "inputs": {
         "content": {"b64": base64.b64encode(encoded(CONTENT)).decode()},
         "style": {"b64": base64.b64encode(encoded(STYLE)).decode()},
-        "steps": 2, "size": 16, "seed": 5, "init": DEFAULTS.init,
-        "init_blend": DEFAULTS.init_blend,
-        "content_weight": 1.0,
-        "style_weight": DEFAULTS.style_weight, "tv_weight": 100.0,
-        "style_scale": DEFAULTS.style_scale,
-        "preserve_colors": "none", "style_loss": DEFAULTS.style_loss,
-        "stage_size": DEFAULTS.stage_size, "stage_factor": 2.0, "stage_detail": 1.0,
-        "style_strength": 0.5, "temporal_weight": DEFAULTS.temporal_weight,
-        # Not sent: "" (the REST API wants every input named).
-        "init_image": {"b64": ""}, "temporal_target": {"b64": ""},
-        "temporal_mask": {"b64": ""}}}).encode()
+        # The optional images not sent: "" (the REST API wants every input named).
+        **json_values(**OPTIONS), **not_sent_json()}}).encode()
     import urllib.request
     request = urllib.request.Request(f"http://{server.rest_target}/v1/models/tfstyle:predict",
                                      data=body, method="POST")

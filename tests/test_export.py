@@ -18,12 +18,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from served_values import numpy_values
 from tfstyle import image_io
 from tfstyle.errors import ConfigError
+from tfstyle.local.stylizer import Stylizer
+from tfstyle.options import INITS, PRESERVE_COLORS, STYLE_LOSSES, RunOptions
 from tfstyle.serving.export import (INPUT_NAMES, WARMUP_FILE, ExportError, default_inputs,
                                     export_model, find_unservable_ops)
-from tfstyle.options import RunOptions
-from tfstyle.local.stylizer import Stylizer
+from tfstyle.serving.served_options import NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_SIDE, MAX_STEPS = 64, 20
@@ -96,22 +98,12 @@ def served(model_dir):
 
 
 def request(content=CONTENT, style=STYLE, **overrides):
-    """Every input, as the official client sends them: the library defaults."""
-    opts = RunOptions()
+    """Every input, as the official client sends them: every served option at the
+    library's default but 3 steps, 32 px and seed 7, and no optional image."""
     values = {
         "content": encode(content) if isinstance(content, np.ndarray) else content,
         "style": encode(style) if isinstance(style, np.ndarray) else style,
-        "steps": np.int32(3), "content_weight": np.float32(opts.content_weight),
-        "style_weight": np.float32(opts.style_weight), "tv_weight": np.float32(opts.tv_weight),
-        "size": np.int32(32), "seed": np.int64(7), "init": opts.init.encode(),
-        "init_blend": np.float32(opts.init_blend),
-        "style_scale": np.float32(opts.style_scale),
-        "preserve_colors": opts.preserve_colors.encode(), "style_loss": opts.style_loss.encode(),
-        "stage_size": np.int32(opts.stage_size), "stage_factor": np.float32(opts.stage_factor),
-        "stage_detail": np.float32(opts.stage_detail),
-        "style_strength": np.float32(opts.style_strength),
-        "temporal_weight": np.float32(opts.temporal_weight),
-        "init_image": b"", "temporal_target": b"", "temporal_mask": b"",
+        **numpy_values(steps=3, size=32, seed=7), **dict.fromkeys(OPTIONAL_IMAGES, b""),
     }
     for name, value in overrides.items():
         values[name] = value.encode() if isinstance(value, str) else value
@@ -139,13 +131,9 @@ def test_writes_tf_serving_layout(model_dir):
 
 def test_signature_contract(model_dir):
     sigs = signature_def(model_dir)
-    scalars = {"steps": tf.int32, "content_weight": tf.float32, "style_weight": tf.float32,
-               "tv_weight": tf.float32, "size": tf.int32, "seed": tf.int64, "init": tf.string,
-               "init_blend": tf.float32,
-               "style_scale": tf.float32, "preserve_colors": tf.string, "style_loss": tf.string,
-               "stage_size": tf.int32, "stage_factor": tf.float32, "stage_detail": tf.float32,
-               "style_strength": tf.float32, "temporal_weight": tf.float32}
-    optional = ("init_image", "temporal_target", "temporal_mask")
+    # One scalar of the row's dtype per row of the served-options table.
+    scalars = {row.name: tf.as_dtype(row.dtype) for row in SERVED_OPTIONS}
+    optional = OPTIONAL_IMAGES
     # The optional tensors are of any shape: "not sent" is [] in JSON.
     pixels = dict(content=[-1, -1, 3], style=[-1, -1, 3], **dict.fromkeys(optional))
     expected = {
@@ -177,17 +165,13 @@ def test_signature_contract(model_dir):
         for key in optional:  # not sent: no bytes, or no pixels
             value = defaults[key]
             assert (value == b"") if value.dtype == object else value.size == 0, key
+        # The library's defaults, steps and size within this export's limits, seed 0
+        # (a server has no None).
         opts = RunOptions()
-        assert defaults["steps"] == min(opts.steps, MAX_STEPS)
-        assert defaults["size"] == min(opts.size, MAX_SIDE)
-        assert defaults["init"] == opts.init.encode() and defaults["seed"] == 0
-        for key in ("content_weight", "style_weight", "tv_weight", "style_scale",
-                    "stage_factor", "stage_detail", "style_strength", "init_blend"):
-            assert defaults[key] == np.float32(getattr(opts, key)), key
-        assert defaults["stage_size"] == opts.stage_size
-        assert defaults["temporal_weight"] == np.float32(opts.temporal_weight)
-        for key in ("preserve_colors", "style_loss"):
-            assert defaults[key] == getattr(opts, key).encode(), key
+        expected = numpy_values(steps=min(opts.steps, MAX_STEPS), size=min(opts.size, MAX_SIDE))
+        assert expected["seed"] == 0
+        for key, value in expected.items():
+            assert defaults[key] == value, key
 
 
 def test_omitted_inputs_take_the_signature_defaults(served, model_dir):
@@ -240,8 +224,7 @@ def test_tf_saved_model_load(model_dir, served):
     # The same request through the session, and through the tensor signature.
     assert np.array_equal(image, decode(served.run(**inputs)["image_bytes"]))
     tensors = dict(inputs, content=CONTENT, style=STYLE,
-                   **dict.fromkeys(("init_image", "temporal_target", "temporal_mask"),
-                                   np.zeros([0], np.uint8)))
+                   **dict.fromkeys(OPTIONAL_IMAGES, np.zeros([0], np.uint8)))
     out = loaded.signatures["stylize_tensor"](**{k: tf.constant(v) for k, v in tensors.items()})
     assert out["image"].dtype == tf.uint8 and np.array_equal(out["image"].numpy(), image)
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
@@ -456,7 +439,7 @@ def test_resize_is_close_to_pillow(served, size):
 
 def test_concurrent_requests_match_sequential(served):
     requests = [request(steps=np.int32(2 + i % 4), seed=np.int64(i),
-                        init=["content", "noise", "style"][i % 3],
+                        init=INITS[i % len(INITS)],
                         style_weight=np.float32(10.0 ** (i % 4)),
                         size=np.int32([32, 24, 40, 16][i % 4])) for i in range(8)]
     sequential = [served.run(**r) for r in requests]
@@ -503,7 +486,7 @@ BAD_REQUESTS = [
     ("huge JPEG header", dict(content=_tall("JPEG")), r"declares a size of 300x8"),
     ("huge GIF header", dict(style=_tall("GIF")), r"style image declares a size of 300x8"),
     ("huge BMP header", dict(content=_tall("BMP")), r"declares a size of 300x8"),
-    ("unknown init", dict(init="mosaic"), r"init=mosaic is not one of content, noise, style"),
+    ("unknown init", dict(init="mosaic"), r"init=mosaic is not one of " + ", ".join(INITS)),
     ("NaN weight", dict(style_weight=np.float32("nan")), r"style_weight=nan must be a finite"),
     ("negative weight", dict(tv_weight=np.float32(-1)),
      r"tv_weight=-1 must be a finite number >= 0"),
@@ -516,9 +499,9 @@ BAD_REQUESTS = [
      r"style image at style_scale=0.05 would be 2x2"),
     ("negative seed", dict(seed=np.int64(-5)), r"seed=-5 is negative"),
     ("unknown colour mode", dict(preserve_colors="sepia"),
-     r"preserve_colors=sepia is not one of none, luminance, histogram"),
+     r"preserve_colors=sepia is not one of " + ", ".join(PRESERVE_COLORS)),
     ("unknown style loss", dict(style_loss="wasserstein"),
-     r"style_loss=wasserstein is not one of gram, mean_cov"),
+     r"style_loss=wasserstein is not one of " + ", ".join(STYLE_LOSSES)),
     ("stage factor 1", dict(stage_factor=np.float32(1)), r"stage_factor=1 must be a finite"),
     ("style strength above 1", dict(style_strength=np.float32(1.5)),
      r"style_strength=1.5 must be between 0 .the photo. and 1"),
@@ -547,8 +530,8 @@ def test_bad_request_is_invalid_argument_and_session_survives(served, overrides,
 def test_bad_tensor_requests(served):
     def run(content=CONTENT, **overrides):
         inputs = request(**overrides)
-        inputs.update(content=content, style=STYLE, **dict.fromkeys(
-            ("init_image", "temporal_target", "temporal_mask"), np.zeros([0], np.uint8)))
+        inputs.update(content=content, style=STYLE,
+                      **dict.fromkeys(OPTIONAL_IMAGES, np.zeros([0], np.uint8)))
         return served.run("stylize_tensor", **inputs)
 
     with pytest.raises(tf.errors.InvalidArgumentError, match="content image is 300x8, above"):
@@ -632,9 +615,11 @@ def test_warmup_without_serving_api_says_what_to_do(stylizer, model_dir, monkeyp
 
 
 def test_default_inputs_follow_run_options():
+    # Every served option, at the library's default (seed 0: a server has no None).
     values = default_inputs()
-    assert values["steps"] == RunOptions().steps and values["size"] == RunOptions().size
-    assert values["seed"].dtype == np.int64 and values["init"] == RunOptions().init.encode()
+    assert list(values) == list(NAMES)
+    for key, value in numpy_values().items():
+        assert values[key] == value and type(values[key]) is type(value), key
 
 
 def test_cli_writes_next_version(tmp_path):

@@ -15,19 +15,22 @@ times the examples (minutes), for a deeper search before a release.
 
 import io
 import os
+import types
 import warnings
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, find, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from served_values import edges
 from tfstyle import image_io
 from tfstyle.errors import ConfigError, ImageError, TfstyleError
-from tfstyle.options import RunOptions
 from tfstyle.local.stylizer import Stylizer
+from tfstyle.options import INITS, RunOptions
+from tfstyle.serving.served_options import NAMES, SERVED_OPTIONS
 
 SCALE = max(1, int(os.environ.get("TFSTYLE_FUZZ_SCALE", "1")))
 
@@ -192,7 +195,7 @@ WEIGHTS = [(1.0, 1e3, 100.0), (1.0, 1e3, 100.0), (0.0, 1e3, 0.0), (1.0, 0.0, 0.0
 @fuzz_settings(120)
 @given(content=pil_images(), style=pil_images(), size=st.integers(1, 48),
        steps=st.integers(0, 2), weights=st.sampled_from(WEIGHTS),
-       init=st.sampled_from(["content", "noise", "style"]),
+       init=st.sampled_from(INITS),
        optimizer=st.sampled_from(["lbfgs", "adam"]), seed=st.integers(0, 2**63 - 1))
 def test_stylize_random_images_and_options(stylizer, content, style, size, steps, weights,
                                            init, optimizer, seed):
@@ -245,7 +248,8 @@ def served():
         feed = {signature.inputs[k].name: v for k, v in inputs.items()}
         return session.run({k: v.name for k, v in signature.outputs.items()}, feed)
 
-    run.max_side = serving_server.MAX_SIDE
+    run.max_side, run.max_steps = serving_server.MAX_SIDE, serving_server.MAX_STEPS
+    run.min_side = serving_server.tiny_stylizer().min_side
     yield run
     session.close()
 
@@ -261,59 +265,161 @@ def encoded_images(draw):
 
 images_or_bytes = st.one_of(encoded_images(), encoded_images(), random_bytes)
 
-# Usable values, and hostile ones; each request takes at most two options from the
-# hostile side, so that the image checks after the option checks are reached too.
-USABLE = {
-    "steps": st.integers(0, 3).map(np.int32),
-    "size": st.sampled_from([0, 2, 8, 16, 32]).map(np.int32),
-    # Usable first: hypothesis starts from (and shrinks towards) the first values, and
-    # all-zero weights are a refusal.
-    "content_weight": st.sampled_from([1.0, 0.0]).map(np.float32),
-    "style_weight": st.sampled_from([1e3, 1.0, 0.0]).map(np.float32),
-    "tv_weight": st.sampled_from([100.0, 0.0]).map(np.float32),
-    "style_scale": st.sampled_from([0.5, 1.0, 2.0]).map(np.float32),
-    "seed": st.integers(0, 2**63 - 1).map(np.int64),
-    "init": st.sampled_from([b"content", b"noise", b"style"]),
-    "preserve_colors": st.sampled_from([b"none", b"luminance", b"histogram"]),
-    "style_loss": st.sampled_from([b"gram", b"mean_cov"]),
-    "stage_size": st.sampled_from([0, 4, 8, 256]).map(np.int32),
-    "stage_factor": st.sampled_from([1.5, 2.0, 3.0]).map(np.float32),
-    "stage_detail": st.sampled_from([1.0, 0.0, 0.5]).map(np.float32),
-    "style_strength": st.sampled_from([0.5, 0.8, 1.0, 0.0]).map(np.float32),
-}
+# Usable values, and hostile ones, for every row of the served-options table; each
+# request takes at most two options from the hostile side, so that the image checks after
+# the option checks are reached too. Strings in ASCII only: other bytes hit a known bug,
+# shown by test_hostile_inputs.py
+# [test_signature_bad_init_cut_inside_a_character_is_invalid_argument].
 ASCII = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
-HOSTILE = {
-    "steps": st.one_of(st.integers(-2**31, 2**31 - 1), st.sampled_from([-1, 4])).map(np.int32),
-    "size": st.one_of(st.integers(-2**31, 2**31 - 1), st.sampled_from([-5, 1, 33])).map(np.int32),
-    "content_weight": st.floats(width=32).map(np.float32),
-    "style_weight": st.floats(width=32).map(np.float32),
-    "tv_weight": st.floats(width=32).map(np.float32),
-    "style_scale": st.floats(width=32).map(np.float32),
-    "seed": st.integers(-2**63, 2**63 - 1).map(np.int64),
-    # ASCII only: other bytes hit a known bug, shown by test_hostile_inputs.py
-    # [test_signature_bad_init_cut_inside_a_character_is_invalid_argument].
-    "init": ASCII.map(str.encode),
-    "preserve_colors": ASCII.map(str.encode),
-    "style_loss": ASCII.map(str.encode),
-    "stage_size": st.integers(-2**31, 2**31 - 1).map(np.int32),
-    "stage_factor": st.floats(width=32).map(np.float32),
-    "stage_detail": st.floats(width=32).map(np.float32),
-    "style_strength": st.floats(width=32).map(np.float32),
-}
+
+
+def _scalars(row, values):
+    """``values`` (a strategy of Python values) as the session is fed ``row``'s."""
+    if row.dtype == "string":
+        return values.map(str.encode)
+    return values.map(np.dtype(row.dtype).type)
+
+
+def _in_dtype(row, values):
+    if row.dtype.startswith("int"):
+        info = np.iinfo(row.dtype)
+        return [v for v in values if info.min <= v <= info.max]
+    return values
+
+
+def usable_values(row):
+    """What ``row`` accepts, from its dtype and bounds: half the time its default (first:
+    hypothesis starts from, and shrinks towards, the first branch), else a bound or a
+    choice, or any value between the bounds; an open-ended float up to 16 times its
+    default, where the loss stays finite. Mostly the default, so that a request with
+    sixteen options still makes a picture often (a zero weight at a bound, say, with
+    the other weights at theirs, is a refusal)."""
+    others = st.sampled_from(edges(row)[0])
+    if not row.allowed:
+        lo, hi = row.bounds()
+        if row.dtype == "float32":
+            top = hi if hi is not None else float(np.float32(16 * max(row.default, lo, 1.0)))
+            between = st.floats(lo, top, exclude_min=True, exclude_max=hi is not None,
+                                width=32)
+        else:
+            between = st.integers(lo, hi)
+        others = st.one_of(others, between)
+    # Not one_of(just(default), others): it would flatten others' branches beside it.
+    return _scalars(row, st.booleans().flatmap(
+        lambda other: others if other else st.just(row.default)))
+
+
+def hostile_values(row, refused=()):
+    """Anything ``row``'s dtype holds (any float32, NaN and the infinities among them;
+    any integer of its width; any ASCII string), or a value just past a bound of the
+    row (``served_values.edges``) or of ``refused``, which the whole dtype all but never
+    hits."""
+    if row.dtype == "string":
+        anything = ASCII
+    elif row.dtype == "float32":
+        anything = st.floats(width=32)
+    else:
+        info = np.iinfo(row.dtype)
+        anything = st.integers(int(info.min), int(info.max))
+    past = _in_dtype(row, [*edges(row)[1], *refused])
+    return _scalars(row, st.one_of(anything, st.sampled_from(past)))
+
+
+def option_strategies(served):
+    """(usable, hostile): a strategy per served option, by name, for the export
+    ``served`` (its ``min_side``, ``max_side`` and ``max_steps``)."""
+    # Where the export's limits narrow the table's: its steps and sizes (cheap ones,
+    # too), and the style scales that keep the style image between its min side and
+    # 2 × max_side (tfstyle.serving.request_images).
+    usable = {
+        "steps": st.integers(0, served.max_steps).map(np.int32),
+        "size": st.one_of(st.just(0), st.integers(served.min_side, served.max_side))
+                  .map(np.int32),
+        "style_scale": st.one_of(st.just(1.0), st.floats(0.5, 2.0, width=32))
+                         .map(np.float32),
+    }
+    refused = {"steps": [served.max_steps + 1],
+               "size": [served.min_side - 1, served.max_side + 1]}
+    assert set(usable) | set(refused) <= set(NAMES), "options the table does not have"
+    return ({row.name: usable.get(row.name, usable_values(row)) for row in SERVED_OPTIONS},
+            {row.name: hostile_values(row, refused.get(row.name, ()))
+             for row in SERVED_OPTIONS})
 
 
 @st.composite
-def option_values(draw):
-    hostile = draw(st.sets(st.sampled_from(sorted(USABLE)), max_size=2))
-    return {name: draw((HOSTILE if name in hostile else USABLE)[name]) for name in USABLE}
+def option_values(draw, usable, hostile):
+    """(every served option's value, the names drawn from the hostile side)."""
+    bad = draw(st.sets(st.sampled_from(sorted(usable)), max_size=2))
+    return {name: draw((hostile if name in bad else usable)[name]) for name in usable}, bad
+
+
+# The tiny export's limits (tests/serving_server.py), for the tests of the strategies
+# themselves, which need no server.
+TINY_LIMITS = types.SimpleNamespace(min_side=2, max_side=32, max_steps=3)
+
+
+def _python(row, value):
+    """A drawn value as the client takes it: an int, a float or a str."""
+    return value.decode() if row.dtype == "string" else value.item()
+
+
+def test_the_fuzzer_draws_every_option_of_the_table():
+    # Derived from the table, so this fails only where a strategy is set by hand (an
+    # override of an option the table no longer has fails in option_strategies).
+    usable, hostile = option_strategies(TINY_LIMITS)
+    assert list(usable) == list(hostile) == list(NAMES)
+
+    @fuzz_settings(20)
+    @given(drawn=option_values(usable, hostile))
+    def request(drawn):
+        options, bad = drawn
+        assert list(options) == list(NAMES) and bad <= set(NAMES)
+
+    request()
+
+
+@fuzz_settings(100)
+@given(data=st.data())
+def test_usable_values_are_what_the_table_accepts(data):
+    usable, hostile = option_strategies(TINY_LIMITS)
+    for row in SERVED_OPTIONS:
+        wire = bytes if row.dtype == "string" else np.dtype(row.dtype).type
+        value = data.draw(usable[row.name], label=row.name)
+        assert type(value) is wire, (row.name, value)
+        row.wire_value(_python(row, value))  # a ConfigError if the table refuses it
+        assert type(data.draw(hostile[row.name], label=row.name)) is wire
+
+
+@pytest.mark.parametrize("row", SERVED_OPTIONS, ids=[row.name for row in SERVED_OPTIONS])
+def test_each_options_strategies_reach_beyond_its_default(row):
+    """Each usable strategy reaches values other than the default, and each hostile
+    one values the table refuses: the fuzzer tries more than the defaults."""
+    usable, hostile = option_strategies(TINY_LIMITS)
+    quick = settings(max_examples=200, database=None, derandomize=True)
+
+    def refused(value):
+        try:
+            row.wire_value(_python(row, value))
+        except ConfigError:
+            return True
+        return False
+
+    find(usable[row.name], lambda v: _python(row, v) != row.default, settings=quick)
+    find(hostile[row.name], refused, settings=quick)
 
 
 def test_signature_random_requests_are_png_or_invalid_argument(served):
     outcomes = {"png": 0, "invalid": 0}
+    usable, hostile = option_strategies(served)
+    # The options drawn from the hostile side, and the starts that made a picture.
+    drawn_hostile, painted_from = set(), set()
 
     @fuzz_settings(400)
-    @given(content=images_or_bytes, style=images_or_bytes, options=option_values())
-    def request(content, style, options):
+    @given(content=images_or_bytes, style=images_or_bytes,
+           drawn=option_values(usable, hostile))
+    def request(content, style, drawn):
+        options, bad = drawn
+        drawn_hostile.update(bad)
         try:
             out = served(content=content, style=style, **options)
         except tf.errors.InvalidArgumentError as e:
@@ -330,11 +436,18 @@ def test_signature_random_requests_are_png_or_invalid_argument(served):
             assert max(image.shape[:2]) == options["size"], image.shape
         assert np.isfinite(out["loss"])
         outcomes["png"] += 1
+        painted_from.add(options["init"].decode())
         event("PNG")
 
     request()
     # Both outcomes were reached, or the fuzzing only ever exercised one side.
     assert outcomes["png"] >= 10 and outcomes["invalid"] >= 10, outcomes
+    # Every served option was sent hostile (which of them the graph refused by name
+    # depends on the draw: another option's or the images' refusal can come first;
+    # test_served_options refuses each row's edges one by one), and the default start,
+    # the one most requests take, made pictures.
+    assert drawn_hostile == set(NAMES), sorted(set(NAMES) - drawn_hostile)
+    assert RunOptions().init in painted_from, painted_from
     data = encode(Image.fromarray(np.full((20, 30, 3), 90, np.uint8)), "PNG")
     out = served(content=data, style=data, steps=np.int32(1), size=np.int32(16),
                  content_weight=np.float32(1), style_weight=np.float32(1e3),

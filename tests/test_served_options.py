@@ -20,8 +20,10 @@ pytest.importorskip("grpc", reason="needs grpcio")
 
 import serving_server
 from conftest import synthetic_image
+from served_values import away_from_default, edges
 from serving_server import MAX_SIDE, MAX_STEPS, shared_server
-from tfstyle import ConfigError, RunOptions
+from tfstyle.errors import ConfigError
+from tfstyle.options import RunOptions
 from tfstyle.serving.client import ServingError, TFServingClient
 from tfstyle.serving.served_options import (NAMES, OPTIONAL_IMAGES, SERVED_OPTIONS, request_values,
                                             run_options)
@@ -30,34 +32,6 @@ from tfstyle.serving.transport import DTYPES
 CONTENT = synthetic_image(1, 20, 30)
 STYLE = synthetic_image(2, 24, 24)
 ROW_IDS = [row.name for row in SERVED_OPTIONS]
-
-
-def next_float32(value, toward):
-    """The float32 next to ``value`` toward ``toward``; next to 0 the smallest normal
-    one, since the graph's CPU kernels flush subnormals to 0."""
-    if value == 0:
-        return float(np.copysign(np.finfo(np.float32).tiny, toward))
-    return float(np.nextafter(np.float32(value), np.float32(toward)))
-
-
-def edges(row, wire=True):
-    """(accepted, refused): each bound of ``row``, and the values just past it, as a
-    request (``wire``) or ``RunOptions`` takes them."""
-    if row.allowed:
-        return list(row.allowed), ["x", row.allowed[0].upper()]
-    lo, hi = row.bounds()
-    if row.dtype == "float32":
-        accepted = [next_float32(lo, np.inf) if row.strict else lo]
-        refused = [lo if row.strict else next_float32(lo, -np.inf), float("nan"), np.inf]
-        if hi is not None:
-            accepted.append(hi)
-            refused.append(next_float32(hi, np.inf))
-        return accepted, refused
-    accepted, refused = [lo, hi], [lo - 1, hi + 1]
-    if wire and row.zero_means:
-        accepted.append(0)
-        refused = [value if value else -1 for value in refused]
-    return accepted, refused
 
 
 @pytest.fixture(scope="module")
@@ -145,13 +119,13 @@ def test_the_client_takes_every_option_by_keyword_and_no_other(nowhere):
 
 
 def test_a_request_carries_every_served_field_of_the_run():
-    # Every served field set away from its default: each must reach the request.
-    changed = dict(steps=7, content_weight=2.0, style_weight=5.0, tv_weight=3.0, size=300,
-                   seed=None, init="noise", init_blend=0.25, style_scale=0.75, preserve_colors="histogram",
-                   style_loss="gram", stage_size=64, stage_factor=1.5, stage_detail=0.5,
-                   style_strength=0.25, temporal_weight=7.5)
-    assert set(changed) == set(NAMES)
+    # Every served field set away from its default (the seed left to the request):
+    # each must reach the request. From the table, so that a new field is carried too.
+    changed = {row.name: None if row.name == "seed" else away_from_default(row)
+               for row in SERVED_OPTIONS}
     options = dataclasses.replace(RunOptions(), **changed).validate()
+    for name, value in changed.items():
+        assert name == "seed" or value != getattr(RunOptions(), name), name
     sent = request_values(options, seed=42)
     assert list(sent) == list(NAMES)
     assert sent == dict(changed, seed=42)
