@@ -245,17 +245,31 @@ class TiledLoss:
         magnitudes added up over the tiles; one pass, what
         ``StyleLoss.content_targets`` takes."""
         height, width = tf.shape(content)[1], tf.shape(content)[2]
+        grid = self._grid(content)
 
-        def content_tile(k, grid):
+        def content_tile(k):
             crop, _, sums = self._tile_sums(content, k, grid, None, self._unmasked,
                                             content_errors=False)
             owned, _ = self._bounds(k, *grid[:3])
             maps, style_sums = sums(crop)
-            # Each tile's positions, zero elsewhere: the sum over tiles is the map.
-            return (tuple(_place(tf.cast(f, tf.float32), s, owned, height, width)
-                          for f, s in zip(maps, self.content_strides)), style_sums[0])
+            return owned, maps, style_sums[0]
 
-        maps, style_sums = self._accumulate(content, content_tile)
+        def body(k, maps, total):
+            owned, tile_maps, style_sums = content_tile(k)
+            maps = tuple(_write(m, tf.cast(f, tf.float32), s, owned)
+                         for m, f, s in zip(maps, tile_maps, self.content_strides))
+            return k + 1, maps, tf.nest.map_structure(tf.add, total, style_sums)
+
+        # The maps are written in place, tile by tile: a sum of each tile's map padded
+        # to the whole image's held three whole maps at once and cost a pass over them
+        # per tile (BENCHMARKS.md, "Print"). The style sums add up as ``_accumulate``'s.
+        owned, first_maps, first_sums = content_tile(tf.constant(0))
+        maps = tuple(_write(tf.zeros(tf.stack([1, height // s, width // s, f.shape[-1]])),
+                            tf.cast(f, tf.float32), s, owned)
+                     for f, s in zip(first_maps, self.content_strides))
+        _, maps, style_sums = tf.while_loop(lambda k, *_: k < grid[3], body,
+                                            (tf.constant(1), maps, first_sums),
+                                            parallel_iterations=1)
         return maps, [sums_scale(sums) for sums in style_sums]
 
     def style_sums(self, styles) -> list:
@@ -276,9 +290,12 @@ def _differentiable(style_sums):
     return [[(s.second, s.first) for s in group] for group in style_sums]
 
 
-def _place(owned_map, stride, owned, height, width):
-    """A tile's owned positions of a map of ``stride`` inside a zero map of the whole
-    image's (1, height // stride, width // stride, N)."""
+def _write(whole_map, owned_map, stride, owned):
+    """``whole_map`` (1, height // stride, width // stride, N) with a tile's owned
+    positions of a map of ``stride`` written in: in place where the op holds its
+    only reference (a loop variable), so no second whole map is made."""
     y0, y1, x0, x1 = owned
-    return tf.pad(owned_map, [[0, 0], [y0 // stride, height // stride - y1 // stride],
-                              [x0 // stride, width // stride - x1 // stride], [0, 0]])
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=whole_map, begin=tf.stack([0, y0 // stride, x0 // stride, 0]),
+        end=tf.stack([1, y1 // stride, x1 // stride, tf.shape(whole_map)[3]]),
+        strides=[1, 1, 1, 1], value=owned_map)
