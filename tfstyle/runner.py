@@ -79,6 +79,10 @@ def run(model: core.StyleModel, compiled, inputs: inputs_lib.Inputs, options: Ru
             done = end  # this stage finished before the interruption
             continue
         resuming = resume if resume is not None and done <= resume["step"] else None
+        if stage is not None:
+            # The next stage starts from this one's image, not its targets: they need
+            # not stay beside the next stage's (0.5 GiB at 2048 px; memory.step_bytes).
+            stage.targets = None
         stage = job.stage(index, size, steps, stage, resuming)
         if index == len(plan) - 1 and temporal is not None:
             stage.hold_to(*temporal)
