@@ -14,7 +14,8 @@ place tile by tile (``tiling.TiledLoss.photo_features``) and scaled in place
 (``losses.StyleLoss.content_targets``), and the stage before drops its own first
 (``runner.run``). Made as they were before, they were three whole maps at once beside
 the stage before's, and a 4096 px run planned at 5 GiB peaked at 6.8 GiB, with oneDNN's
-pool besides (``tfstyle.allocator``; BENCHMARKS.md, "Print").
+pool besides (``tfstyle.allocator``; BENCHMARKS.md, "Print"). A tiled step adds each
+crop's gradient into the image's in place (``tiling.TiledLoss.value_and_gradient``).
 ``tests/test_memory.py`` holds a tiled run to the estimate, per pixel.
 """
 

@@ -216,9 +216,10 @@ class TiledLoss:
             terms.total, [image, content_sums, _differentiable(style_sums)],
             unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
-        def pass_two(k, grid):
-            crop, (cy0, cy1, cx0, cx1), sums = self._tile_sums(image, k, grid, targets,
-                                                               weights_maps)
+        grid = self._grid(image)
+
+        def pass_two(k, grad):
+            crop, bounds, sums = self._tile_sums(image, k, grid, targets, weights_maps)
             with tf.GradientTape() as tape:
                 tape.watch(crop)
                 tile_content, tile_style = sums(crop)
@@ -227,12 +228,17 @@ class TiledLoss:
                     tf.nest.flatten([d_content, d_style]),
                     tf.nest.flatten([tile_content, _differentiable(tile_style)]))]
                     + [tf.constant(0.0)])
-            grad = tape.gradient(surrogate, crop,
-                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            return tf.pad(grad, [[0, 0], [cy0, height - cy1], [cx0, width - cx1], [0, 0]])
+            crop_grad = tape.gradient(surrogate, crop,
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return k + 1, _add_into(grad, crop_grad, bounds)
 
-        grad = tf.cast(d_image, tf.float32) + self._accumulate(image, pass_two)
-        return terms, grad
+        # Each crop's gradient is added into the image's in place: a sum of each crop's
+        # padded to the whole image's held three image-sized gradients at once and
+        # cost a pass over them per tile (memory.IMAGE_BUFFERS counts one).
+        _, grad = tf.while_loop(lambda k, _: k < grid[3], pass_two,
+                                (tf.constant(0), tf.zeros_like(image, tf.float32)),
+                                parallel_iterations=1)
+        return terms, tf.cast(d_image, tf.float32) + grad
 
     # ----- targets -----
 
@@ -299,3 +305,14 @@ def _write(whole_map, owned_map, stride, owned):
         input=whole_map, begin=tf.stack([0, y0 // stride, x0 // stride, 0]),
         end=tf.stack([1, y1 // stride, x1 // stride, tf.shape(whole_map)[3]]),
         strides=[1, 1, 1, 1], value=owned_map)
+
+
+def _add_into(whole, crop_values, bounds):
+    """``whole`` (1, H, W, N) with ``crop_values`` added to its crop ``bounds`` (cy0, cy1,
+    cx0, cx1): in place where the op holds its only reference (a loop variable), as
+    ``_write``."""
+    cy0, cy1, cx0, cx1 = bounds
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=whole, begin=tf.stack([0, cy0, cx0, 0]),
+        end=tf.stack([1, cy1, cx1, tf.shape(whole)[3]]), strides=[1, 1, 1, 1],
+        value=whole[:, cy0:cy1, cx0:cx1, :] + crop_values)
