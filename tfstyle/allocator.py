@@ -25,7 +25,7 @@ the refused tensor under a cap: BENCHMARKS.md, "Allocator", its last two notes.
 
 Where TensorFlow's oneDNN ops are on (by default on CPUs with AVX512 VNNI or BF16, or
 AMX), its CPU allocator is oneDNN's, which keeps a BFC pool of its own whatever
-``TF_CPU_ALLOCATOR_USE_BFC`` says: the 4096 px print above peaked at 7.0 GiB there
+``TF_CPU_ALLOCATOR_USE_BFC`` says: the 4096 px print above peaked at 6.8 GiB there
 under "malloc". So asking for malloc also sets ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1``,
 which sends that allocator's tensors to malloc as well (BENCHMARKS.md, "Print").
 
