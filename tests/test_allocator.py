@@ -23,30 +23,26 @@ step(x)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
     step(x)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 5)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 5,
+      tfstyle.allocator.in_effect())
 """
 
 
-# TensorFlow's own variable (not tfstyle's): 1 sends the tensors of oneDNN's allocator to
-# malloc. Where TensorFlow's oneDNN ops are on (by default on CPUs with AVX512 VNNI or BF16,
-# or AMX, as the AMD EPYCs the tests mostly run on) that allocator is TensorFlow's CPU
-# allocator unless TF_CPU_ALLOCATOR_USE_BFC asks for BFC, and it keeps a BFC pool of its
-# own for large tensors; other builds ignore the variable.
-ONEDNN_ENV = "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"
-
-
-def faults_per_call(env_value, onednn=None):
-    """Page faults per call of the probe, in a new process whose environment sets
-    TF_CPU_ALLOCATOR_USE_BFC to ``env_value`` and ONEDNN_ENV to ``onednn`` (None: unset)."""
+def probe(env_value, onednn=None):
+    """(page faults per call, ``allocator.in_effect()``) in a new process whose
+    environment sets TF_CPU_ALLOCATOR_USE_BFC to ``env_value`` and
+    TF_ONEDNN_USE_SYSTEM_ALLOCATOR to ``onednn`` (None: unset)."""
+    from tfstyle import allocator
     env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_CPU_ALLOCATOR_USE_BFC", ONEDNN_ENV)}
+           if k not in (allocator.ENV, allocator.ONEDNN_ENV)}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    for name, value in (("TF_CPU_ALLOCATOR_USE_BFC", env_value), (ONEDNN_ENV, onednn)):
+    for name, value in ((allocator.ENV, env_value), (allocator.ONEDNN_ENV, onednn)):
         if value is not None:
             env[name] = value
     out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
                          text=True, check=True, timeout=300)
-    return int(out.stdout.split()[-1])
+    faults, name = out.stdout.split()[-2:]
+    return int(faults), name
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc, Linux's "
@@ -55,14 +51,24 @@ def test_import_pools_large_tensors_unless_the_environment_says_otherwise():
     # Both cases with oneDNN's pool turned off, so that on every CPU the pooling seen is
     # the BFC that ``import tfstyle`` asks for and nothing else: with oneDNN's pool on,
     # the opted-out process faulted no pages either (0 per call on an AVX512 EPYC), and
-    # the pooled one would pass whatever tfstyle asked for. What TF_CPU_ALLOCATOR_USE_BFC=0
-    # alone does there depends on whether tfstyle.allocator asks oneDNN for malloc too,
-    # not on the environment, so it is not compared here.
-    pooled, opted_out = faults_per_call(None, onednn="1"), faults_per_call("0", onednn="1")
+    # the pooled one would pass whatever tfstyle asked for.
+    pooled, opted_out = probe(None, onednn="1")[0], probe("0", onednn="1")[0]
     assert pooled < 1_000, pooled
     # Each call maps at least one 64 MiB intermediate afresh (16 384 pages; measured 16 385
     # per call on the EPYC), besides small ones.
     assert opted_out > 16_000, opted_out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc, Linux's "
+                    "fault counts")
+def test_in_effect_names_a_pool_where_tensors_are_pooled():
+    """With TF_ONEDNN_USE_SYSTEM_ALLOCATOR=0 the TensorFlow builds whose oneDNN ops are
+    on (AVX512 VNNI or BF16 CPUs) pool large tensors in oneDNN's allocator whatever
+    TF_CPU_ALLOCATOR_USE_BFC says, and other builds take them from malloc: either way
+    ``in_effect`` must name what served them, told apart by the page faults."""
+    faults, name = probe("0", onednn="0")
+    assert name == ("bfc" if faults < 1_000 else "malloc"), (faults, name)
+    assert faults < 1_000 or faults > 16_000, faults
 
 
 def test_prefer_bfc_keeps_the_users_choice(monkeypatch):
@@ -86,3 +92,22 @@ def test_keep_malloc_takes_back_only_tfstyles_request():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, check=True, timeout=300)
         assert out.stdout.split()[-2:] == expected.split(), (user, out.stdout)
+
+
+def test_malloc_is_asked_of_onednns_allocator_too():
+    """Where malloc is asked for, by ``keep_malloc`` or by the user's
+    TF_CPU_ALLOCATOR_USE_BFC=0, TF_ONEDNN_USE_SYSTEM_ALLOCATOR is set to 1 as well (oneDNN's
+    allocator pools without it), unless the user set it; under BFC it is left alone."""
+    code = ("import os, sys, tfstyle\nfrom tfstyle import allocator\n"
+            "sys.argv[1:] == ['keep'] and allocator.keep_malloc()\n"
+            "print(os.environ.get(allocator.ONEDNN_ENV, '-'))")
+    cases = (([], None, None, "-"), (["keep"], None, None, "1"), ([], "0", None, "1"),
+             (["keep"], None, "0", "0"), (["keep"], "1", None, "-"))
+    for args, user, onednn, expected in cases:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("TF_CPU_ALLOCATOR_USE_BFC", "TF_ONEDNN_USE_SYSTEM_ALLOCATOR")}
+        env.update({k: v for k, v in (("TF_CPU_ALLOCATOR_USE_BFC", user),
+                                      ("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", onednn)) if v})
+        out = subprocess.run([sys.executable, "-c", code, *args], env=env,
+                             capture_output=True, text=True, check=True, timeout=300)
+        assert out.stdout.split()[-1] == expected, (args, user, onednn, out.stdout)

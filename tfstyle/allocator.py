@@ -23,6 +23,12 @@ use. So where a run can keep its memory budget only by tiling, the CLI goes back
 malloc (``keep_malloc``), whose peaks the planner's estimate bounds. The peaks, and
 the refused tensor under a cap: BENCHMARKS.md, "Allocator", its last two notes.
 
+Where TensorFlow's oneDNN ops are on (by default on CPUs with AVX512 VNNI or BF16, or
+AMX), its CPU allocator is oneDNN's, which keeps a BFC pool of its own whatever
+``TF_CPU_ALLOCATOR_USE_BFC`` says: the 4096 px print above peaked at 6.8 GiB there
+under "malloc". So asking for malloc also sets ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1``,
+which sends that allocator's tensors to malloc as well (BENCHMARKS.md, "Print").
+
 TensorFlow reads the choice once, when it creates its CPU allocator at the first op.
 So ``import tfstyle`` makes it before TensorFlow runs anything, and only where the user
 has not chosen: ``TF_CPU_ALLOCATOR_USE_BFC=0`` in the environment keeps malloc. A
@@ -34,6 +40,8 @@ from __future__ import annotations
 import os
 
 ENV = "TF_CPU_ALLOCATOR_USE_BFC"
+# oneDNN's allocator: 1 sends its tensors to malloc (module docstring).
+ONEDNN_ENV = "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"
 
 # Whether the environment set ENV before tfstyle did: that choice is the user's to keep.
 _user_chose = None
@@ -47,6 +55,7 @@ def prefer_bfc() -> bool:
     if _user_chose is None:
         _user_chose = ENV in os.environ
     os.environ.setdefault(ENV, "1")
+    _malloc_for_onednn()
     return bfc_requested()
 
 
@@ -57,7 +66,15 @@ def keep_malloc() -> bool:
     first op."""
     if not _user_chose:
         os.environ[ENV] = "0"
+    _malloc_for_onednn()
     return not bfc_requested()
+
+
+def _malloc_for_onednn():
+    """Where malloc is asked for, oneDNN's allocator too uses it, unless the user set
+    ``ONEDNN_ENV``."""
+    if not bfc_requested():
+        os.environ.setdefault(ONEDNN_ENV, "1")
 
 
 def bfc_requested() -> bool:
@@ -72,9 +89,10 @@ def in_effect() -> str:
     choice is made.
 
     BFC keeps statistics and rounds every chunk up to a multiple of 256 bytes. Malloc
-    keeps none on most builds; where a build tracks it anyway (seen on an AVX512 CPU),
-    its count does not move by a rounded chunk. So a tensor of 4004 bytes tells them
-    apart."""
+    keeps none on most builds, or counts nothing in them. oneDNN's allocator, where it
+    pools, is a BFC too for tensors of 400 kB (it leaves 16 kB ones to malloc,
+    uncounted). So a tensor of 400 004 bytes tells them apart: ``"bfc"`` for either
+    pool."""
     import tensorflow as tf
 
     def in_use():
@@ -84,7 +102,7 @@ def in_effect() -> str:
         before = in_use()
     except ValueError:  # "Allocator stats not available"
         return "malloc"
-    probe = tf.random.uniform([1001])  # 4004 bytes: not a multiple of 256
+    probe = tf.random.uniform([100001])  # not a multiple of 256 bytes
     grown = in_use() - before
     del probe
     return "bfc" if grown > 0 and grown % 256 == 0 else "malloc"

@@ -369,8 +369,13 @@ def feature_scale(features: tf.Tensor) -> tf.Tensor:
     """Mean activation of a (rectified) feature map (1, h, w, N), guarded against dead
     layers: a float32 scalar > 0. Equal, bit for bit, to ``sums_scale`` of the map's
     ``LayerSums``, without forming their N×N second moment."""
-    flat = tf.reshape(tf.cast(features, tf.float32), (-1, tf.shape(features)[-1]))
-    return _mean_magnitude(tf.reduce_sum(tf.abs(flat)), tf.cast(tf.shape(flat)[0], tf.float32),
+    return _magnitudes_scale(tf.abs(tf.cast(features, tf.float32)))
+
+
+def _magnitudes_scale(magnitudes: tf.Tensor) -> tf.Tensor:
+    """``feature_scale`` of a map from its magnitudes |F| (float32)."""
+    flat = tf.reshape(magnitudes, (-1, tf.shape(magnitudes)[-1]))
+    return _mean_magnitude(tf.reduce_sum(flat), tf.cast(tf.shape(flat)[0], tf.float32),
                            tf.shape(flat)[1])
 
 
@@ -432,10 +437,15 @@ class StyleLoss:
         ``feature_scale`` of each of its style layers (float32 scalars, in layer order;
         a tiled pass gets them by ``sums_scale``)."""
         # Losses are float32 whatever the network computes in (bfloat16, float64).
-        content_features = [tf.cast(f, tf.float32) for f in content_features]
-        scales = tuple(feature_scale(f) for f in content_features)
+        # Every feature map is rectified (tfstyle.core.features), so |F| is F (but for the
+        # sign of a zero, which no term sees): the target is made from the magnitudes
+        # its scale sums, which the graph computes in F's place. F and a copy of it
+        # were two whole maps at once, 1.5 GiB at conv2_2 of a 4096 px photo
+        # (BENCHMARKS.md, "Print").
+        magnitudes = [tf.abs(tf.cast(f, tf.float32)) for f in content_features]
+        scales = tuple(_magnitudes_scale(m) for m in magnitudes)
         photo_style_scales = tuple(photo_style_scales)
-        content = tuple(f / s for f, s in zip(content_features, scales))
+        content = tuple(m / s for m, s in zip(magnitudes, scales))
         weights = ()
         # A Python branch: at the default powers of 0 the graph has no weight maps.
         if any(self.content_edge_powers):

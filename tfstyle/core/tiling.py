@@ -216,9 +216,10 @@ class TiledLoss:
             terms.total, [image, content_sums, _differentiable(style_sums)],
             unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
-        def pass_two(k, grid):
-            crop, (cy0, cy1, cx0, cx1), sums = self._tile_sums(image, k, grid, targets,
-                                                               weights_maps)
+        grid = self._grid(image)
+
+        def pass_two(k, grad):
+            crop, bounds, sums = self._tile_sums(image, k, grid, targets, weights_maps)
             with tf.GradientTape() as tape:
                 tape.watch(crop)
                 tile_content, tile_style = sums(crop)
@@ -227,12 +228,17 @@ class TiledLoss:
                     tf.nest.flatten([d_content, d_style]),
                     tf.nest.flatten([tile_content, _differentiable(tile_style)]))]
                     + [tf.constant(0.0)])
-            grad = tape.gradient(surrogate, crop,
-                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            return tf.pad(grad, [[0, 0], [cy0, height - cy1], [cx0, width - cx1], [0, 0]])
+            crop_grad = tape.gradient(surrogate, crop,
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return k + 1, _add_into(grad, crop_grad, bounds)
 
-        grad = tf.cast(d_image, tf.float32) + self._accumulate(image, pass_two)
-        return terms, grad
+        # Each crop's gradient is added into the image's in place: a sum of each crop's
+        # padded to the whole image's held three image-sized gradients at once and
+        # cost a pass over them per tile (memory.IMAGE_BUFFERS counts one).
+        _, grad = tf.while_loop(lambda k, _: k < grid[3], pass_two,
+                                (tf.constant(0), tf.zeros_like(image, tf.float32)),
+                                parallel_iterations=1)
+        return terms, tf.cast(d_image, tf.float32) + grad
 
     # ----- targets -----
 
@@ -245,17 +251,31 @@ class TiledLoss:
         magnitudes added up over the tiles; one pass, what
         ``StyleLoss.content_targets`` takes."""
         height, width = tf.shape(content)[1], tf.shape(content)[2]
+        grid = self._grid(content)
 
-        def content_tile(k, grid):
+        def content_tile(k):
             crop, _, sums = self._tile_sums(content, k, grid, None, self._unmasked,
                                             content_errors=False)
             owned, _ = self._bounds(k, *grid[:3])
             maps, style_sums = sums(crop)
-            # Each tile's positions, zero elsewhere: the sum over tiles is the map.
-            return (tuple(_place(tf.cast(f, tf.float32), s, owned, height, width)
-                          for f, s in zip(maps, self.content_strides)), style_sums[0])
+            return owned, maps, style_sums[0]
 
-        maps, style_sums = self._accumulate(content, content_tile)
+        def body(k, maps, total):
+            owned, tile_maps, style_sums = content_tile(k)
+            maps = tuple(_write(m, tf.cast(f, tf.float32), s, owned)
+                         for m, f, s in zip(maps, tile_maps, self.content_strides))
+            return k + 1, maps, tf.nest.map_structure(tf.add, total, style_sums)
+
+        # The maps are written in place, tile by tile: a sum of each tile's map padded
+        # to the whole image's held three whole maps at once and cost a pass over them
+        # per tile (BENCHMARKS.md, "Print"). The style sums add up as ``_accumulate``'s.
+        owned, first_maps, first_sums = content_tile(tf.constant(0))
+        maps = tuple(_write(tf.zeros(tf.stack([1, height // s, width // s, f.shape[-1]])),
+                            tf.cast(f, tf.float32), s, owned)
+                     for f, s in zip(first_maps, self.content_strides))
+        _, maps, style_sums = tf.while_loop(lambda k, *_: k < grid[3], body,
+                                            (tf.constant(1), maps, first_sums),
+                                            parallel_iterations=1)
         return maps, [sums_scale(sums) for sums in style_sums]
 
     def style_sums(self, styles) -> list:
@@ -276,9 +296,23 @@ def _differentiable(style_sums):
     return [[(s.second, s.first) for s in group] for group in style_sums]
 
 
-def _place(owned_map, stride, owned, height, width):
-    """A tile's owned positions of a map of ``stride`` inside a zero map of the whole
-    image's (1, height // stride, width // stride, N)."""
+def _write(whole_map, owned_map, stride, owned):
+    """``whole_map`` (1, height // stride, width // stride, N) with a tile's owned
+    positions of a map of ``stride`` written in: in place where the op holds its
+    only reference (a loop variable), so no second whole map is made."""
     y0, y1, x0, x1 = owned
-    return tf.pad(owned_map, [[0, 0], [y0 // stride, height // stride - y1 // stride],
-                              [x0 // stride, width // stride - x1 // stride], [0, 0]])
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=whole_map, begin=tf.stack([0, y0 // stride, x0 // stride, 0]),
+        end=tf.stack([1, y1 // stride, x1 // stride, tf.shape(whole_map)[3]]),
+        strides=[1, 1, 1, 1], value=owned_map)
+
+
+def _add_into(whole, crop_values, bounds):
+    """``whole`` (1, H, W, N) with ``crop_values`` added to its crop ``bounds`` (cy0, cy1,
+    cx0, cx1): in place where the op holds its only reference (a loop variable), as
+    ``_write``."""
+    cy0, cy1, cx0, cx1 = bounds
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=whole, begin=tf.stack([0, cy0, cx0, 0]),
+        end=tf.stack([1, cy1, cx1, tf.shape(whole)[3]]), strides=[1, 1, 1, 1],
+        value=whole[:, cy0:cy1, cx0:cx1, :] + crop_values)

@@ -3,10 +3,20 @@
 A step's memory is the feature model's activations, kept for the backward pass, plus
 a few image-sized buffers and the optimiser's state (L-BFGS keeps ``history`` pairs of
 image-sized vectors). The activations dominate and grow with the pixel count; past a
-budget, a stage runs tiled (``tfstyle.tiling``), whose activations are those of one
+budget, a stage runs tiled (``tfstyle.core.tiling``), whose activations are those of one
 crop. The estimate is deliberately simple (floats per pixel, times a factor fitted to
 peak RSS measured on this project's CPUs: BENCHMARKS.md, "tiled steps", and another for
 TensorFlow's BFC pool, which tfstyle picks: "Allocator"), and errs high.
+
+A stage's start, which computes its targets, must keep no more than its step, for the
+estimate of the step is the stage's plan: so the content targets' maps are written in
+place tile by tile (``tiling.TiledLoss.photo_features``) and scaled in place
+(``losses.StyleLoss.content_targets``), and the stage before drops its own first
+(``runner.run``). Made as they were before, they were three whole maps at once beside
+the stage before's, and a 4096 px run planned at 5 GiB peaked at 6.8 GiB, with oneDNN's
+pool besides (``tfstyle.allocator``; BENCHMARKS.md, "Print"). A tiled step adds each
+crop's gradient into the image's in place (``tiling.TiledLoss.value_and_gradient``).
+``tests/test_memory.py`` holds a tiled run to the estimate, per pixel.
 """
 
 from __future__ import annotations
@@ -99,7 +109,7 @@ def stage_history(pixels: int, history: int, steps: int | None = None) -> int:
 
 def target_floats_per_pixel(content_layers) -> float:
     """Floats per input pixel of the content targets: the content layers' whole maps,
-    which a stage keeps, tiled or not."""
+    which a stage keeps, tiled or not, once (module docstring)."""
     return sum(_channels(name) / layer_stride(name) ** 2 for name in content_layers)
 
 

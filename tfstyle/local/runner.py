@@ -87,9 +87,13 @@ def run(model: StyleModel, compiled, inputs: inputs_lib.Inputs, options: RunOpti
             continue
         resuming = resume if resume is not None and done <= resume["step"] else None
         # The last stage's end is held only while this one is built (at a print's last
-        # stage, its L-BFGS pairs alone can be a GB).
-        stage = job.stage(index, size, steps, stage and stage.end(), resuming,
+        # stage, its L-BFGS pairs alone can be a GB), and its targets not at all: they
+        # need not stay beside this stage's own (0.5 GiB at 2048 px; memory.step_bytes).
+        previous = stage and stage.end()
+        stage = None
+        stage = job.stage(index, size, steps, previous, resuming,
                           temporal if last else None)
+        previous = None
         if resuming is not None:
             done = job.first = int(resume["step"])
             resume = None
