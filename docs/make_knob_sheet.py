@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from make_quality_figures import (  # noqa: E402  the pairs and drawing helpers, kept once
-    CROP_AT, PAIRS, crop_box, load_font, outline_crop, parse_pairs, to_height)
+    CROP_AT, PAIRS, crop_box, outline_crop, parse_pairs, to_height)
+from measure_plot import load_font  # noqa: E402
 
 GAP = 8
 
