@@ -112,11 +112,17 @@ class Stylizer(StyleModel):
         if inputs is None:
             inputs = self.prepare(content, style, options, content_mask, style_masks, start)
         else:
-            if start is not None:
-                inputs = inputs._replace(init=image_io.open_image(start))
-            inputs_lib.check_sizes(inputs, options, self.layers)
+            inputs = self._with_start(inputs, options, start)
         return runner.run(self, self.compiled, inputs, options, callback, int(callback_every),
                           should_stop, resume, temporal)
+
+    def _with_start(self, inputs: Inputs, options: RunOptions, start) -> Inputs:
+        """Decoded ``inputs`` with ``start`` (if given) as their init image, checked
+        against every stage's sizes as ``prepare``'s are."""
+        if start is not None:
+            inputs = inputs._replace(init=image_io.open_image(start))
+        inputs_lib.check_sizes(inputs, options, self.layers)
+        return inputs
 
     def stylize_many(self, contents, style, options: RunOptions | None = None,
                      callback: Callable[[int, Progress], None] | None = None,

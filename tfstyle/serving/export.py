@@ -163,10 +163,7 @@ def export_model(export_dir, stylizer: Stylizer | None = None, *, backbone: str 
     settings = _Settings.make(optimizer, learning_rate, tile_size, tile_halo)
     if warmup:
         _serving_apis()  # fail before the slow part if the package is missing
-    if os.path.isdir(export_dir) and os.listdir(export_dir) and not overwrite:
-        raise ConfigError(f"{export_dir} exists and is not empty: choose a new version "
-                          f"number or pass overwrite=True (--overwrite)")
-    os.makedirs(os.path.dirname(export_dir), exist_ok=True)
+    _Staged.check_target(export_dir, overwrite)
     archive = _archive(_Servable.make(stylizer, settings, limits))
     with _Staged(export_dir) as staged:
         _write(archive, staged.path, stylizer, limits, warmup, verify, model_name)
@@ -220,6 +217,15 @@ class _Staged:
         except OSError as e:
             shutil.rmtree(self.path, ignore_errors=True)
             raise ExportError(f"could not write {export_dir}: {e}") from e
+
+    @staticmethod
+    def check_target(export_dir, overwrite):
+        """Before the slow part: ``export_dir`` may be written (empty, absent, or
+        ``overwrite``), and its parent exists."""
+        if os.path.isdir(export_dir) and os.listdir(export_dir) and not overwrite:
+            raise ConfigError(f"{export_dir} exists and is not empty: choose a new version "
+                              f"number or pass overwrite=True (--overwrite)")
+        os.makedirs(os.path.dirname(export_dir), exist_ok=True)
 
     def publish(self):
         if os.path.isdir(self.export_dir):
