@@ -298,21 +298,24 @@ def _differentiable(style_sums):
 
 def _write(whole_map, owned_map, stride, owned):
     """``whole_map`` (1, height // stride, width // stride, N) with a tile's owned
-    positions of a map of ``stride`` written in: in place where the op holds its
-    only reference (a loop variable), so no second whole map is made."""
+    positions of a map of ``stride`` written in (``_update``)."""
     y0, y1, x0, x1 = owned
-    return tf.raw_ops.TensorStridedSliceUpdate(
-        input=whole_map, begin=tf.stack([0, y0 // stride, x0 // stride, 0]),
-        end=tf.stack([1, y1 // stride, x1 // stride, tf.shape(whole_map)[3]]),
-        strides=[1, 1, 1, 1], value=owned_map)
+    return _update(whole_map, (y0 // stride, y1 // stride, x0 // stride, x1 // stride),
+                   owned_map)
 
 
 def _add_into(whole, crop_values, bounds):
     """``whole`` (1, H, W, N) with ``crop_values`` added to its crop ``bounds`` (cy0, cy1,
-    cx0, cx1): in place where the op holds its only reference (a loop variable), as
-    ``_write``."""
+    cx0, cx1) (``_update``)."""
     cy0, cy1, cx0, cx1 = bounds
+    return _update(whole, bounds, whole[:, cy0:cy1, cx0:cx1, :] + crop_values)
+
+
+def _update(whole, bounds, values):
+    """``whole`` (1, H, W, N) with its box ``bounds`` (y0, y1, x0, x1) replaced by
+    ``values``: in place where the op holds its only reference (a loop variable), so no
+    second whole tensor is made."""
+    y0, y1, x0, x1 = bounds
     return tf.raw_ops.TensorStridedSliceUpdate(
-        input=whole, begin=tf.stack([0, cy0, cx0, 0]),
-        end=tf.stack([1, cy1, cx1, tf.shape(whole)[3]]), strides=[1, 1, 1, 1],
-        value=whole[:, cy0:cy1, cx0:cx1, :] + crop_values)
+        input=whole, begin=tf.stack([0, y0, x0, 0]),
+        end=tf.stack([1, y1, x1, tf.shape(whole)[3]]), strides=[1, 1, 1, 1], value=values)
