@@ -28,7 +28,6 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (the texture)
 
-import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "docs"))
@@ -40,18 +39,19 @@ KEYS = ("style_gain", "content_keep", "fine_style", "detail_keep")
 def painting_pictures(pair, size, seed, out):
     """Writes the stretched painting and its random-phase texture for one pair under
     ``out``; returns their paths."""
-    from tfstyle.core.texture import random_phase  # TensorFlow only where it is needed
+    from tfstyle import image_io  # TensorFlow only where it is needed
+    from tfstyle.core.texture import random_phase
 
-    photo = Image.open(SHARED / "images" / "content" / pair.photo)
-    scale = size / max(photo.size)
-    shape = (max(1, round(photo.size[0] * scale)), max(1, round(photo.size[1] * scale)))
+    # The output's shape, as tfstyle sizes the photo for a run at --size.
+    shape = image_io.longest_side_size(
+        Image.open(SHARED / "images" / "content" / pair.photo).size, size)
     painting = Image.open(SHARED / "images" / "style" / pair.painting).convert("RGB")
-    stretched = painting.resize(shape, Image.LANCZOS)
-    texture = random_phase(np.asarray(stretched, np.float32), seed).numpy()
-    stem = out / pathlib.Path(pair.painting).stem
-    paths = (f"{stem}_{shape[0]}x{shape[1]}_stretched.png", f"{stem}_{shape[0]}x{shape[1]}_texture.png")
+    stretched = painting.resize(shape, Image.Resampling.LANCZOS)
+    texture = random_phase(image_io.to_array(stretched), seed).numpy()
+    stem = f"{out / pathlib.Path(pair.painting).stem}_{shape[0]}x{shape[1]}"
+    paths = (f"{stem}_stretched.png", f"{stem}_texture.png")
     stretched.save(paths[0])
-    Image.fromarray(np.clip(np.round(texture), 0, 255).astype(np.uint8)).save(paths[1])
+    Image.fromarray(image_io.to_uint8(texture)).save(paths[1])
     return paths
 
 
@@ -69,8 +69,8 @@ def score(pair, pictures):
 
 
 def cell(scores):
-    return ("/".join("%.3f" % scores[k] for k in KEYS) + ", %.2f" % scores["ghost"]
-            if scores else "")
+    """One table cell: style/content/fine/detail, ghost."""
+    return "/".join("%.3f" % scores[k] for k in KEYS) + ", %.2f" % scores["ghost"]
 
 
 def main(argv=None):
