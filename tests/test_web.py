@@ -138,11 +138,14 @@ def test_a_job_streams_its_progress_and_ends_in_a_png_carrying_its_settings(serv
     snapshots = events(server, job["id"])
     running = [s for s in snapshots if s["state"] == "running" and s["progress"]["step"]]
     steps = [s["progress"]["step"] for s in running]
-    assert len(set(steps)) >= 5 and steps == sorted(steps) and steps[-1] == 30
+    # A snapshot is the state when the stream wakes: the last steps may come folded
+    # into the final one, which still carries the step count reached.
+    assert len(set(steps)) >= 5 and steps == sorted(steps) and steps[-1] <= 30
     versions = [s["images"].get("current") for s in running if s["images"]]
     assert len(set(versions)) >= 3, "the current image was refreshed only once"
     final = snapshots[-1]
     assert final["state"] == "done" and final["message"].startswith("done: 64×48 px, 30 steps")
+    assert final["progress"]["step"] == 30
 
     image, saved = result_png(server, final)
     assert image.size == (64, 48)

@@ -140,10 +140,13 @@ def test_a_job_shows_its_progress_and_growing_picture_and_ends_in_a_png(page, se
     steps = [s for s in record["status"] if re.search(r"step \d+/", s)]
     assert len(steps) >= 3, record["status"]  # progress events arrived, one after another
     counts = [int(re.search(r"step (\d+)/60", s).group(1)) for s in steps]
-    assert counts == sorted(counts) and counts[-1] == 60
+    # The stream sends the job's state as it is when it wakes, so the last step or two
+    # may arrive folded into the final "done" state: the count only climbs to 60.
+    assert counts == sorted(counts) and counts[-1] <= 60
     assert any("left" in s for s in steps)  # the time left
     assert len(set(record["picture"])) >= 3, record["picture"]  # the picture changed
-    assert page.find_element(By.ID, "status-text").text.startswith("done: 96×")
+    done = page.find_element(By.ID, "status-text").text
+    assert done.startswith("done: 96×") and ", 60 steps" in done, done
     kind, data = fetch(page, server)
     assert kind == "image/png"
     image, saved = png_settings(data)
