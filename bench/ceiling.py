@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 
@@ -32,6 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "docs"))
 from make_quality_figures import PAIRS, SHARED  # noqa: E402  the pair table, kept once
+from quality_scores import score_pictures  # noqa: E402
 
 KEYS = ("style_gain", "content_keep", "fine_style", "detail_keep")
 
@@ -56,16 +56,10 @@ def painting_pictures(pair, size, seed, out):
 
 
 def score(pair, pictures):
-    """{path: {measure: value}} from score.py, which prints a line per picture."""
-    quality = SHARED / "quality"
-    lines = subprocess.run(
-        [sys.executable, str(quality / "score.py"),
-         str(SHARED / "images" / "content" / pair.photo),
-         str(SHARED / "images" / "style" / pair.painting), *map(str, pictures)],
-        check=True, capture_output=True, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout.splitlines()
-    rows = [dict(f.split("=") for f in line.split()[1:]) for line in lines if "=" in line]
-    return {path: {k: float(v) for k, v in row.items()} for path, row in zip(pictures, rows)}
+    """{path: {measure: value}} for one pair's pictures."""
+    rows = score_pictures(SHARED / "quality", SHARED / "images" / "content" / pair.photo,
+                          SHARED / "images" / "style" / pair.painting, pictures)
+    return dict(zip(pictures, rows))
 
 
 def cell(scores):

@@ -41,6 +41,9 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
+
+from quality_scores import score_pictures  # noqa: E402  (bench/ is on the path when run)
+
 CLIPS = {"vtest": "vtest.avi", "tree": "tree.avi", "megamind": "Megamind.avi"}
 
 
@@ -96,12 +99,9 @@ def score(frames, results_by_mode, style_path, every, workdir):
             path = workdir / f"{mode}_{t}.png"
             Image.fromarray(results[t]).save(path)
             paths.append(path)
-        out = subprocess.run([sys.executable, str(SHARED / "quality" / "score.py"), str(photo),
-                              str(style_path), *map(str, paths)], capture_output=True,
-                             text=True, check=True).stdout
-        for mode, line in zip(results_by_mode, out.strip().splitlines()):
-            values = dict(field.split("=") for field in line.split()[1:])
-            scores[mode].append((t, float(values["style_gain"]), float(values["content_keep"])))
+        rows = score_pictures(SHARED / "quality", photo, style_path, paths)
+        for mode, values in zip(results_by_mode, rows):
+            scores[mode].append((t, values["style_gain"], values["content_keep"]))
     return scores
 
 
